@@ -1,0 +1,517 @@
+//! The interactive shell and its non-interactive twin for pipes and `-e`.
+//!
+//! Lines are split like a POSIX shell (quotes keep spaces), parsed into a
+//! [`Cmd`], then run against the node. A failed command prints one `error:`
+//! line and never ends the shell; when reading from a pipe, the exit code is 1
+//! if any command failed.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use futures::StreamExt;
+use rustyline::error::ReadlineError;
+use vergent_client::{Client, Error, PutOptions};
+
+use crate::exit;
+
+const HELP: &str = "\
+Commands:
+  put KEY VALUE [--ttl DURATION]   store a value (e.g. --ttl 30s); prints OK hlc=...
+  get KEY                          print the value, or (nil)
+  get -v KEY | getv KEY            print the value with its HLC and origin node
+  delete KEY                       delete a key; prints OK hlc=...
+  scan [PREFIX] [LIMIT]            list keys and values under PREFIX (default limit 100)
+  watch [PREFIX]                   stream changes applied on this node (Ctrl-C stops)
+  status                           show the node's id, version, uptime and key count
+  help                             this text
+  exit | quit | \\q                 leave (Ctrl-D works too)
+Quote values with spaces: put greeting \"hello world\"";
+
+/// A parsed shell command.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Cmd {
+    Put {
+        key: String,
+        value: String,
+        ttl: Option<Duration>,
+    },
+    Get {
+        key: String,
+        verbose: bool,
+    },
+    Delete {
+        key: String,
+    },
+    Scan {
+        prefix: String,
+        limit: u32,
+    },
+    Watch {
+        prefix: String,
+    },
+    Status,
+    Help,
+    Exit,
+    Empty,
+}
+
+/// Parses one input line.
+pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
+    let words = shlex::split(line).ok_or("unbalanced quotes")?;
+    let mut it = words.into_iter();
+    let Some(cmd) = it.next() else {
+        return Ok(Cmd::Empty);
+    };
+    let args: Vec<String> = it.collect();
+    let arity = |n: usize, usage: &str| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(format!("usage: {usage}"))
+        }
+    };
+    match cmd.to_ascii_lowercase().as_str() {
+        "put" | "set" => {
+            let usage = "put KEY VALUE [--ttl DURATION]";
+            let (mut pos, mut ttl) = (Vec::new(), None);
+            let mut it = args.into_iter();
+            while let Some(a) = it.next() {
+                if a == "--ttl" {
+                    let d = it.next().ok_or(format!("usage: {usage}"))?;
+                    ttl = Some(
+                        humantime::parse_duration(&d)
+                            .map_err(|e| format!("invalid --ttl {d:?}: {e}"))?,
+                    );
+                } else {
+                    pos.push(a);
+                }
+            }
+            let [key, value]: [String; 2] =
+                pos.try_into().map_err(|_| format!("usage: {usage}"))?;
+            Ok(Cmd::Put { key, value, ttl })
+        }
+        "get" => match args.as_slice() {
+            [flag, key] if flag == "-v" => Ok(Cmd::Get {
+                key: key.clone(),
+                verbose: true,
+            }),
+            [key] => Ok(Cmd::Get {
+                key: key.clone(),
+                verbose: false,
+            }),
+            _ => Err("usage: get [-v] KEY".into()),
+        },
+        "getv" => {
+            arity(1, "getv KEY")?;
+            Ok(Cmd::Get {
+                key: args[0].clone(),
+                verbose: true,
+            })
+        }
+        "delete" | "del" => {
+            arity(1, "delete KEY")?;
+            Ok(Cmd::Delete {
+                key: args[0].clone(),
+            })
+        }
+        "scan" => {
+            let usage = "scan [PREFIX] [LIMIT]";
+            if args.len() > 2 {
+                return Err(format!("usage: {usage}"));
+            }
+            let limit = match args.get(1) {
+                Some(l) => l
+                    .parse()
+                    .map_err(|_| format!("invalid LIMIT {l:?}: expected a number"))?,
+                None => 100,
+            };
+            Ok(Cmd::Scan {
+                prefix: args.first().cloned().unwrap_or_default(),
+                limit,
+            })
+        }
+        "watch" => {
+            if args.len() > 1 {
+                return Err("usage: watch [PREFIX]".into());
+            }
+            Ok(Cmd::Watch {
+                prefix: args.first().cloned().unwrap_or_default(),
+            })
+        }
+        "status" => {
+            arity(0, "status")?;
+            Ok(Cmd::Status)
+        }
+        "help" | "?" => Ok(Cmd::Help),
+        "exit" | "quit" | "\\q" => Ok(Cmd::Exit),
+        other => Err(format!("unknown command {other:?}; type help")),
+    }
+}
+
+/// Shows bytes as UTF-8 text when they are, escaping them otherwise.
+pub(crate) fn show(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.chars().any(|c| c.is_control() && c != '\t') => s.to_string(),
+        _ => bytes.escape_ascii().to_string(),
+    }
+}
+
+fn version_text(v: &vergent_client::Version) -> String {
+    format!("hlc={} origin={}", v.hlc, v.origin)
+}
+
+/// The shell: a client, a runtime to drive it, and a prompt.
+pub(crate) struct Shell {
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+    prompt: String,
+}
+
+impl Shell {
+    pub(crate) fn new(client: Client, runtime: tokio::runtime::Runtime) -> Self {
+        let prompt = format!("vergent({})> ", client.endpoint());
+        Self {
+            client,
+            runtime,
+            prompt,
+        }
+    }
+
+    /// Runs the `-e` commands in order; stops at the first failure.
+    pub(crate) fn run_commands(&self, commands: &[String]) -> u8 {
+        for line in commands {
+            match self.run_line(line) {
+                Ok(true) => {}
+                Ok(false) => return 0,
+                Err(code) => return code,
+            }
+        }
+        0
+    }
+
+    /// Reads commands from the terminal (with line editing and history) or,
+    /// when stdin is not a terminal, line by line from stdin.
+    pub(crate) fn run(&self) -> u8 {
+        if std::io::stdin().is_terminal() {
+            self.run_interactive()
+        } else {
+            self.run_piped()
+        }
+    }
+
+    fn run_piped(&self) -> u8 {
+        let mut status = 0;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            match self.run_line(&line) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(code) => status = status.max(code),
+            }
+        }
+        status
+    }
+
+    fn run_interactive(&self) -> u8 {
+        let mut editor = match rustyline::DefaultEditor::new() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: cannot start the line editor: {e}");
+                return exit::ERROR;
+            }
+        };
+        let history = std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".vergentctl_history"));
+        if let Some(h) = &history {
+            let _ = editor.load_history(h);
+        }
+        println!(
+            "Connected to {}. Type help for commands.",
+            self.client.endpoint()
+        );
+        loop {
+            match editor.readline(&self.prompt) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line.as_str());
+                    }
+                    if let Ok(false) = self.run_line(&line) {
+                        break;
+                    }
+                }
+                Err(ReadlineError::Interrupted) => continue,
+                Err(ReadlineError::Eof) => break,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    break;
+                }
+            }
+        }
+        if let Some(h) = &history {
+            let _ = editor.save_history(h);
+        }
+        0
+    }
+
+    /// Runs one line. `Ok(false)` means exit; `Err(code)` a failed command.
+    fn run_line(&self, line: &str) -> Result<bool, u8> {
+        let cmd = match parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Err(exit::ERROR);
+            }
+        };
+        if cmd == Cmd::Exit {
+            return Ok(false);
+        }
+        match self.runtime.block_on(self.execute(cmd)) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                eprintln!("error: {}", describe(&e));
+                let _ = std::io::stdout().flush();
+                Err(if e.is_connection() {
+                    exit::CONNECT
+                } else {
+                    exit::ERROR
+                })
+            }
+        }
+    }
+
+    async fn execute(&self, cmd: Cmd) -> Result<(), Error> {
+        let c = &self.client;
+        let mut out = std::io::stdout().lock();
+        match cmd {
+            Cmd::Put { key, value, ttl } => {
+                let v = c
+                    .put_with(
+                        key,
+                        value,
+                        PutOptions {
+                            ttl,
+                            consistency: None,
+                        },
+                    )
+                    .await?;
+                let _ = writeln!(out, "OK hlc={}", v.hlc);
+            }
+            Cmd::Get { key, verbose } => match c.get(key).await? {
+                None => {
+                    let _ = writeln!(out, "(nil)");
+                }
+                Some(e) => {
+                    let _ = writeln!(out, "{}", show(&e.value));
+                    if verbose {
+                        let _ = write!(out, "{}", version_text(&e.version));
+                        if let Some(at) = e.expires_at_ms {
+                            let ts = vergent_hlc::Timestamp::new(at, 0);
+                            let _ =
+                                write!(out, " expires={}", ts.to_string().trim_end_matches("+0"));
+                        }
+                        let _ = writeln!(out);
+                    }
+                }
+            },
+            Cmd::Delete { key } => {
+                let d = c.delete(key).await?;
+                let _ = writeln!(out, "OK hlc={}", d.version.hlc);
+            }
+            Cmd::Scan { prefix, limit } => {
+                let page = c.scan(prefix, None, limit).await?;
+                for e in &page.entries {
+                    let _ = writeln!(out, "{}\t{}", show(&e.key), show(&e.value));
+                }
+                let _ = writeln!(
+                    out,
+                    "({} {}{})",
+                    page.entries.len(),
+                    if page.entries.len() == 1 {
+                        "entry"
+                    } else {
+                        "entries"
+                    },
+                    if page.more {
+                        ", more exist: raise LIMIT or narrow PREFIX"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Cmd::Watch { prefix } => {
+                drop(out);
+                self.watch(prefix).await?;
+            }
+            Cmd::Status => {
+                let s = c.status().await?;
+                let _ = writeln!(out, "node_id:      {}", s.node_id);
+                let _ = writeln!(out, "version:      {}", s.version);
+                let _ = writeln!(out, "address:      {}", s.advertise_addr);
+                let _ = writeln!(
+                    out,
+                    "uptime:       {}",
+                    humantime::format_duration(Duration::from_secs(s.uptime.as_secs()))
+                );
+                let _ = writeln!(out, "keys:         {}", s.key_count);
+                let _ = writeln!(out, "hlc:          {}", s.hlc_now);
+                let _ = writeln!(out, "fsync:        {}", s.fsync_policy);
+                let _ = writeln!(out, "data_dir:     {}", s.data_dir);
+                let peers = if s.peers.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    s.peers.join(", ")
+                };
+                let _ = writeln!(out, "peers:        {peers}");
+            }
+            Cmd::Help => {
+                let _ = writeln!(out, "{HELP}");
+            }
+            Cmd::Exit | Cmd::Empty => {}
+        }
+        Ok(())
+    }
+
+    async fn watch(&self, prefix: String) -> Result<(), Error> {
+        let mut stream = self.client.watch(prefix).await?;
+        eprintln!("watching; Ctrl-C to stop");
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                _ = &mut ctrl_c => return Ok(()),
+                ev = stream.next() => {
+                    let Some(ev) = ev else { return Ok(()) };
+                    let ev = ev?;
+                    let source = if ev.local { "local" } else { "remote" };
+                    let line = match &ev.value {
+                        Some(v) => format!("PUT {} {} {} {source}", show(&ev.key), show(v), version_text(&ev.version)),
+                        None => format!("DELETE {} {} {source}", show(&ev.key), version_text(&ev.version)),
+                    };
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+            }
+        }
+    }
+}
+
+/// One line for the user, with a hint where one helps.
+fn describe(e: &Error) -> String {
+    use vergent_client::ErrorCode;
+    match e {
+        Error::Server {
+            error_code: Some(ErrorCode::UnsupportedConsistency),
+            message,
+            ..
+        } => format!("{message}"),
+        Error::Server { code, message, .. } => format!("{message} ({code:?})"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Cmd {
+        parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    #[test]
+    fn commands_parse_as_documented() {
+        assert_eq!(
+            ok("put foo bar"),
+            Cmd::Put {
+                key: "foo".into(),
+                value: "bar".into(),
+                ttl: None
+            }
+        );
+        assert_eq!(
+            ok(r#"put greeting "hello world""#),
+            Cmd::Put {
+                key: "greeting".into(),
+                value: "hello world".into(),
+                ttl: None
+            }
+        );
+        assert_eq!(
+            ok("put k v --ttl 30s"),
+            Cmd::Put {
+                key: "k".into(),
+                value: "v".into(),
+                ttl: Some(Duration::from_secs(30))
+            }
+        );
+        assert_eq!(
+            ok("get foo"),
+            Cmd::Get {
+                key: "foo".into(),
+                verbose: false
+            }
+        );
+        assert_eq!(
+            ok("get -v foo"),
+            Cmd::Get {
+                key: "foo".into(),
+                verbose: true
+            }
+        );
+        assert_eq!(
+            ok("getv foo"),
+            Cmd::Get {
+                key: "foo".into(),
+                verbose: true
+            }
+        );
+        assert_eq!(ok("DELETE foo"), Cmd::Delete { key: "foo".into() });
+        assert_eq!(
+            ok("scan"),
+            Cmd::Scan {
+                prefix: "".into(),
+                limit: 100
+            }
+        );
+        assert_eq!(
+            ok("scan user/ 5"),
+            Cmd::Scan {
+                prefix: "user/".into(),
+                limit: 5
+            }
+        );
+        assert_eq!(
+            ok("watch app/"),
+            Cmd::Watch {
+                prefix: "app/".into()
+            }
+        );
+        assert_eq!(ok("  "), Cmd::Empty);
+        assert_eq!(ok("\\q"), Cmd::Exit);
+        assert_eq!(ok("status"), Cmd::Status);
+    }
+
+    #[test]
+    fn malformed_lines_get_one_line_errors() {
+        for (line, want) in [
+            ("put foo", "usage: put"),
+            ("put a b c", "usage: put"),
+            ("get", "usage: get"),
+            ("put k \"unterminated", "unbalanced quotes"),
+            ("frobnicate", "unknown command"),
+            ("scan p notanumber", "invalid LIMIT"),
+            ("put k v --ttl soon", "invalid --ttl"),
+        ] {
+            let err = parse(line).expect_err(line);
+            assert!(err.contains(want), "{line:?} gave {err:?}");
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn binary_bytes_are_escaped_and_text_is_shown_as_is() {
+        assert_eq!(show(b"hello world"), "hello world");
+        assert_eq!(show("héllo".as_bytes()), "héllo");
+        assert_eq!(show(&[0xff, b'a', 0]), "\\xffa\\x00");
+    }
+}

@@ -1,0 +1,308 @@
+//! Command-line flags, `VERGENT_*` environment variables and the TOML config
+//! file, merged with precedence flags > environment > file > defaults.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+use vergent_node::NodeConfig;
+use vergent_storage::FsyncPolicy;
+use vergent_tls::TlsFiles;
+use vergent_types::{Limits, NodeId};
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Vergent server: a leaderless, peer-to-peer key-value database node.
+#[derive(Debug, Parser)]
+#[command(name = "vergentd", version, about)]
+pub(crate) struct Cli {
+    /// Port for the client API (TCP) and, in clustered builds, the peer protocol (UDP).
+    #[arg(long, env = "VERGENT_PORT")]
+    port: Option<u16>,
+    /// IP address to listen on.
+    #[arg(long, env = "VERGENT_BIND")]
+    bind: Option<IpAddr>,
+    /// Address other nodes and clients use to reach this node (HOST:PORT).
+    #[arg(long, env = "VERGENT_ADVERTISE")]
+    advertise: Option<SocketAddr>,
+    /// Seed peers, HOST:PORT, several after one flag (`--peers a:1 b:2`) or comma-separated.
+    #[arg(long, num_args = 1.., value_delimiter = ',', env = "VERGENT_PEERS")]
+    peers: Option<Vec<String>>,
+    /// Directory for this node's data (one per node).
+    #[arg(long, env = "VERGENT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log level: trace, debug, info, warn or error (any case).
+    #[arg(long, env = "VERGENT_LOG_LEVEL")]
+    log_level: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, env = "VERGENT_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// This node's certificate (PEM), signed by the cluster CA.
+    #[arg(long, env = "VERGENT_TLS_CERTFILE")]
+    tls_certfile: Option<PathBuf>,
+    /// This node's private key (PEM, PKCS#8, mode 0600).
+    #[arg(long, env = "VERGENT_TLS_KEYFILE")]
+    tls_keyfile: Option<PathBuf>,
+    /// The cluster CA certificate (PEM).
+    #[arg(long, env = "VERGENT_TLS_CAFILE")]
+    tls_cafile: Option<PathBuf>,
+    /// Stable node id (letters, digits, '.', '_', '-'); default: stored in the data dir or generated.
+    #[arg(long, env = "VERGENT_NODE_ID")]
+    node_id: Option<String>,
+    /// TOML config file; flags and environment variables override it.
+    #[arg(long, env = "VERGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Largest key accepted, in bytes.
+    #[arg(long, env = "VERGENT_MAX_KEY_BYTES")]
+    max_key_bytes: Option<usize>,
+    /// Largest value accepted, in bytes.
+    #[arg(long, env = "VERGENT_MAX_VALUE_BYTES")]
+    max_value_bytes: Option<usize>,
+    /// When writes are fsynced: group (before ack, shared; default), per-write, off.
+    #[arg(long, env = "VERGENT_FSYNC")]
+    fsync: Option<FsyncPolicy>,
+    /// Largest clock offset accepted from another node (e.g. 500ms).
+    #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_MAX_CLOCK_OFFSET")]
+    max_clock_offset: Option<Duration>,
+    /// How long shutdown waits for in-flight requests (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_DRAIN_TIMEOUT")]
+    drain_timeout: Option<Duration>,
+    /// Testing only: shift this node's physical clock by this many milliseconds.
+    #[arg(
+        long,
+        hide = true,
+        allow_hyphen_values = true,
+        env = "VERGENT_DEBUG_CLOCK_OFFSET_MS"
+    )]
+    debug_clock_offset_ms: Option<i64>,
+}
+
+/// The config file: the same settings as the flags, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    port: Option<u16>,
+    bind: Option<IpAddr>,
+    advertise: Option<SocketAddr>,
+    peers: Option<Vec<String>>,
+    data_dir: Option<PathBuf>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+    tls_certfile: Option<PathBuf>,
+    tls_keyfile: Option<PathBuf>,
+    tls_cafile: Option<PathBuf>,
+    node_id: Option<String>,
+    max_key_bytes: Option<usize>,
+    max_value_bytes: Option<usize>,
+    fsync: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    max_clock_offset: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    drain_timeout: Option<Duration>,
+}
+
+/// Everything `main` needs after merging.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) node: NodeConfig,
+    pub(crate) log_level: String,
+    pub(crate) log_format: LogFormat,
+}
+
+const DEFAULT_PORT: u16 = 2001;
+const LOG_LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parse config file {}", path.display()))
+}
+
+/// Merges flags, environment and file into node settings, with clear errors.
+pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
+    let file = match &cli.config {
+        Some(p) => load_file(p)?,
+        None => FileConfig::default(),
+    };
+    let log_level = cli
+        .log_level
+        .or(file.log_level)
+        .unwrap_or_else(|| "info".into())
+        .to_ascii_lowercase();
+    if !LOG_LEVELS.contains(&log_level.as_str()) {
+        bail!(
+            "invalid --log-level {log_level:?}: expected one of {}",
+            LOG_LEVELS.join(", ")
+        );
+    }
+    let (cert, key, ca) = (
+        cli.tls_certfile.or(file.tls_certfile),
+        cli.tls_keyfile.or(file.tls_keyfile),
+        cli.tls_cafile.or(file.tls_cafile),
+    );
+    let missing: Vec<&str> = [
+        ("--tls-certfile", cert.is_none()),
+        ("--tls-keyfile", key.is_none()),
+        ("--tls-cafile", ca.is_none()),
+    ]
+    .iter()
+    .filter(|(_, m)| *m)
+    .map(|(f, _)| *f)
+    .collect();
+    let (Some(cert), Some(key), Some(ca)) = (cert, key, ca) else {
+        bail!(
+            "mutual TLS is mandatory: missing {}. Generate a CA and node certificate with \
+             `vergentctl gen-root` and `vergentctl gen-cert`",
+            missing.join(", ")
+        );
+    };
+    let Some(data_dir) = cli.data_dir.or(file.data_dir) else {
+        bail!("missing --data-dir: every node needs its own data directory");
+    };
+    let port = cli.port.or(file.port).unwrap_or(DEFAULT_PORT);
+    let bind = cli
+        .bind
+        .or(file.bind)
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let fsync = match (cli.fsync, file.fsync) {
+        (Some(f), _) => f,
+        (None, Some(s)) => s
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("config file: fsync: {e}"))?,
+        (None, None) => FsyncPolicy::default(),
+    };
+    let node_id = cli
+        .node_id
+        .or(file.node_id)
+        .map(|id| NodeId::new(id).context("invalid --node-id"))
+        .transpose()?;
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_key_bytes: cli
+            .max_key_bytes
+            .or(file.max_key_bytes)
+            .unwrap_or(defaults.max_key_bytes),
+        max_value_bytes: cli
+            .max_value_bytes
+            .or(file.max_value_bytes)
+            .unwrap_or(defaults.max_value_bytes),
+    };
+    if limits.max_key_bytes == 0 {
+        bail!("--max-key-bytes must be at least 1");
+    }
+    let mut node = NodeConfig::new(
+        data_dir,
+        SocketAddr::new(bind, port),
+        TlsFiles { cert, key, ca },
+    );
+    node.node_id = node_id;
+    node.advertise = cli.advertise.or(file.advertise);
+    node.peers = cli.peers.or(file.peers).unwrap_or_default();
+    node.limits = limits;
+    node.fsync = fsync;
+    if let Some(d) = cli.max_clock_offset.or(file.max_clock_offset) {
+        node.max_clock_offset_ms = d.as_millis() as u64;
+    }
+    if let Some(d) = cli.drain_timeout.or(file.drain_timeout) {
+        node.drain_timeout = d;
+    }
+    node.clock_offset_ms = cli.debug_clock_offset_ms.unwrap_or(0);
+    Ok(Settings {
+        node,
+        log_level,
+        log_format: cli.log_format.or(file.log_format).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Settings> {
+        let mut full = vec!["vergentd"];
+        full.extend_from_slice(args);
+        resolve(Cli::try_parse_from(full)?)
+    }
+
+    const TLS: [&str; 6] = [
+        "--tls-certfile",
+        "n.crt",
+        "--tls-keyfile",
+        "n.key",
+        "--tls-cafile",
+        "ca.pem",
+    ];
+
+    #[test]
+    fn seed_readme_flags_parse_with_several_peers_after_one_flag() {
+        let mut args = vec![
+            "--port",
+            "2003",
+            "--peers",
+            "127.0.0.1:2001",
+            "127.0.0.1:2002",
+            "--data-dir",
+            "/tmp/d3",
+            "--log-level",
+            "DEBUG",
+        ];
+        args.extend_from_slice(&TLS);
+        let s = parse(&args).expect("parses");
+        assert_eq!(s.node.listen.port(), 2003);
+        assert_eq!(s.node.peers, ["127.0.0.1:2001", "127.0.0.1:2002"]);
+        assert_eq!(s.log_level, "debug");
+    }
+
+    #[test]
+    fn missing_tls_files_are_named_in_the_error() {
+        let err = parse(&["--data-dir", "/tmp/x", "--tls-certfile", "a"]).expect_err("refused");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("--tls-keyfile") && msg.contains("--tls-cafile"),
+            "{msg}"
+        );
+        assert!(!msg.contains("--tls-certfile,"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_log_level_is_refused() {
+        let mut args = vec!["--data-dir", "/tmp/x", "--log-level", "loud"];
+        args.extend_from_slice(&TLS);
+        assert!(parse(&args).is_err());
+    }
+
+    #[test]
+    fn flags_override_the_config_file_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.toml");
+        std::fs::write(
+            &path,
+            "port = 3001\ndata_dir = \"/tmp/f\"\nfsync = \"off\"\ndrain_timeout = \"3s\"\n\
+             tls_certfile = \"c\"\ntls_keyfile = \"k\"\ntls_cafile = \"a\"\npeers = [\"h:1\"]\n",
+        )
+        .expect("write");
+        let p = path.to_str().expect("utf8");
+        let s = parse(&["--config", p, "--port", "4001"]).expect("parses");
+        assert_eq!(s.node.listen.port(), 4001);
+        assert_eq!(s.node.data_dir, PathBuf::from("/tmp/f"));
+        assert_eq!(s.node.fsync, FsyncPolicy::Off);
+        assert_eq!(s.node.drain_timeout, Duration::from_secs(3));
+        assert_eq!(s.node.peers, ["h:1"]);
+
+        std::fs::write(&path, "prot = 1\n").expect("write");
+        let err = parse(&["--config", p]).expect_err("unknown key");
+        assert!(format!("{err:#}").contains("prot"), "{err:#}");
+    }
+}

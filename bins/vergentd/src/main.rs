@@ -1,0 +1,77 @@
+//! `vergentd`: parses flags and the config file, starts a node, and stops it
+//! gracefully on SIGINT/SIGTERM. All logic lives in `vergent-node`.
+
+mod config;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing::{error, info};
+
+use config::{Cli, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match config::resolve(cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vergentd: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings.log_level, settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vergentd: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings.node)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("failed to {e:#}");
+            eprintln!("vergentd: failed to {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: vergent_node::NodeConfig) -> anyhow::Result<()> {
+    let node = vergent_node::Node::start(config)
+        .await
+        .context("start the node")?;
+    // Parent processes and scripts wait for this line on stderr.
+    info!(addr = %node.local_addr(), node_id = %node.node_id(), "ready");
+    let token = node.shutdown_token();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("install the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+        _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
+        () = token.cancelled() => {}
+    }
+    node.shutdown().await;
+    Ok(())
+}
+
+fn init_tracing(level: &str, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    // RUST_LOG, when set, refines the level given on the command line.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},h2=warn,hyper=warn,tower=warn,rustls=warn,tonic=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

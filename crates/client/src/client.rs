@@ -1,0 +1,416 @@
+//! The client and its request/response types.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tonic::transport::{Channel, Endpoint};
+use vergent_tls::TlsFiles;
+use vergent_types::Version;
+use vergent_wire::api::v1 as pb;
+use vergent_wire::api::v1::cluster_client::ClusterClient;
+use vergent_wire::api::v1::kv_client::KvClient;
+
+use crate::Error;
+
+pub use pb::Consistency;
+
+/// How to reach a node.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// `host:port` of the node's API.
+    pub endpoint: String,
+    /// Client certificate, key and cluster CA.
+    pub tls: TlsFiles,
+    /// Name to verify in the node's certificate; defaults to the endpoint's host.
+    pub server_name: Option<String>,
+    /// Time allowed to establish the connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for each unary call.
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// A config with default timeouts (5 s to connect, 10 s per call).
+    pub fn new(endpoint: impl Into<String>, tls: TlsFiles) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            tls,
+            server_name: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Options of a put.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PutOptions {
+    /// Expire the value this long after the write.
+    pub ttl: Option<Duration>,
+    /// Consistency level (default ONE).
+    pub consistency: Option<Consistency>,
+}
+
+/// A stored value and its version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub value: Vec<u8>,
+    /// The version that wrote it.
+    pub version: Version,
+    /// When it expires (ms since the Unix epoch), if it has a TTL.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// The result of a delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deleted {
+    /// The version of the tombstone.
+    pub version: Version,
+    /// Whether a live value existed.
+    pub existed: bool,
+}
+
+/// One page of a scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanPage {
+    /// Entries in key order.
+    pub entries: Vec<Entry>,
+    /// More entries may follow the last one.
+    pub more: bool,
+}
+
+/// A change observed by [`Client::watch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The new value, or `None` for a delete.
+    pub value: Option<Vec<u8>>,
+    /// The version of the change.
+    pub version: Version,
+    /// Made on the watched node (true) or replicated from another (false).
+    pub local: bool,
+}
+
+/// What a node reports about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node's id.
+    pub node_id: String,
+    /// Its software version.
+    pub version: String,
+    /// Time since it started.
+    pub uptime: Duration,
+    /// Keys holding a live value.
+    pub key_count: u64,
+    /// Its current HLC.
+    pub hlc_now: vergent_hlc::Timestamp,
+    /// Its durability policy.
+    pub fsync_policy: String,
+    /// Peers it was started with.
+    pub peers: Vec<String>,
+    /// Its advertised address.
+    pub advertise_addr: String,
+    /// Its data directory.
+    pub data_dir: String,
+}
+
+/// A connection to one node. Cheap to clone; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Client {
+    kv: KvClient<Channel>,
+    cluster: ClusterClient<Channel>,
+    endpoint: String,
+    timeout: Duration,
+}
+
+fn version_of(v: Option<pb::Version>) -> Result<Version, Error> {
+    let v = v.ok_or_else(|| Error::InvalidResponse("missing version".into()))?;
+    Version::try_from(&v).map_err(|e| Error::InvalidResponse(e.to_string()))
+}
+
+impl Client {
+    /// Connects with mutual TLS and checks the node answers.
+    pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
+        vergent_tls::install_default_provider();
+        let identity = vergent_tls::Identity::load(&config.tls)?;
+        let tls = Arc::new(vergent_tls::client_config(&identity, &[b"h2"])?);
+        let (host, _port) = split_host_port(&config.endpoint)?;
+        let name = config.server_name.clone().unwrap_or(host);
+        let server_name = ServerName::try_from(name.clone())
+            .map_err(|_| Error::BadEndpoint(config.endpoint.clone()))?;
+        let endpoint = Endpoint::from_shared(format!("http://{}", config.endpoint))
+            .map_err(|_| Error::BadEndpoint(config.endpoint.clone()))?
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_while_idle(true);
+        let connector = TlsConnector::from(tls);
+        let addr = config.endpoint.clone();
+        let channel = endpoint
+            .connect_with_connector(tower::service_fn(move |_uri: http::Uri| {
+                let connector = connector.clone();
+                let server_name = server_name.clone();
+                let addr = addr.clone();
+                async move {
+                    let tcp = TcpStream::connect(&addr).await?;
+                    tcp.set_nodelay(true)?;
+                    let tls = connector.connect(server_name, tcp).await?;
+                    Ok::<_, std::io::Error>(TokioIo::new(tls))
+                }
+            }))
+            .await
+            .map_err(|e| Error::Connect {
+                endpoint: config.endpoint.clone(),
+                reason: innermost(&e),
+            })?;
+        let client = Self {
+            kv: KvClient::new(channel.clone()).max_decoding_message_size(usize::MAX),
+            cluster: ClusterClient::new(channel),
+            endpoint: config.endpoint,
+            timeout: config.request_timeout,
+        };
+        // In TLS 1.3 the server checks our certificate after the handshake
+        // completes on our side, so a refusal only shows on the first call.
+        client.status().await?;
+        Ok(client)
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    async fn call<T>(
+        &self,
+        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => Err(Error::Timeout(self.timeout)),
+            Ok(Err(status)) => Err(Error::from_status(&self.endpoint, status)),
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+        }
+    }
+
+    /// Reads a key; `None` when absent, deleted or expired.
+    pub async fn get(&self, key: impl Into<Vec<u8>>) -> Result<Option<Entry>, Error> {
+        self.get_with(key, None).await
+    }
+
+    /// Reads a key at a consistency level.
+    pub async fn get_with(
+        &self,
+        key: impl Into<Vec<u8>>,
+        consistency: Option<Consistency>,
+    ) -> Result<Option<Entry>, Error> {
+        let key = key.into();
+        let req = pb::GetRequest {
+            key: key.clone(),
+            consistency: consistency.unwrap_or(Consistency::One).into(),
+        };
+        let mut kv = self.kv.clone();
+        let resp = self.call(kv.get(req)).await?;
+        if !resp.found {
+            return Ok(None);
+        }
+        Ok(Some(Entry {
+            key,
+            value: resp.value,
+            version: version_of(resp.version)?,
+            expires_at_ms: resp.expires_at_ms,
+        }))
+    }
+
+    /// Writes a value; returns the version it was stamped with.
+    pub async fn put(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<Version, Error> {
+        self.put_with(key, value, PutOptions::default()).await
+    }
+
+    /// Writes a value with options (TTL, consistency).
+    pub async fn put_with(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        options: PutOptions,
+    ) -> Result<Version, Error> {
+        let req = pb::PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ttl_ms: options.ttl.map(|t| t.as_millis() as u64),
+            consistency: options.consistency.unwrap_or(Consistency::One).into(),
+        };
+        let mut kv = self.kv.clone();
+        let resp = self.call(kv.put(req)).await?;
+        version_of(resp.version)
+    }
+
+    /// Deletes a key (writes a tombstone).
+    pub async fn delete(&self, key: impl Into<Vec<u8>>) -> Result<Deleted, Error> {
+        let req = pb::DeleteRequest {
+            key: key.into(),
+            consistency: Consistency::One.into(),
+        };
+        let mut kv = self.kv.clone();
+        let resp = self.call(kv.delete(req)).await?;
+        Ok(Deleted {
+            version: version_of(resp.version)?,
+            existed: resp.existed,
+        })
+    }
+
+    /// Lists live entries whose key starts with `prefix`, after `start_after`.
+    pub async fn scan(
+        &self,
+        prefix: impl Into<Vec<u8>>,
+        start_after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Result<ScanPage, Error> {
+        let req = pb::ScanRequest {
+            prefix: prefix.into(),
+            limit,
+            start_after: start_after.unwrap_or_default(),
+            consistency: Consistency::One.into(),
+        };
+        let mut kv = self.kv.clone();
+        let resp = self.call(kv.scan(req)).await?;
+        let entries = resp
+            .entries
+            .into_iter()
+            .map(|e| {
+                Ok(Entry {
+                    key: e.key,
+                    value: e.value,
+                    version: version_of(e.version)?,
+                    expires_at_ms: e.expires_at_ms,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(ScanPage {
+            entries,
+            more: resp.more,
+        })
+    }
+
+    /// Lists every live entry under `prefix`, following pages.
+    pub async fn scan_all(&self, prefix: impl Into<Vec<u8>>) -> Result<Vec<Entry>, Error> {
+        let prefix = prefix.into();
+        let mut out: Vec<Entry> = Vec::new();
+        loop {
+            let after = out.last().map(|e| e.key.clone());
+            let page = self.scan(prefix.clone(), after, 0).await?;
+            out.extend(page.entries);
+            if !page.more {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Streams changes applied on the node to keys under `prefix`.
+    pub async fn watch(&self, prefix: impl Into<Vec<u8>>) -> Result<WatchStream, Error> {
+        let req = pb::WatchRequest {
+            prefix: prefix.into(),
+        };
+        let mut kv = self.kv.clone();
+        let inner = self.call(kv.watch(req)).await?;
+        Ok(WatchStream {
+            inner,
+            endpoint: self.endpoint.clone(),
+        })
+    }
+
+    /// Asks the node about itself.
+    pub async fn status(&self) -> Result<NodeStatus, Error> {
+        let mut cluster = self.cluster.clone();
+        let s = self.call(cluster.status(pb::StatusRequest {})).await?;
+        Ok(NodeStatus {
+            node_id: s.node_id,
+            version: s.version,
+            uptime: Duration::from_millis(s.uptime_ms),
+            key_count: s.key_count,
+            hlc_now: vergent_hlc::Timestamp::from_u64(s.hlc_now),
+            fsync_policy: s.fsync_policy,
+            peers: s.peers,
+            advertise_addr: s.advertise_addr,
+            data_dir: s.data_dir,
+        })
+    }
+}
+
+/// A stream of [`WatchEvent`]s; ends when the node closes it.
+#[derive(Debug)]
+pub struct WatchStream {
+    inner: tonic::Streaming<pb::WatchEvent>,
+    endpoint: String,
+}
+
+impl Stream for WatchStream {
+    type Item = Result<WatchEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let endpoint = self.endpoint.clone();
+        Pin::new(&mut self.inner).poll_next(cx).map(|item| {
+            item.map(|r| match r {
+                Err(status) => Err(Error::from_status(&endpoint, status)),
+                Ok(e) => Ok(WatchEvent {
+                    key: e.key,
+                    value: (!e.deleted).then_some(e.value),
+                    version: version_of(e.version)?,
+                    local: e.local,
+                }),
+            })
+        })
+    }
+}
+
+fn split_host_port(endpoint: &str) -> Result<(String, u16), Error> {
+    let bad = || Error::BadEndpoint(endpoint.to_string());
+    let (host, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+fn innermost(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg = s.to_string();
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_split_into_host_and_port() {
+        assert_eq!(
+            split_host_port("127.0.0.1:2001").ok(),
+            Some(("127.0.0.1".into(), 2001))
+        );
+        assert_eq!(split_host_port("[::1]:9").ok(), Some(("::1".into(), 9)));
+        assert_eq!(split_host_port("node-1:7").ok(), Some(("node-1".into(), 7)));
+        for bad in ["nohost", ":1", "h:0", "h:x"] {
+            assert!(split_host_port(bad).is_err(), "{bad}");
+        }
+    }
+}

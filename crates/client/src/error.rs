@@ -1,0 +1,78 @@
+//! Client errors, split by what the caller can do about them.
+
+use vergent_wire::api::v1::ErrorCode;
+
+/// What went wrong with a call.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The local TLS files could not be loaded; nothing was sent.
+    #[error("TLS setup: {0}")]
+    Tls(#[from] vergent_tls::Error),
+    /// The endpoint is not a valid `host:port`.
+    #[error("invalid endpoint {0:?}: expected HOST:PORT")]
+    BadEndpoint(String),
+    /// The node could not be reached or refused the TLS handshake; nothing was
+    /// applied.
+    #[error("cannot connect to {endpoint}: {reason}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// The transport or TLS error.
+        reason: String,
+    },
+    /// The call did not complete in time; a write may or may not have happened.
+    #[error("request timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// The node answered with an error.
+    #[error("{message}")]
+    Server {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// Vergent's stable error code, when the node sent one.
+        error_code: Option<ErrorCode>,
+        /// The node's message.
+        message: String,
+    },
+    /// The node's answer was not valid.
+    #[error("invalid response from node: {0}")]
+    InvalidResponse(String),
+}
+
+impl Error {
+    /// Whether the error is about reaching the node (network or TLS), as
+    /// opposed to a refused request.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect { .. } | Self::Tls(_) | Self::BadEndpoint(_)
+        )
+    }
+
+    pub(crate) fn from_status(endpoint: &str, status: tonic::Status) -> Self {
+        let error_code = ErrorCode::from_status(&status);
+        // Transport failures (refused connection, TLS alert) arrive as
+        // UNAVAILABLE without a Vergent error code.
+        if status.code() == tonic::Code::Unavailable && error_code.is_none() {
+            return Self::Connect {
+                endpoint: endpoint.to_string(),
+                reason: describe_transport(&status),
+            };
+        }
+        Self::Server {
+            code: status.code(),
+            error_code,
+            message: status.message().to_string(),
+        }
+    }
+}
+
+/// The innermost useful message of a transport error chain.
+fn describe_transport(status: &tonic::Status) -> String {
+    let mut msg = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        msg = s.to_string();
+        source = s.source();
+    }
+    msg
+}

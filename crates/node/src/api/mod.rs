@@ -1,0 +1,265 @@
+//! The gRPC services: `Kv` (get/put/delete/scan/watch) and `Cluster` (status).
+
+pub(crate) mod status;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use vergent_storage::{Mutation, Record};
+use vergent_wire::api::v1 as pb;
+
+use crate::node::Shared;
+use status::{ApiError, to_status};
+
+/// Default and largest number of entries one scan returns.
+const SCAN_DEFAULT_LIMIT: usize = 1000;
+const SCAN_MAX_LIMIT: usize = 10_000;
+
+/// A change applied on this node, as watchers see it.
+#[derive(Clone, Debug)]
+pub(crate) struct Change {
+    pub(crate) key: Vec<u8>,
+    pub(crate) record: Record,
+    pub(crate) local: bool,
+}
+
+/// Implements the `Kv` service.
+#[derive(Clone)]
+pub(crate) struct KvApi {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Implements the `Cluster` service.
+#[derive(Clone)]
+pub(crate) struct ClusterApi {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn entry_of(key: Vec<u8>, record: Record) -> pb::Entry {
+    pb::Entry {
+        key,
+        version: Some((&record.version).into()),
+        expires_at_ms: record.expires_at_ms,
+        value: record.value.unwrap_or_default(),
+    }
+}
+
+impl KvApi {
+    async fn write(
+        &self,
+        key: Vec<u8>,
+        mutation: Mutation,
+    ) -> Result<vergent_storage::Written, ApiError> {
+        let shared = self.shared.clone();
+        if shared.shutdown.is_cancelled() {
+            return Err(ApiError::ShuttingDown);
+        }
+        let written = tokio::task::spawn_blocking(move || {
+            let out = shared.store.write(&key, mutation, |stored| {
+                shared.clock.stamp(&shared.store, stored)
+            })?;
+            // Publish under no lock: a watcher that lags is told so, never blocks a write.
+            let _ = shared.changes.send(Arc::new(Change {
+                key,
+                record: out.record.clone(),
+                local: true,
+            }));
+            Ok::<_, ApiError>(out)
+        })
+        .await
+        .map_err(|_| ApiError::ShuttingDown)??;
+        Ok(written)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::kv_server::Kv for KvApi {
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let req = req.into_inner();
+        let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        self.shared
+            .limits
+            .check_key(&req.key)
+            .map_err(|e| to_status(e.into()))?;
+        let record = self
+            .shared
+            .store
+            .get(&req.key)
+            .map_err(|e| to_status(e.into()))?;
+        let now = self.shared.clock.physical_ms();
+        let resp = match record {
+            Some(r) if r.live_value(now).is_some() => pb::GetResponse {
+                found: true,
+                version: Some((&r.version).into()),
+                expires_at_ms: r.expires_at_ms,
+                value: r.value.unwrap_or_default(),
+                consistency: consistency.into(),
+            },
+            _ => pb::GetResponse {
+                found: false,
+                consistency: consistency.into(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let req = req.into_inner();
+        let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        let limits = &self.shared.limits;
+        limits
+            .check_key(&req.key)
+            .map_err(|e| to_status(e.into()))?;
+        limits
+            .check_value(&req.value)
+            .map_err(|e| to_status(e.into()))?;
+        let ttl_ms = req.ttl_ms.filter(|t| *t > 0);
+        let written = self
+            .write(
+                req.key,
+                Mutation::Put {
+                    value: req.value,
+                    ttl_ms,
+                },
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PutResponse {
+            version: Some((&written.record.version).into()),
+            consistency: consistency.into(),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let req = req.into_inner();
+        let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        self.shared
+            .limits
+            .check_key(&req.key)
+            .map_err(|e| to_status(e.into()))?;
+        let now = self.shared.clock.physical_ms();
+        let written = self
+            .write(req.key, Mutation::Delete)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::DeleteResponse {
+            version: Some((&written.record.version).into()),
+            existed: written
+                .previous
+                .is_some_and(|p| p.live_value(now).is_some()),
+            consistency: consistency.into(),
+        }))
+    }
+
+    async fn scan(
+        &self,
+        req: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
+        let req = req.into_inner();
+        ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        if req.prefix.len() > self.shared.limits.max_key_bytes {
+            return Err(to_status(ApiError::BadRequest(format!(
+                "prefix is {} bytes; the key limit is {} bytes",
+                req.prefix.len(),
+                self.shared.limits.max_key_bytes
+            ))));
+        }
+        let limit = match req.limit as usize {
+            0 => SCAN_DEFAULT_LIMIT,
+            n => n.min(SCAN_MAX_LIMIT),
+        };
+        let start_after = (!req.start_after.is_empty()).then_some(req.start_after.as_slice());
+        let now = self.shared.clock.physical_ms();
+        // One extra row tells whether there is more without a second query.
+        let mut rows = self
+            .shared
+            .store
+            .scan(&req.prefix, start_after, limit + 1, |r| {
+                r.live_value(now).is_some()
+            })
+            .map_err(|e| to_status(e.into()))?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok(Response::new(pb::ScanResponse {
+            entries: rows.into_iter().map(|(k, r)| entry_of(k, r)).collect(),
+            more,
+        }))
+    }
+
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let prefix = req.into_inner().prefix;
+        let mut changes = self.shared.changes.subscribe();
+        let shutdown = self.shared.shutdown.clone();
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    () = shutdown.cancelled() => {
+                        let _ = tx.send(Err(to_status(ApiError::ShuttingDown))).await;
+                        break;
+                    }
+                    () = tx.closed() => break,
+                    c = changes.recv() => c,
+                };
+                let change = match change {
+                    Ok(c) => c,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let _ = tx.send(Err(to_status(ApiError::WatchLagged(n)))).await;
+                        break;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                if !change.key.starts_with(&prefix) {
+                    continue;
+                }
+                let event = pb::WatchEvent {
+                    key: change.key.clone(),
+                    deleted: change.record.is_tombstone(),
+                    value: change.record.value.clone().unwrap_or_default(),
+                    version: Some((&change.record.version).into()),
+                    local: change.local,
+                    expires_at_ms: change.record.expires_at_ms,
+                };
+                if tx.send(Ok(event)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::cluster_server::Cluster for ClusterApi {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let s = &self.shared;
+        let key_count = s.store.live_keys().map_err(|e| to_status(e.into()))?;
+        Ok(Response::new(pb::StatusResponse {
+            node_id: s.node_id.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_ms: s.started.elapsed().as_millis() as u64,
+            key_count,
+            hlc_now: s.clock.last().as_u64(),
+            fsync_policy: s.store.fsync_policy().to_string(),
+            peers: s.peers.clone(),
+            advertise_addr: s.advertise.to_string(),
+            data_dir: s.data_dir.display().to_string(),
+        }))
+    }
+}

@@ -1,0 +1,104 @@
+//! The node's clock: an HLC fed by the system clock, with a persisted ceiling.
+//!
+//! This is the one place in the library crates that reads the system clock.
+//! The ceiling written to the store before any timestamp reaches it is what
+//! keeps the HLC monotonic across restarts, even when the system clock jumps
+//! backwards while the node is down.
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use vergent_hlc::{Ceiling, ClockError, Hlc, HlcConfig, Timestamp};
+use vergent_storage::{StampError, Store};
+use vergent_types::{NodeId, Version};
+
+const CEILING_META: &str = "hlc_ceiling";
+/// How far ahead of issued timestamps the persisted ceiling runs.
+const CEILING_WINDOW_MS: u64 = 10_000;
+
+struct Inner {
+    hlc: Hlc,
+    ceiling: Ceiling,
+}
+
+/// The node's hybrid logical clock.
+pub struct NodeClock {
+    inner: Mutex<Inner>,
+    node_id: NodeId,
+    offset_ms: i64,
+}
+
+impl std::fmt::Debug for NodeClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeClock")
+            .field("node_id", &self.node_id)
+            .field("offset_ms", &self.offset_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeClock {
+    /// Restores the clock above the ceiling persisted in `store`.
+    pub fn restore(
+        store: &Store,
+        node_id: NodeId,
+        max_offset_ms: u64,
+        offset_ms: i64,
+    ) -> Result<Self, vergent_storage::Error> {
+        let floor = store
+            .get_meta(CEILING_META)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(Timestamp::from_be_bytes)
+            .unwrap_or(Timestamp::ZERO);
+        let config = HlcConfig { max_offset_ms };
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                hlc: Hlc::with_floor(config, floor),
+                ceiling: Ceiling::new(floor, CEILING_WINDOW_MS),
+            }),
+            node_id,
+            offset_ms,
+        })
+    }
+
+    /// Physical time in ms since the Unix epoch, shifted by the test offset.
+    pub fn physical_ms(&self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        now.saturating_add_signed(self.offset_ms)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The current HLC reading, without issuing a timestamp.
+    pub fn last(&self) -> Timestamp {
+        self.lock().hlc.last()
+    }
+
+    /// Stamps a local write above `stored` (the version it overwrites), first
+    /// persisting a higher ceiling when the new timestamp gets close to it.
+    pub fn stamp(&self, store: &Store, stored: Option<&Version>) -> Result<Version, StampError> {
+        let physical = self.physical_ms();
+        let mut inner = self.lock();
+        if let Some(v) = stored {
+            inner.hlc.observe(v.hlc);
+        }
+        let ts = inner.hlc.now(physical);
+        if let Some(new_ceiling) = inner.ceiling.check(ts) {
+            store.put_meta(CEILING_META, &new_ceiling.to_be_bytes())?;
+        }
+        Ok(Version::new(ts, self.node_id.clone()))
+    }
+
+    /// Merges a timestamp received from another node; refuses one too far ahead.
+    pub fn update(&self, remote: Timestamp) -> Result<Timestamp, ClockError> {
+        let physical = self.physical_ms();
+        self.lock().hlc.update(physical, remote)
+    }
+}

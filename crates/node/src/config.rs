@@ -1,0 +1,56 @@
+//! What a node needs to start; the binary fills it from flags and a config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vergent_storage::FsyncPolicy;
+use vergent_tls::TlsFiles;
+use vergent_types::{Limits, NodeId};
+
+/// Everything [`Node::start`](crate::Node::start) needs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Stable node id; when `None` the id stored in the data dir is used, or a
+    /// new random one is generated and stored.
+    pub node_id: Option<NodeId>,
+    /// Directory for the store, the lock file and node metadata.
+    pub data_dir: PathBuf,
+    /// Address the gRPC API listens on (TCP).
+    pub listen: SocketAddr,
+    /// Address other nodes and clients should use; defaults to `listen`.
+    pub advertise: Option<SocketAddr>,
+    /// Seed peers (`host:port`), validated at startup.
+    pub peers: Vec<String>,
+    /// Certificate, key and CA of this node.
+    pub tls: TlsFiles,
+    /// Key and value size limits.
+    pub limits: Limits,
+    /// Durability policy of acknowledged writes.
+    pub fsync: FsyncPolicy,
+    /// Largest clock offset accepted from a remote timestamp, in ms.
+    pub max_clock_offset_ms: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout: Duration,
+    /// Test-only: shift this node's physical clock by this many ms.
+    pub clock_offset_ms: i64,
+}
+
+impl NodeConfig {
+    /// A config with defaults for everything but the required parts.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr, tls: TlsFiles) -> Self {
+        Self {
+            node_id: None,
+            data_dir,
+            listen,
+            advertise: None,
+            peers: Vec::new(),
+            tls,
+            limits: Limits::default(),
+            fsync: FsyncPolicy::default(),
+            max_clock_offset_ms: 500,
+            drain_timeout: Duration::from_secs(10),
+            clock_offset_ms: 0,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Why a node failed to start. Request errors live in `api::status`.
+
+use std::path::PathBuf;
+
+/// A node could not start; nothing keeps running after one of these.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created or read.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Another process holds the data directory's lock.
+    #[error(
+        "data directory {path} is locked by another vergentd process{holder}; stop it or use another --data-dir"
+    )]
+    DataDirLocked {
+        /// The directory.
+        path: PathBuf,
+        /// A note about the holder (its pid) when known.
+        holder: String,
+    },
+    /// The store could not be opened.
+    #[error("could not open the store: {0}")]
+    Storage(#[from] vergent_storage::Error),
+    /// The stored node id differs from the configured one, or is invalid.
+    #[error("{0}")]
+    NodeId(String),
+    /// TLS material could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] vergent_tls::Error),
+    /// A configured peer address is invalid.
+    #[error("invalid peer address {addr:?}: {reason}")]
+    BadPeer {
+        /// What was given.
+        addr: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The listen address could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,316 @@
+//! Starting, running and stopping a node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use vergent_storage::{Store, StoreOptions};
+use vergent_types::{Limits, NodeId};
+use vergent_wire::api::v1::{cluster_server::ClusterServer, kv_server::KvServer};
+
+use crate::api::{Change, ClusterApi, KvApi};
+use crate::clock::NodeClock;
+use crate::datadir::{DirLock, prepare_and_lock};
+use crate::{NodeConfig, StartError};
+
+const NODE_ID_META: &str = "node_id";
+/// Changes a watcher may fall behind by before its stream is closed.
+const WATCH_BUFFER: usize = 4096;
+
+/// State shared by the API handlers.
+pub(crate) struct Shared {
+    pub(crate) store: Arc<Store>,
+    pub(crate) clock: NodeClock,
+    pub(crate) node_id: NodeId,
+    pub(crate) limits: Limits,
+    pub(crate) changes: broadcast::Sender<Arc<Change>>,
+    pub(crate) started: Instant,
+    pub(crate) peers: Vec<String>,
+    pub(crate) advertise: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Entry point: see [`Node::start`].
+#[derive(Debug)]
+pub struct Node;
+
+/// A running node. Dropping it does not stop the node; call [`NodeHandle::shutdown`].
+#[derive(Debug)]
+pub struct NodeHandle {
+    node_id: NodeId,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    drain_timeout: Duration,
+    _lock: DirLock,
+}
+
+impl Node {
+    /// Starts a node: locks the data dir, opens the store and serves the API.
+    ///
+    /// Returns once the listener is bound, so clients can connect right away.
+    pub async fn start(config: NodeConfig) -> Result<NodeHandle, StartError> {
+        vergent_tls::install_default_provider();
+        for peer in &config.peers {
+            validate_peer(peer)?;
+        }
+        let lock = prepare_and_lock(&config.data_dir)?;
+        let identity = vergent_tls::Identity::load(&config.tls)?;
+        let tls = Arc::new(vergent_tls::server_config(&identity, &[b"h2"])?);
+
+        let store_path = config.data_dir.join("db");
+        let store_opts = StoreOptions {
+            fsync: config.fsync,
+            ..StoreOptions::default()
+        };
+        let store = tokio::task::spawn_blocking(move || Store::open(&store_path, &store_opts))
+            .await
+            .map_err(|e| StartError::NodeId(format!("store open task failed: {e}")))??;
+        let store = Arc::new(store);
+        let node_id = resolve_node_id(&store, config.node_id.clone())?;
+        let clock = NodeClock::restore(
+            &store,
+            node_id.clone(),
+            config.max_clock_offset_ms,
+            config.clock_offset_ms,
+        )?;
+
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let advertise = config.advertise.unwrap_or(local_addr);
+        let shutdown = CancellationToken::new();
+        let (changes, _) = broadcast::channel(WATCH_BUFFER);
+        let shared = Arc::new(Shared {
+            store,
+            clock,
+            node_id: node_id.clone(),
+            limits: config.limits,
+            changes,
+            started: Instant::now(),
+            peers: config.peers.clone(),
+            advertise,
+            data_dir: config.data_dir.clone(),
+            shutdown: shutdown.clone(),
+        });
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<KvServer<KvApi>>().await;
+        health.set_serving::<ClusterServer<ClusterApi>>().await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vergent_wire::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| StartError::NodeId(format!("reflection: {e}")))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vergent_wire::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| StartError::NodeId(format!("reflection: {e}")))?;
+
+        // Leave room above the value limit for the key and framing, so an
+        // oversized value gets our clear limit error, not a transport error.
+        let max_message = config.limits.max_value_bytes + config.limits.max_key_bytes + (64 << 10);
+        let kv = KvServer::new(KvApi {
+            shared: shared.clone(),
+        })
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(usize::MAX);
+        let cluster = ClusterServer::new(ClusterApi {
+            shared: shared.clone(),
+        });
+
+        let incoming = crate::incoming::tls_incoming(listener, tls, shutdown.clone());
+        let signal = {
+            let shutdown = shutdown.clone();
+            let health = health.clone();
+            async move {
+                shutdown.cancelled().await;
+                health.set_not_serving::<KvServer<KvApi>>().await;
+            }
+        };
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(Duration::from_secs(20)))
+                .add_service(health_service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(kv)
+                .add_service(cluster)
+                .serve_with_incoming_shutdown(incoming, signal),
+        );
+
+        info!(
+            node_id = %node_id,
+            addr = %local_addr,
+            advertise = %advertise,
+            data_dir = %config.data_dir.display(),
+            fsync = %config.fsync,
+            peers = ?config.peers,
+            "node started"
+        );
+        if !config.peers.is_empty() {
+            warn!(
+                "peers are validated and recorded but not contacted yet: this build runs a single node"
+            );
+        }
+        Ok(NodeHandle {
+            node_id,
+            local_addr,
+            shutdown,
+            server,
+            drain_timeout: config.drain_timeout,
+            _lock: lock,
+        })
+    }
+}
+
+impl NodeHandle {
+    /// The node's id.
+    pub fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// The address the API is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A token that stops the node when cancelled (e.g. from a signal handler).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the node stops by itself (server error or shutdown token).
+    pub async fn wait(&mut self) {
+        self.shutdown.cancelled().await;
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish for up to
+    /// the drain timeout, then releases the data dir.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        match tokio::time::timeout(self.drain_timeout, self.server).await {
+            Ok(Ok(Ok(()))) => info!("node stopped"),
+            Ok(Ok(Err(e))) => warn!(error = %e, "server stopped with an error"),
+            Ok(Err(e)) => warn!(error = %e, "server task failed"),
+            Err(_) => warn!("drain timeout reached; closing remaining connections"),
+        }
+    }
+}
+
+/// A peer must be `host:port` with a non-zero port; hostnames are resolved later.
+fn validate_peer(peer: &str) -> Result<(), StartError> {
+    let bad = |reason: &str| StartError::BadPeer {
+        addr: peer.to_string(),
+        reason: reason.to_string(),
+    };
+    if peer.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = peer
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("port is not a number from 1 to 65535"))?;
+    if port == 0 {
+        return Err(bad("port must not be 0"));
+    }
+    let host_ok = !host.is_empty()
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !host_ok {
+        return Err(bad("host is not an IP address or a DNS name"));
+    }
+    Ok(())
+}
+
+/// The node id: the configured one, else the stored one, else a new random one.
+fn resolve_node_id(store: &Store, configured: Option<NodeId>) -> Result<NodeId, StartError> {
+    let stored = store
+        .get_meta(NODE_ID_META)?
+        .map(|b| {
+            String::from_utf8(b)
+                .ok()
+                .and_then(|s| NodeId::new(s).ok())
+                .ok_or_else(|| StartError::NodeId("stored node id is corrupt".into()))
+        })
+        .transpose()?;
+    let id = match (stored, configured) {
+        (Some(s), Some(c)) if s != c => {
+            return Err(StartError::NodeId(format!(
+                "this data dir belongs to node {s:?}, but the node id {c:?} was given; \
+                 use --node-id {s} or another --data-dir"
+            )));
+        }
+        (Some(s), _) => return Ok(s),
+        (None, Some(c)) => c,
+        (None, None) => {
+            let n: u64 = rand::random();
+            NodeId::new(format!("n-{:012x}", n & 0xffff_ffff_ffff))
+                .map_err(|e| StartError::NodeId(e.to_string()))?
+        }
+    };
+    store.put_meta(NODE_ID_META, id.as_str().as_bytes())?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_must_be_host_and_port() {
+        for ok in [
+            "127.0.0.1:2001",
+            "[::1]:2001",
+            "node-1:2001",
+            "a.example.org:9",
+        ] {
+            assert!(validate_peer(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1",
+            "node-1:",
+            "node-1:0",
+            "node-1:70000",
+            ":2001",
+            "bad host:1",
+            "a..b:1",
+        ] {
+            assert!(validate_peer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn node_id_is_generated_once_then_stable_and_a_mismatch_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+        let first = resolve_node_id(&store, None).expect("generated");
+        assert_eq!(resolve_node_id(&store, None).expect("stored"), first);
+        assert_eq!(
+            resolve_node_id(&store, Some(first.clone())).expect("same"),
+            first
+        );
+        let other = NodeId::new("someone-else").expect("valid");
+        let err = resolve_node_id(&store, Some(other)).expect_err("mismatch");
+        assert!(err.to_string().contains("belongs to node"), "{err}");
+    }
+}

@@ -1,0 +1,53 @@
+//! Errors of the storage layer.
+
+/// An error from the caller's stamp function, passed through unchanged.
+pub type StampError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// RocksDB failed; the operation did not take effect unless it was a
+    /// sync failure after the write (then the write may or may not be durable).
+    #[error("storage engine: {0}")]
+    Engine(#[from] rocksdb::Error),
+    /// Syncing the WAL to disk failed after the write; the write is in the
+    /// WAL but may not survive a power loss, so it is not acknowledged.
+    #[error("WAL sync failed: {0}")]
+    WalSync(String),
+    /// The data directory is held by another process; nothing was opened.
+    #[error("data directory {path} is in use by another process (RocksDB lock held): {detail}")]
+    Locked {
+        /// The RocksDB directory.
+        path: String,
+        /// RocksDB's message.
+        detail: String,
+    },
+    /// The data directory cannot be opened because its files are damaged.
+    #[error("data directory {path} is corrupt: {detail}")]
+    CorruptDir {
+        /// The RocksDB directory.
+        path: String,
+        /// RocksDB's message.
+        detail: String,
+    },
+    /// A stored record could not be decoded; the store is unchanged.
+    #[error("corrupt record for key {key}: {source}")]
+    CorruptRecord {
+        /// The key, escaped for display.
+        key: String,
+        /// What was wrong with the bytes.
+        source: crate::DecodeError,
+    },
+    /// The stamp function failed; nothing was written.
+    #[error("could not stamp the write: {0}")]
+    Stamp(StampError),
+    /// The stamp function returned a version not above the stored one; nothing
+    /// was written. This is a bug in the caller's clock handling.
+    #[error("new version {new} is not above the stored version {stored}")]
+    StaleStamp {
+        /// The version the stamp function returned.
+        new: String,
+        /// The version already stored.
+        stored: String,
+    },
+}

@@ -1,0 +1,427 @@
+//! The RocksDB-backed store: open, read, write, apply and scan records.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    Direction, ErrorKind, IteratorMode, MergeOperands, Options, WriteBatch, WriteOptions,
+};
+use vergent_types::Version;
+
+use crate::locks::StripedLocks;
+use crate::sync::GroupSync;
+use crate::{Error, Record, StampError};
+
+const CF_DATA: &str = "data";
+const CF_LOG: &str = "log";
+const CF_META: &str = "meta";
+const META_LIVE_KEYS: &[u8] = b"live_keys";
+const LOCK_STRIPES: usize = 1024;
+
+/// When a write is forced to stable storage before it is acknowledged.
+///
+/// Every policy writes the RocksDB WAL before acknowledging, so every
+/// acknowledged write survives a crash of the process (`kill -9`). The policies
+/// differ in what survives a crash of the machine (power loss).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fsync the WAL before acknowledging, shared between concurrent writers
+    /// (group commit). Survives power loss; the default.
+    #[default]
+    Group,
+    /// fsync the WAL for every write on its own (RocksDB `sync = true`).
+    /// Survives power loss; slowest under concurrency.
+    PerWrite,
+    /// Never fsync explicitly; the OS flushes when it likes. Survives `kill -9`
+    /// but may lose recent writes on power loss.
+    Off,
+}
+
+impl std::str::FromStr for FsyncPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "group" => Ok(Self::Group),
+            "per-write" | "always" => Ok(Self::PerWrite),
+            "off" | "never" => Ok(Self::Off),
+            other => Err(format!(
+                "unknown fsync policy {other:?}; expected group, per-write or off"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for FsyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Group => "group",
+            Self::PerWrite => "per-write",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// Tuning knobs for [`Store::open`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Durability of acknowledged writes.
+    pub fsync: FsyncPolicy,
+    /// Size of the shared block cache in bytes.
+    pub block_cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncPolicy::default(),
+            block_cache_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A change requested by a client on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    /// Set the value, optionally expiring `ttl_ms` after the write's HLC time.
+    Put {
+        /// The new value.
+        value: Vec<u8>,
+        /// Time to live in milliseconds.
+        ttl_ms: Option<u64>,
+    },
+    /// Delete the key (writes a tombstone).
+    Delete,
+}
+
+/// The result of a local write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The record now stored.
+    pub record: Record,
+    /// The record it replaced, if any.
+    pub previous: Option<Record>,
+}
+
+/// The result of applying a replicated record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The record was newer and is now stored.
+    Stored {
+        /// The record it replaced, if any.
+        previous: Option<Record>,
+    },
+    /// The stored version was the same or newer; nothing changed.
+    NotNewer,
+}
+
+/// The versioned store. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    locks: StripedLocks,
+    fsync: FsyncPolicy,
+    group: GroupSync,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("fsync", &self.fsync)
+            .finish_non_exhaustive()
+    }
+}
+
+fn add_i64(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let decode = |b: &[u8]| <[u8; 8]>::try_from(b).map(i64::from_be_bytes).unwrap_or(0);
+    let mut sum = existing.map(decode).unwrap_or(0);
+    for op in operands.iter() {
+        sum = sum.wrapping_add(decode(op));
+    }
+    Some(sum.to_be_bytes().to_vec())
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in directory `path`.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Self, Error> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.increase_parallelism(2);
+        db_opts.set_keep_log_file_num(5);
+        db_opts.set_max_log_file_size(16 << 20);
+        // A torn last WAL record after a crash is dropped; everything before it
+        // (every acknowledged write) is replayed.
+        db_opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+
+        let mut data_opts = Options::default();
+        data_opts.set_block_based_table_factory(&table);
+        data_opts.set_compression_type(DBCompressionType::Lz4);
+        data_opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+
+        let mut meta_opts = Options::default();
+        meta_opts.set_merge_operator_associative("vergent.add_i64", add_i64);
+
+        let cfs = vec![
+            ColumnFamilyDescriptor::new(CF_DATA, data_opts),
+            ColumnFamilyDescriptor::new(CF_LOG, Options::default()),
+            ColumnFamilyDescriptor::new(CF_META, meta_opts),
+        ];
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)
+            .map_err(|e| classify_open_error(path, e))?;
+        Ok(Self {
+            db,
+            path: path.to_path_buf(),
+            locks: StripedLocks::new(LOCK_STRIPES),
+            fsync: options.fsync,
+            group: GroupSync::default(),
+        })
+    }
+
+    /// The directory this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The durability policy in force.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        self.fsync
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
+    }
+
+    /// Reads the stored record of `key`, tombstones and expired values included.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Record>, Error> {
+        match self.db.get_pinned_cf(self.cf(CF_DATA), key)? {
+            None => Ok(None),
+            Some(bytes) => {
+                Record::decode(&bytes)
+                    .map(Some)
+                    .map_err(|source| Error::CorruptRecord {
+                        key: escape(key),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// Writes a client mutation on this node.
+    ///
+    /// Under the key's lock, `stamp` is shown the stored version (if any) and
+    /// must return a version above it; the new record is then written and made
+    /// durable per the [`FsyncPolicy`].
+    pub fn write(
+        &self,
+        key: &[u8],
+        mutation: Mutation,
+        stamp: impl FnOnce(Option<&Version>) -> Result<Version, StampError>,
+    ) -> Result<Written, Error> {
+        let (written, ticket) = {
+            let _guard = self.locks.lock(key);
+            let previous = self.get(key)?;
+            let version = stamp(previous.as_ref().map(|r| &r.version)).map_err(Error::Stamp)?;
+            if let Some(prev) = &previous
+                && version <= prev.version
+            {
+                return Err(Error::StaleStamp {
+                    new: version.to_string(),
+                    stored: prev.version.to_string(),
+                });
+            }
+            let record = match mutation {
+                Mutation::Put { value, ttl_ms } => {
+                    let expires = ttl_ms.map(|t| version.hlc.physical_ms().saturating_add(t));
+                    Record::value(version, value, expires)
+                }
+                Mutation::Delete => Record::tombstone(version),
+            };
+            let mut batch = WriteBatch::default();
+            self.stage(&mut batch, key, &record, previous.as_ref());
+            let ticket = self.commit(batch)?;
+            (Written { record, previous }, ticket)
+        };
+        // Wait for durability outside the key lock so that writers of other
+        // keys in the same stripe are not held up by the fsync.
+        self.wait_durable(ticket)?;
+        Ok(written)
+    }
+
+    /// Applies a record from another node with last-writer-wins.
+    pub fn apply(&self, key: &[u8], record: Record) -> Result<Applied, Error> {
+        let mut out = self.apply_batch(vec![(key.to_vec(), record)])?;
+        Ok(out.pop().unwrap_or(Applied::NotNewer))
+    }
+
+    /// Applies many replicated records atomically: one RocksDB batch, one sync.
+    ///
+    /// Each record is stored only if its version is above the stored one (or
+    /// above an earlier record for the same key in this batch).
+    pub fn apply_batch(&self, records: Vec<(Vec<u8>, Record)>) -> Result<Vec<Applied>, Error> {
+        let mut results = Vec::with_capacity(records.len());
+        let ticket = {
+            let _guards = self
+                .locks
+                .lock_many(records.iter().map(|(k, _)| k.as_slice()));
+            let mut pending: HashMap<&[u8], &Record> = HashMap::new();
+            let mut batch = WriteBatch::default();
+            for (key, record) in &records {
+                let current = match pending.get(key.as_slice()) {
+                    Some(r) => Some((*r).clone()),
+                    None => self.get(key)?,
+                };
+                if current
+                    .as_ref()
+                    .is_some_and(|c| c.version >= record.version)
+                {
+                    results.push(Applied::NotNewer);
+                    continue;
+                }
+                self.stage(&mut batch, key, record, current.as_ref());
+                pending.insert(key.as_slice(), record);
+                results.push(Applied::Stored { previous: current });
+            }
+            if batch.is_empty() {
+                return Ok(results);
+            }
+            self.commit(batch)?
+        };
+        self.wait_durable(ticket)?;
+        Ok(results)
+    }
+
+    /// Scans keys starting with `prefix`, in key order, after `start_after`
+    /// (exclusive) when given, returning at most `limit` records that `keep`
+    /// accepts.
+    pub fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+        mut keep: impl FnMut(&Record) -> bool,
+    ) -> Result<Vec<(Vec<u8>, Record)>, Error> {
+        let from = match start_after {
+            Some(after) if after >= prefix => after,
+            _ => prefix,
+        };
+        let iter = self.db.iterator_cf(
+            self.cf(CF_DATA),
+            IteratorMode::From(from, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, bytes) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if start_after.is_some_and(|after| &*key <= after) {
+                continue;
+            }
+            let record = Record::decode(&bytes).map_err(|source| Error::CorruptRecord {
+                key: escape(&key),
+                source,
+            })?;
+            if keep(&record) {
+                out.push((key.into_vec(), record));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of keys whose latest version is a value (tombstones excluded;
+    /// expired values count until they are purged).
+    pub fn live_keys(&self) -> Result<u64, Error> {
+        let raw = self.db.get_cf(self.cf(CF_META), META_LIVE_KEYS)?;
+        let n = raw
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(i64::from_be_bytes)
+            .unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Reads a node metadata entry (node id, HLC ceiling, ...).
+    pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.db.get_cf(self.cf(CF_META), meta_key(name))?)
+    }
+
+    /// Writes a node metadata entry and syncs it before returning, whatever the
+    /// fsync policy: metadata such as the HLC ceiling must survive power loss.
+    pub fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), meta_key(name), value);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Adds the record and the live-key delta to `batch`.
+    fn stage(&self, batch: &mut WriteBatch, key: &[u8], new: &Record, old: Option<&Record>) {
+        batch.put_cf(self.cf(CF_DATA), key, new.encode());
+        let was_live = old.is_some_and(|r| !r.is_tombstone());
+        let delta: i64 = match (was_live, !new.is_tombstone()) {
+            (false, true) => 1,
+            (true, false) => -1,
+            _ => 0,
+        };
+        if delta != 0 {
+            batch.merge_cf(self.cf(CF_META), META_LIVE_KEYS, delta.to_be_bytes());
+        }
+    }
+
+    /// Writes the batch to the WAL and memtable; returns a group-commit ticket
+    /// when the policy needs a sync afterwards.
+    fn commit(&self, batch: WriteBatch) -> Result<Option<u64>, Error> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(self.fsync == FsyncPolicy::PerWrite);
+        self.db.write_opt(batch, &opts)?;
+        Ok((self.fsync == FsyncPolicy::Group).then(|| self.group.ticket()))
+    }
+
+    fn wait_durable(&self, ticket: Option<u64>) -> Result<(), Error> {
+        let Some(ticket) = ticket else {
+            return Ok(());
+        };
+        self.group
+            .wait(ticket, || {
+                self.db.flush_wal(true).map_err(|e| e.to_string())
+            })
+            .map_err(Error::WalSync)
+    }
+}
+
+fn meta_key(name: &str) -> Vec<u8> {
+    let mut k = b"m/".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+fn classify_open_error(path: &Path, e: rocksdb::Error) -> Error {
+    let detail = e.to_string();
+    let path = path.display().to_string();
+    if detail.contains("lock") && e.kind() == ErrorKind::IOError {
+        Error::Locked { path, detail }
+    } else if e.kind() == ErrorKind::Corruption {
+        Error::CorruptDir { path, detail }
+    } else {
+        Error::Engine(e)
+    }
+}
+
+/// Shows a key as UTF-8 where it is printable, escaping other bytes.
+fn escape(key: &[u8]) -> String {
+    key.escape_ascii().to_string()
+}

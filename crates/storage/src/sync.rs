@@ -1,0 +1,118 @@
+//! Group commit: many writers share one WAL fsync.
+//!
+//! Each writer writes its batch without syncing, takes a ticket, and waits
+//! until a sync that started after its write has finished. One waiter becomes
+//! the leader and syncs for everyone whose write completed before it began, so
+//! under concurrency the cost of an fsync is spread over many writes.
+
+use std::sync::{Condvar, Mutex, PoisonError};
+
+#[derive(Default)]
+struct State {
+    /// Tickets handed out: one per completed (unsynced) write.
+    written: u64,
+    /// Every ticket at or below this is durable.
+    synced: u64,
+    /// A leader is syncing right now.
+    syncing: bool,
+    /// The last sync failed; its error is reported to the writers it covered.
+    failed_up_to: u64,
+    last_error: Option<String>,
+}
+
+/// Coordinates writers waiting for a shared fsync.
+#[derive(Default)]
+pub(crate) struct GroupSync {
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+impl GroupSync {
+    /// Records that a write completed; returns its ticket.
+    pub(crate) fn ticket(&self) -> u64 {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        s.written += 1;
+        s.written
+    }
+
+    /// Blocks until the write with `ticket` is durable, running `sync` as the
+    /// leader when no other sync is in flight.
+    pub(crate) fn wait(
+        &self,
+        ticket: u64,
+        mut sync: impl FnMut() -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if s.synced >= ticket {
+                return Ok(());
+            }
+            if s.failed_up_to >= ticket {
+                return Err(s.last_error.clone().unwrap_or_default());
+            }
+            if s.syncing {
+                s = self.done.wait(s).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            s.syncing = true;
+            let target = s.written;
+            drop(s);
+            let result = sync();
+            s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            s.syncing = false;
+            match result {
+                Ok(()) => s.synced = s.synced.max(target),
+                Err(e) => {
+                    s.failed_up_to = s.failed_up_to.max(target);
+                    s.last_error = Some(e);
+                }
+            }
+            self.done.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn every_writer_returns_only_after_a_sync_covering_its_ticket() {
+        let gs = Arc::new(GroupSync::default());
+        let syncs = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let gs = gs.clone();
+                let syncs = syncs.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        let t = gs.ticket();
+                        gs.wait(t, || {
+                            syncs.fetch_add(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .expect("sync succeeds");
+                        let s = gs.state.lock().expect("not poisoned");
+                        assert!(s.synced >= t);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("writer thread");
+        }
+        assert!(syncs.load(Ordering::SeqCst) <= 800);
+    }
+
+    #[test]
+    fn a_failed_sync_is_reported_to_the_writers_it_covered() {
+        let gs = GroupSync::default();
+        let t = gs.ticket();
+        assert_eq!(gs.wait(t, || Err("EIO".into())), Err("EIO".into()));
+        // A later write gets a fresh sync attempt.
+        let t2 = gs.ticket();
+        assert_eq!(gs.wait(t2, || Ok(())), Ok(()));
+    }
+}
