@@ -57,6 +57,10 @@ pub(crate) enum Cmd {
 
 /// Parses one input line.
 pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
+    // psql's quit; checked before splitting, which would eat the backslash.
+    if line.trim() == "\\q" {
+        return Ok(Cmd::Exit);
+    }
     let words = shlex::split(line).ok_or("unbalanced quotes")?;
     let mut it = words.into_iter();
     let Some(cmd) = it.next() else {
@@ -143,7 +147,7 @@ pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
             Ok(Cmd::Status)
         }
         "help" | "?" => Ok(Cmd::Help),
-        "exit" | "quit" | "\\q" => Ok(Cmd::Exit),
+        "exit" | "quit" => Ok(Cmd::Exit),
         other => Err(format!("unknown command {other:?}; type help")),
     }
 }
@@ -404,7 +408,7 @@ fn describe(e: &Error) -> String {
             error_code: Some(ErrorCode::UnsupportedConsistency),
             message,
             ..
-        } => format!("{message}"),
+        } => message.clone(),
         Error::Server { code, message, .. } => format!("{message} ({code:?})"),
         other => other.to_string(),
     }

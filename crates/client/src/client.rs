@@ -130,6 +130,7 @@ pub struct NodeStatus {
 pub struct Client {
     kv: KvClient<Channel>,
     cluster: ClusterClient<Channel>,
+    channel: Channel,
     endpoint: String,
     timeout: Duration,
 }
@@ -176,7 +177,8 @@ impl Client {
             })?;
         let client = Self {
             kv: KvClient::new(channel.clone()).max_decoding_message_size(usize::MAX),
-            cluster: ClusterClient::new(channel),
+            cluster: ClusterClient::new(channel.clone()),
+            channel,
             endpoint: config.endpoint,
             timeout: config.request_timeout,
         };
@@ -184,6 +186,12 @@ impl Client {
         // completes on our side, so a refusal only shows on the first call.
         client.status().await?;
         Ok(client)
+    }
+
+    /// The underlying gRPC channel, for other services on the node (health,
+    /// reflection).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// The endpoint this client talks to.

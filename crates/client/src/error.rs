@@ -50,9 +50,13 @@ impl Error {
 
     pub(crate) fn from_status(endpoint: &str, status: tonic::Status) -> Self {
         let error_code = ErrorCode::from_status(&status);
-        // Transport failures (refused connection, TLS alert) arrive as
-        // UNAVAILABLE without a Vergent error code.
-        if status.code() == tonic::Code::Unavailable && error_code.is_none() {
+        // Transport failures (refused connection, TLS alert) arrive without a
+        // Vergent error code, as UNAVAILABLE or as UNKNOWN with a source.
+        let transport = error_code.is_none()
+            && (status.code() == tonic::Code::Unavailable
+                || (status.code() == tonic::Code::Unknown
+                    && std::error::Error::source(&status).is_some()));
+        if transport {
             return Self::Connect {
                 endpoint: endpoint.to_string(),
                 reason: describe_transport(&status),
@@ -66,13 +70,16 @@ impl Error {
     }
 }
 
-/// The innermost useful message of a transport error chain.
+/// The whole chain of a transport error, outermost first, without repeats.
 fn describe_transport(status: &tonic::Status) -> String {
-    let mut msg = status.message().to_string();
+    let mut parts = vec![status.message().to_string()];
     let mut source = std::error::Error::source(status);
     while let Some(s) = source {
-        msg = s.to_string();
+        let m = s.to_string();
+        if !parts.iter().any(|p| p.contains(&m)) {
+            parts.push(m);
+        }
         source = s.source();
     }
-    msg
+    parts.join(": ")
 }

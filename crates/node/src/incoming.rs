@@ -45,11 +45,8 @@ pub(crate) fn tls_incoming(
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                match handshake(&acceptor, tcp, peer).await {
-                    Some(tls) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    None => {}
+                if let Some(tls) = handshake(&acceptor, tcp, peer).await {
+                    let _ = tx.send(Ok(tls)).await;
                 }
             });
         }

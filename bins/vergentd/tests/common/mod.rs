@@ -1,0 +1,295 @@
+//! Test harness: throwaway certificates, real `vergentd` processes and a
+//! `vergentctl` driver. Everything listens on 127.0.0.1 only, and every wait
+//! has a deadline.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use vergent_tls::{CertSpec, Role, RootSpec, TlsFiles};
+
+/// How long a node may take to start.
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A CA with node and client certificates, plus bad ones for refusal tests.
+pub struct Certs {
+    pub dir: PathBuf,
+    pub ca: PathBuf,
+    pub ca_key: PathBuf,
+    pub node: TlsFiles,
+    pub client: TlsFiles,
+    pub other_ca_client: TlsFiles,
+    pub expired_client: TlsFiles,
+}
+
+const PASS: &[u8] = b"test-passphrase";
+
+fn write_pair(dir: &Path, name: &str, cert: &vergent_tls::GeneratedCert, ca: &Path) -> TlsFiles {
+    let files = TlsFiles {
+        cert: dir.join(format!("{name}.crt")),
+        key: dir.join(format!("{name}.key")),
+        ca: ca.to_path_buf(),
+    };
+    vergent_tls::write_public(&files.cert, cert.cert_pem.as_bytes()).expect("write cert");
+    vergent_tls::write_private(&files.key, cert.key_pem.as_bytes()).expect("write key");
+    files
+}
+
+impl Certs {
+    pub fn generate(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("cert dir");
+        let root = vergent_tls::generate_root(&RootSpec::default(), PASS).expect("root");
+        let ca = dir.join("ca.pem");
+        let ca_key = dir.join("ca.key");
+        vergent_tls::write_public(&ca, root.cert_pem.as_bytes()).expect("write ca");
+        vergent_tls::write_private(&ca_key, root.key_pem.as_bytes()).expect("write ca key");
+        let sign = |spec: &CertSpec| {
+            vergent_tls::generate_cert(&root.cert_pem, &root.key_pem, Some(PASS), spec)
+                .expect("sign cert")
+        };
+        let mut node_spec = CertSpec::new("node-1", Role::Node);
+        node_spec.dns = vec!["localhost".into()];
+        node_spec.ips = vec![IpAddr::from([127, 0, 0, 1])];
+        let node = write_pair(dir, "node-1", &sign(&node_spec), &ca);
+        let client = write_pair(
+            dir,
+            "client",
+            &sign(&CertSpec::new("client", Role::Client)),
+            &ca,
+        );
+
+        let mut expired_spec = CertSpec::new("expired", Role::Client);
+        let now = SystemTime::now();
+        expired_spec.not_before = Some(now - Duration::from_secs(3 * 86_400));
+        expired_spec.not_after = Some(now - Duration::from_secs(86_400));
+        let expired_client = write_pair(dir, "expired", &sign(&expired_spec), &ca);
+
+        let other = vergent_tls::generate_root_unencrypted(&RootSpec {
+            cn: "Other CA".into(),
+            days: 30,
+        })
+        .expect("other root");
+        let other_cert = vergent_tls::generate_cert(
+            &other.cert_pem,
+            &other.key_pem,
+            None,
+            &CertSpec::new("intruder", Role::Client),
+        )
+        .expect("other cert");
+        // The intruder trusts our CA (so it can verify the server) but its
+        // own certificate is signed by another CA.
+        let other_ca_client = write_pair(dir, "intruder", &other_cert, &ca);
+        Self {
+            dir: dir.to_path_buf(),
+            ca,
+            ca_key,
+            node,
+            client,
+            other_ca_client,
+            expired_client,
+        }
+    }
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let vergentd = PathBuf::from(env!("CARGO_BIN_EXE_vergentd"));
+    if name == "vergentd" {
+        return vergentd;
+    }
+    // Another package's binary: cargo builds only this package's binaries for
+    // its tests, so build it (a no-op when fresh) once per test process.
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "vergentctl"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p vergentctl");
+        assert!(status.success(), "cargo build -p vergentctl failed");
+    });
+    let path = vergentd.with_file_name(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+fn is_ready_line(l: &str) -> bool {
+    l.contains(" ready ") || l.contains("\"message\":\"ready\"")
+}
+
+fn addr_of_ready_line(l: &str) -> Option<String> {
+    if let Some(rest) = l.split("addr=").nth(1) {
+        return rest.split_whitespace().next().map(str::to_string);
+    }
+    let rest = l.split("\"addr\":\"").nth(1)?;
+    rest.split('"').next().map(str::to_string)
+}
+
+/// A running `vergentd` with its stderr captured.
+pub struct Proc {
+    pub child: Child,
+    pub addr: String,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub fn spawn_vergentd(args: &[&str]) -> (Child, Arc<Mutex<String>>) {
+    let mut child = Command::new(bin("vergentd"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vergentd");
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().expect("stderr piped");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let mut s = sink.lock().expect("log lock");
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    (child, log)
+}
+
+/// Waits for `cond` on the captured log, with a deadline.
+pub fn wait_log(log: &Arc<Mutex<String>>, deadline: Duration, cond: impl Fn(&str) -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if cond(&log.lock().expect("log lock")) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+impl Proc {
+    /// Starts a node on a free loopback port and waits until it is ready.
+    pub fn start(certs: &Certs, data_dir: &Path, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--port".to_string(),
+            "0".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--log-level".into(),
+            "debug".into(),
+            "--tls-certfile".into(),
+            certs.node.cert.display().to_string(),
+            "--tls-keyfile".into(),
+            certs.node.key.display().to_string(),
+            "--tls-cafile".into(),
+            certs.ca.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (mut child, log) = spawn_vergentd(&refs);
+        let ready = wait_log(&log, START_DEADLINE, |l| {
+            l.lines().any(is_ready_line) || l.contains("failed to")
+        });
+        let text = log.lock().expect("log lock").clone();
+        if !ready || !text.lines().any(is_ready_line) {
+            let _ = child.kill();
+            panic!("vergentd did not become ready:\n{text}");
+        }
+        let addr = text
+            .lines()
+            .find(|l| is_ready_line(l))
+            .and_then(addr_of_ready_line)
+            .expect("ready line has the address");
+        Self { child, addr, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// `kill -9`.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for exit with a deadline.
+    pub fn terminate(mut self, deadline: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return st;
+            }
+            if start.elapsed() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "vergentd did not exit within {deadline:?} of SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `vergentctl connect` with `script` on stdin (a pipe, not a terminal).
+pub fn ctl_script(addr: &str, tls: &TlsFiles, script: &str) -> Output {
+    let mut child = Command::new(bin("vergentctl"))
+        .args(["connect", addr, "--tls-certfile"])
+        .arg(&tls.cert)
+        .arg("--tls-keyfile")
+        .arg(&tls.key)
+        .arg("--tls-cafile")
+        .arg(&tls.ca)
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vergentctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin piped")
+        .write_all(script.as_bytes())
+        .expect("write script");
+    wait_output(child, Duration::from_secs(60))
+}
+
+/// Waits for a child's output with a deadline, killing it past the deadline.
+pub fn wait_output(mut child: Child, deadline: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "process did not finish within {deadline:?}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

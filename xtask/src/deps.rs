@@ -1,0 +1,82 @@
+//! System packages the build needs: libclang (RocksDB's bindgen) and a C++
+//! compiler (RocksDB itself). Installed with apt-get when root on Debian;
+//! otherwise the exact command is printed.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::bail;
+
+fn has_libclang() -> bool {
+    let dirs = [
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+    ];
+    let matches = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.starts_with("libclang") && n.contains(".so")
+            })
+        })
+    };
+    if dirs.iter().any(|d| matches(Path::new(d))) {
+        return true;
+    }
+    // Debian keeps it under /usr/lib/llvm-N/lib.
+    std::fs::read_dir("/usr/lib").is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with("llvm-") && matches(&e.path().join("lib"))
+        })
+    })
+}
+
+fn has_cmd(cmd: &str) -> bool {
+    Command::new(cmd)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Installs what is missing, or says exactly what to run.
+pub(crate) fn ensure() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    if !has_libclang() {
+        missing.push("libclang-dev");
+    }
+    if !has_cmd("c++") {
+        missing.push("g++");
+    }
+    if !has_cmd("openssl") {
+        missing.push("openssl");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !is_root() || !has_cmd("apt-get") {
+        bail!(
+            "install the missing system packages first: sudo apt-get install -y {list} \
+             (or your distribution's equivalent)"
+        );
+    }
+    eprintln!("installing missing system packages: {list}");
+    crate::sh(Command::new("apt-get").arg("update").arg("-qq"))?;
+    crate::sh(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    Ok(())
+}

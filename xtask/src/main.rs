@@ -1,0 +1,87 @@
+//! `cargo xtask`: the project's everyday commands, in Rust so they are the
+//! same on every machine. It depends on no runtime crate of the workspace.
+//!
+//! - `cargo xtask run`   install what is missing, build, make throwaway
+//!   certificates, start a local node and open the shell.
+//! - `cargo xtask test`  every check CI runs: fmt, clippy, tests, docs, layering.
+//! - `cargo xtask stop`  stop nodes left running by `run`.
+//! - `cargo xtask deps`  install the system packages the build needs.
+
+mod deps;
+mod run;
+mod test;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  run [--nodes N] [--release] [--keep]
+                 build, create a throwaway CA and certificates under .vergent/dev,
+                 start N local nodes (default 1) and open the shell
+  stop           stop the nodes started by `run`
+  test           everything CI checks: fmt, clippy, tests, docs, crate layering
+  deps           install the system packages the build needs (libclang, a C++ compiler)";
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run::run(&args[1..]),
+        Some("stop") => run::stop(),
+        Some("test") => test::test(&args[1..]),
+        Some("deps") => deps::ensure(),
+        Some("-h" | "--help" | "help") | None => {
+            eprintln!("{USAGE}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("unknown command {other:?}\n\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: failed to {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+pub(crate) fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_path_buf()
+}
+
+/// Runs a command in the workspace root, echoing it, and fails if it fails.
+pub(crate) fn sh(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("$ {}", show(cmd));
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("run {}", show(cmd)))?;
+    if !status.success() {
+        bail!("run `{}`: {status}", show(cmd));
+    }
+    Ok(())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}

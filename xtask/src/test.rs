@@ -1,0 +1,146 @@
+//! `cargo xtask test`: the whole gate, in the order that fails fastest.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::{cargo, sh};
+
+/// Crates that must stay pure: no async runtime, network, protobuf or RocksDB.
+const PURE: &[&str] = &["vergent-hlc", "vergent-types"];
+/// Crates that must never reach server internals.
+const CLIENT_SIDE: &[&str] = &["vergent-client", "vergentctl"];
+
+pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
+    crate::deps::ensure()?;
+    let quick = args.iter().any(|a| a == "--quick");
+    sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    check_layering()?;
+    if !quick {
+        sh(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    let nextest = Command::new("cargo-nextest")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if nextest {
+        sh(cargo().args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ]))?;
+        sh(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
+    } else {
+        eprintln!("cargo-nextest not found; using cargo test");
+        sh(cargo().args(["test", "--workspace", "--locked"]))?;
+    }
+    if !quick {
+        sh(cargo()
+            .args(["doc", "--workspace", "--no-deps", "--locked"])
+            .env("RUSTDOCFLAGS", "-D warnings"))?;
+    }
+    eprintln!("xtask test: all checks passed");
+    Ok(())
+}
+
+/// Enforces the crate graph from docs/architecture.md with `cargo tree`.
+fn check_layering() -> anyhow::Result<()> {
+    let deps_of = |pkg: &str| -> anyhow::Result<String> {
+        let out = cargo()
+            .args([
+                "tree", "--locked", "-e", "normal", "--prefix", "none", "-p", pkg,
+            ])
+            .current_dir(crate::root())
+            .output()
+            .with_context(|| format!("run cargo tree -p {pkg}"))?;
+        if !out.status.success() {
+            bail!(
+                "cargo tree -p {pkg}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let names = |tree: &str| -> Vec<String> {
+        tree.lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let mut violations = Vec::new();
+    for pkg in PURE {
+        for dep in names(&deps_of(pkg)?) {
+            if [
+                "tokio",
+                "quinn",
+                "tonic",
+                "prost",
+                "rocksdb",
+                "librocksdb-sys",
+            ]
+            .contains(&dep.as_str())
+            {
+                violations.push(format!("{pkg} must stay pure but depends on {dep}"));
+            }
+        }
+    }
+    for pkg in CLIENT_SIDE {
+        for dep in names(&deps_of(pkg)?) {
+            if ["vergent-node", "vergent-storage", "rocksdb"].contains(&dep.as_str()) {
+                violations.push(format!(
+                    "{pkg} must not reach server internals but depends on {dep}"
+                ));
+            }
+        }
+    }
+    // Only vergent-storage may link RocksDB directly.
+    let inverse = cargo()
+        .args([
+            "tree",
+            "--locked",
+            "--workspace",
+            "-e",
+            "normal",
+            "-i",
+            "rocksdb",
+            "--depth",
+            "1",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(crate::root())
+        .output()
+        .context("run cargo tree -i rocksdb")?;
+    for line in String::from_utf8_lossy(&inverse.stdout).lines().skip(1) {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        if !name.is_empty() && name != "vergent-storage" {
+            violations.push(format!(
+                "{name} depends on rocksdb directly; only vergent-storage may"
+            ));
+        }
+    }
+    // One crypto backend: ring. Two backends make rustls panic at runtime.
+    let aws = cargo()
+        .args(["tree", "--locked", "--workspace", "-i", "aws-lc-rs"])
+        .current_dir(crate::root())
+        .output()
+        .context("run cargo tree -i aws-lc-rs")?;
+    if aws.status.success() && !aws.stdout.is_empty() {
+        violations
+            .push("aws-lc-rs is in the dependency tree; use the ring backend everywhere".into());
+    }
+    if !violations.is_empty() {
+        bail!("check crate layering:\n  {}", violations.join("\n  "));
+    }
+    eprintln!("crate layering: ok");
+    Ok(())
+}
