@@ -258,7 +258,10 @@ impl Client {
         let req = pb::PutRequest {
             key: key.into(),
             value: value.into(),
-            ttl_ms: options.ttl.map(|t| t.as_millis() as u64),
+            // Round up: a TTL under 1 ms must not become 0, which means "forever".
+            ttl_ms: options
+                .ttl
+                .map(|t| u64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)),
             consistency: options.consistency.unwrap_or(Consistency::One).into(),
         };
         let mut kv = self.kv.clone();

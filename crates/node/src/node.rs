@@ -49,6 +49,9 @@ pub struct NodeHandle {
     shutdown: CancellationToken,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     drain_timeout: Duration,
+    /// Lets shutdown wait until the store is really closed before the data
+    /// dir lock is released.
+    shared: std::sync::Weak<Shared>,
     _lock: DirLock,
 }
 
@@ -73,6 +76,18 @@ impl Node {
         let store = tokio::task::spawn_blocking(move || Store::open(&store_path, &store_opts))
             .await
             .map_err(|e| StartError::NodeId(format!("store open task failed: {e}")))??;
+        let mut store = store;
+        let (changes, _) = broadcast::channel::<Arc<Change>>(WATCH_BUFFER);
+        let publish = changes.clone();
+        // Published under the key lock, so watchers see one key's changes in
+        // version order; a lagging watcher is told so and never blocks writers.
+        store.set_observer(Box::new(move |key, record, local| {
+            let _ = publish.send(Arc::new(Change {
+                key: key.to_vec(),
+                record: record.clone(),
+                local,
+            }));
+        }));
         let store = Arc::new(store);
         let node_id = resolve_node_id(&store, config.node_id.clone())?;
         let clock = NodeClock::restore(
@@ -95,7 +110,6 @@ impl Node {
         })?;
         let advertise = config.advertise.unwrap_or(local_addr);
         let shutdown = CancellationToken::new();
-        let (changes, _) = broadcast::channel(WATCH_BUFFER);
         let shared = Arc::new(Shared {
             store,
             clock,
@@ -141,7 +155,11 @@ impl Node {
             let health = health.clone();
             async move {
                 shutdown.cancelled().await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
                 health.set_not_serving::<KvServer<KvApi>>().await;
+                health.set_not_serving::<ClusterServer<ClusterApi>>().await;
             }
         };
         let server = tokio::spawn(
@@ -175,6 +193,7 @@ impl Node {
             shutdown,
             server,
             drain_timeout: config.drain_timeout,
+            shared: Arc::downgrade(&shared),
             _lock: lock,
         })
     }
@@ -202,15 +221,28 @@ impl NodeHandle {
     }
 
     /// Stops accepting connections, lets in-flight requests finish for up to
-    /// the drain timeout, then releases the data dir.
-    pub async fn shutdown(self) {
+    /// the drain timeout, closes the store, then releases the data dir.
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        match tokio::time::timeout(self.drain_timeout, self.server).await {
-            Ok(Ok(Ok(()))) => info!("node stopped"),
+        match tokio::time::timeout(self.drain_timeout, &mut self.server).await {
+            Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => warn!(error = %e, "server stopped with an error"),
             Ok(Err(e)) => warn!(error = %e, "server task failed"),
-            Err(_) => warn!("drain timeout reached; closing remaining connections"),
+            Err(_) => {
+                warn!("drain timeout reached; closing remaining connections");
+                self.server.abort();
+            }
         }
+        // Connection tasks may still hold the store for a moment after the
+        // server future ends; the lock must outlive the store.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.shared.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.shared.strong_count() > 0 {
+            warn!("store still referenced after shutdown; releasing the data dir anyway");
+        }
+        info!("node stopped");
     }
 }
 

@@ -115,6 +115,11 @@ pub enum Applied {
     NotNewer,
 }
 
+/// Called with every record the store commits (key, new record, whether it
+/// came from a local write), under the key's lock, so calls for one key arrive
+/// in version order. It must not block.
+pub type Observer = Box<dyn Fn(&[u8], &Record, bool) + Send + Sync>;
+
 /// The versioned store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     db: DB,
@@ -122,6 +127,7 @@ pub struct Store {
     locks: StripedLocks,
     fsync: FsyncPolicy,
     group: GroupSync,
+    observer: Option<Observer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -182,7 +188,19 @@ impl Store {
             locks: StripedLocks::new(LOCK_STRIPES),
             fsync: options.fsync,
             group: GroupSync::default(),
+            observer: None,
         })
+    }
+
+    /// Installs the observer of committed records (e.g. to feed watchers).
+    pub fn set_observer(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
+    fn notify(&self, key: &[u8], record: &Record, local: bool) {
+        if let Some(observe) = &self.observer {
+            observe(key, record, local);
+        }
     }
 
     /// The directory this store lives in.
@@ -249,6 +267,7 @@ impl Store {
             let mut batch = WriteBatch::default();
             self.stage(&mut batch, key, &record, previous.as_ref());
             let ticket = self.commit(batch)?;
+            self.notify(key, &record, true);
             (Written { record, previous }, ticket)
         };
         // Wait for durability outside the key lock so that writers of other
@@ -294,7 +313,16 @@ impl Store {
             if batch.is_empty() {
                 return Ok(results);
             }
-            self.commit(batch)?
+            let ticket = self.commit(batch)?;
+            for (key, record) in &records {
+                if pending
+                    .get(key.as_slice())
+                    .is_some_and(|r| std::ptr::eq(*r, record))
+                {
+                    self.notify(key, record, false);
+                }
+            }
+            ticket
         };
         self.wait_durable(ticket)?;
         Ok(results)

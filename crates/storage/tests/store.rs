@@ -343,3 +343,39 @@ proptest! {
         prop_assert_eq!(s1.live_keys().expect("count"), s2.live_keys().expect("count"));
     }
 }
+
+#[test]
+fn the_observer_sees_every_committed_record_once_with_its_origin_kind() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    type Seen = Vec<(Vec<u8>, u64, bool)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let sink = seen.clone();
+    store.set_observer(Box::new(move |key, rec, local| {
+        sink.lock()
+            .expect("lock")
+            .push((key.to_vec(), rec.version.hlc.as_u64(), local));
+    }));
+    store
+        .write(b"a", put("1"), stamp_as(v(1, "n")))
+        .expect("put");
+    store
+        .write(b"a", Mutation::Delete, stamp_as(v(2, "n")))
+        .expect("delete");
+    store
+        .apply(b"b", Record::value(v(3, "m"), b"x".to_vec(), None))
+        .expect("apply");
+    // Not newer: nothing committed, nothing observed.
+    store
+        .apply(b"b", Record::value(v(1, "m"), b"old".to_vec(), None))
+        .expect("apply");
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        vec![
+            (b"a".to_vec(), 1, true),
+            (b"a".to_vec(), 2, true),
+            (b"b".to_vec(), 3, false)
+        ]
+    );
+}

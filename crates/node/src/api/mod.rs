@@ -18,6 +18,8 @@ use status::{ApiError, to_status};
 /// Default and largest number of entries one scan returns.
 const SCAN_DEFAULT_LIMIT: usize = 1000;
 const SCAN_MAX_LIMIT: usize = 10_000;
+/// Longest TTL accepted: 100 years, far below where expiry times overflow.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// A change applied on this node, as watchers see it.
 #[derive(Clone, Debug)]
@@ -59,16 +61,12 @@ impl KvApi {
             return Err(ApiError::ShuttingDown);
         }
         let written = tokio::task::spawn_blocking(move || {
-            let out = shared.store.write(&key, mutation, |stored| {
-                shared.clock.stamp(&shared.store, stored)
-            })?;
-            // Publish under no lock: a watcher that lags is told so, never blocks a write.
-            let _ = shared.changes.send(Arc::new(Change {
-                key,
-                record: out.record.clone(),
-                local: true,
-            }));
-            Ok::<_, ApiError>(out)
+            shared
+                .store
+                .write(&key, mutation, |stored| {
+                    shared.clock.stamp(&shared.store, stored)
+                })
+                .map_err(ApiError::from)
         })
         .await
         .map_err(|_| ApiError::ShuttingDown)??;
@@ -119,6 +117,11 @@ impl pb::kv_server::Kv for KvApi {
             .check_value(&req.value)
             .map_err(|e| to_status(e.into()))?;
         let ttl_ms = req.ttl_ms.filter(|t| *t > 0);
+        if ttl_ms.is_some_and(|t| t > MAX_TTL_MS) {
+            return Err(to_status(ApiError::BadRequest(format!(
+                "ttl_ms must be at most {MAX_TTL_MS} (100 years)"
+            ))));
+        }
         let written = self
             .write(
                 req.key,
