@@ -184,7 +184,10 @@ impl Client {
         };
         // In TLS 1.3 the server checks our certificate after the handshake
         // completes on our side, so a refusal only shows on the first call.
-        client.status().await?;
+        client
+            .status()
+            .await
+            .map_err(|e| e.into_connect(&client.endpoint))?;
         Ok(client)
     }
 

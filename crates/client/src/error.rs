@@ -48,14 +48,33 @@ impl Error {
         )
     }
 
+    /// The first call on a new connection failed: anything but a refusal
+    /// carrying a Vergent error code means the node never really answered
+    /// (typically it rejected our certificate after the handshake).
+    pub(crate) fn into_connect(self, endpoint: &str) -> Self {
+        match self {
+            Self::Server {
+                error_code: None,
+                code,
+                message,
+            } => Self::Connect {
+                endpoint: endpoint.to_string(),
+                reason: format!("{message} ({code:?})"),
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn from_status(endpoint: &str, status: tonic::Status) -> Self {
         let error_code = ErrorCode::from_status(&status);
         // Transport failures (refused connection, TLS alert) arrive without a
         // Vergent error code, as UNAVAILABLE or as UNKNOWN with a source.
         let transport = error_code.is_none()
-            && (status.code() == tonic::Code::Unavailable
-                || (status.code() == tonic::Code::Unknown
-                    && std::error::Error::source(&status).is_some()));
+            && (matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::Cancelled
+            ) || (status.code() == tonic::Code::Unknown
+                && std::error::Error::source(&status).is_some()));
         if transport {
             return Self::Connect {
                 endpoint: endpoint.to_string(),
