@@ -23,4 +23,4 @@ mod sync;
 
 pub use error::{Error, StampError};
 pub use record::{DecodeError, Record};
-pub use store::{Applied, FsyncPolicy, Mutation, Observer, Store, StoreOptions, Written};
+pub use store::{Applied, FsyncPolicy, LogEntry, Mutation, Observer, Store, StoreOptions, Written};

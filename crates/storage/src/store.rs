@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
@@ -128,6 +129,20 @@ pub struct Store {
     fsync: FsyncPolicy,
     group: GroupSync,
     observer: Option<Observer>,
+    /// Next replication log sequence number. Held across the RocksDB write so
+    /// that log order is commit order: a reader never sees seq n+1 before n.
+    log_seq: Mutex<u64>,
+}
+
+/// One entry of the replication log: a local write, in commit order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Position in the log, starting at 1.
+    pub seq: u64,
+    /// The key written.
+    pub key: Vec<u8>,
+    /// The record written.
+    pub record: Record,
 }
 
 impl std::fmt::Debug for Store {
@@ -182,6 +197,7 @@ impl Store {
         ];
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)
             .map_err(|e| classify_open_error(path, e))?;
+        let last_seq = last_log_seq(&db)?;
         Ok(Self {
             db,
             path: path.to_path_buf(),
@@ -189,6 +205,7 @@ impl Store {
             fsync: options.fsync,
             group: GroupSync::default(),
             observer: None,
+            log_seq: Mutex::new(last_seq + 1),
         })
     }
 
@@ -266,7 +283,7 @@ impl Store {
             };
             let mut batch = WriteBatch::default();
             self.stage(&mut batch, key, &record, previous.as_ref());
-            let ticket = self.commit(batch)?;
+            let ticket = self.commit_logged(batch, key, &record)?;
             self.notify(key, &record, true);
             (Written { record, previous }, ticket)
         };
@@ -419,6 +436,95 @@ impl Store {
         Ok((self.fsync == FsyncPolicy::Group).then(|| self.group.ticket()))
     }
 
+    /// Like [`Self::commit`], appending the local write to the replication
+    /// log in the same batch, so a write is in the log exactly when it is in
+    /// the data.
+    fn commit_logged(
+        &self,
+        mut batch: WriteBatch,
+        key: &[u8],
+        record: &Record,
+    ) -> Result<Option<u64>, Error> {
+        let mut next = self.log_seq.lock().unwrap_or_else(PoisonError::into_inner);
+        batch.put_cf(
+            self.cf(CF_LOG),
+            next.to_be_bytes(),
+            encode_log_value(key, record),
+        );
+        let ticket = self.commit(batch)?;
+        *next += 1;
+        Ok(ticket)
+    }
+
+    /// The sequence number of the newest log entry (0 when the log is empty
+    /// and nothing was ever written).
+    pub fn last_log_seq(&self) -> u64 {
+        *self.log_seq.lock().unwrap_or_else(PoisonError::into_inner) - 1
+    }
+
+    /// Reads log entries after `after` (exclusive), at most `max_entries` and
+    /// about `max_bytes` (at least one entry is returned when any exists).
+    pub fn read_log(
+        &self,
+        after: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>, Error> {
+        let start = (after + 1).to_be_bytes();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_LOG),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for item in iter {
+            if out.len() >= max_entries || (bytes >= max_bytes && !out.is_empty()) {
+                break;
+            }
+            let (k, v) = item?;
+            let seq = <[u8; 8]>::try_from(&*k)
+                .map(u64::from_be_bytes)
+                .map_err(|_| Error::CorruptRecord {
+                    key: escape(&k),
+                    source: crate::DecodeError::Truncated,
+                })?;
+            let (key, record) = decode_log_value(&v).map_err(|source| Error::CorruptRecord {
+                key: format!("log#{seq}"),
+                source,
+            })?;
+            bytes += v.len();
+            out.push(LogEntry { seq, key, record });
+        }
+        Ok(out)
+    }
+
+    /// The oldest entry still in the log (None when it is empty).
+    pub fn first_log_seq(&self) -> Result<Option<u64>, Error> {
+        let mut iter = self.db.iterator_cf(self.cf(CF_LOG), IteratorMode::Start);
+        match iter.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, _) = item?;
+                Ok(<[u8; 8]>::try_from(&*k).ok().map(u64::from_be_bytes))
+            }
+        }
+    }
+
+    /// Drops log entries with `seq < below`: every peer that matters has them.
+    ///
+    /// The newest entry is always kept, so sequence numbers continue after a
+    /// restart instead of starting again at 1 below the peers' cursors.
+    pub fn truncate_log(&self, below: u64) -> Result<(), Error> {
+        let below = below.min(self.last_log_seq());
+        if below <= 1 {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(CF_LOG), 0u64.to_be_bytes(), below.to_be_bytes());
+        self.db.write(batch)?;
+        Ok(())
+    }
+
     fn wait_durable(&self, ticket: Option<u64>) -> Result<(), Error> {
         let Some(ticket) = ticket else {
             return Ok(());
@@ -429,6 +535,46 @@ impl Store {
             })
             .map_err(Error::WalSync)
     }
+}
+
+fn encode_log_value(key: &[u8], record: &Record) -> Vec<u8> {
+    let rec = record.encode();
+    let mut out = Vec::with_capacity(4 + key.len() + rec.len());
+    // Keys are bounded by the node's limits (far below 4 GiB).
+    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&rec);
+    out
+}
+
+fn decode_log_value(bytes: &[u8]) -> Result<(Vec<u8>, Record), crate::DecodeError> {
+    let len = bytes
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes)
+        .ok_or(crate::DecodeError::Truncated)? as usize;
+    let key = bytes.get(4..4 + len).ok_or(crate::DecodeError::Truncated)?;
+    let record = Record::decode(&bytes[4 + len..])?;
+    Ok((key.to_vec(), record))
+}
+
+/// The highest sequence number in the log; truncation always keeps the newest
+/// entry, so numbers are never reused across restarts.
+fn last_log_seq(db: &DB) -> Result<u64, Error> {
+    let cf = db
+        .cf_handle(CF_LOG)
+        .expect("column families are created at open");
+    let mut iter = db.iterator_cf(cf, IteratorMode::End);
+    let from_log = match iter.next() {
+        Some(item) => {
+            let (k, _) = item?;
+            <[u8; 8]>::try_from(&*k)
+                .map(u64::from_be_bytes)
+                .unwrap_or(0)
+        }
+        None => 0,
+    };
+    Ok(from_log)
 }
 
 fn meta_key(name: &str) -> Vec<u8> {
