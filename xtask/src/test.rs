@@ -32,6 +32,8 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
         .output()
         .is_ok_and(|o| o.status.success());
     if nextest {
+        // Doc tests first, so the run's closing test summary is nextest's.
+        sh(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
         sh(cargo().args([
             "nextest",
             "run",
@@ -39,7 +41,6 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
             "--locked",
             "--no-fail-fast",
         ]))?;
-        sh(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
     } else {
         eprintln!("cargo-nextest not found; using cargo test");
         sh(cargo().args(["test", "--workspace", "--locked"]))?;
