@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         root.join("vergent/api/v1/kv.proto"),
         root.join("vergent/api/v1/errors.proto"),
+        root.join("vergent/peer/v1/peer.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -32,6 +32,9 @@ pub enum StartError {
     /// TLS material could not be loaded.
     #[error("TLS: {0}")]
     Tls(#[from] vergent_tls::Error),
+    /// The peer transport (QUIC on the same port, UDP) could not start.
+    #[error("peer transport: {0}")]
+    Transport(#[from] vergent_transport::Error),
     /// A configured peer address is invalid.
     #[error("invalid peer address {addr:?}: {reason}")]
     BadPeer {

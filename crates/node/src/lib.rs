@@ -17,6 +17,7 @@ mod datadir;
 mod error;
 mod incoming;
 mod node;
+mod peer;
 
 pub use config::NodeConfig;
 pub use error::StartError;

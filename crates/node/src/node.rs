@@ -35,6 +35,22 @@ pub(crate) struct Shared {
     pub(crate) advertise: SocketAddr,
     pub(crate) data_dir: PathBuf,
     pub(crate) shutdown: CancellationToken,
+    /// Newest sequence number of the local write log, for the peer senders.
+    pub(crate) head: tokio::sync::watch::Sender<u64>,
+}
+
+impl Shared {
+    /// Tells the peer senders that the local log grew.
+    pub(crate) fn log_appended(&self) {
+        let last = self.store.last_log_seq();
+        self.head.send_if_modified(|h| {
+            let grew = last > *h;
+            if grew {
+                *h = last;
+            }
+            grew
+        });
+    }
 }
 
 /// Entry point: see [`Node::start`].
@@ -110,6 +126,25 @@ impl Node {
         })?;
         let advertise = config.advertise.unwrap_or(local_addr);
         let shutdown = CancellationToken::new();
+        // The peer protocol shares the port number, over UDP.
+        let udp_addr = SocketAddr::new(config.listen.ip(), local_addr.port());
+        let (transport, peer_incoming) = vergent_transport::Transport::bind(
+            udp_addr,
+            &identity,
+            vergent_transport::TransportConfig::default(),
+        )?;
+        let mut peer_addrs = Vec::new();
+        for peer in &config.peers {
+            let resolved =
+                tokio::net::lookup_host(peer.as_str())
+                    .await
+                    .map_err(|e| StartError::BadPeer {
+                        addr: peer.clone(),
+                        reason: format!("cannot resolve: {e}"),
+                    })?;
+            peer_addrs.extend(resolved.take(1));
+        }
+        let (head, head_rx) = tokio::sync::watch::channel(store.last_log_seq());
         let shared = Arc::new(Shared {
             store,
             clock,
@@ -121,7 +156,16 @@ impl Node {
             advertise,
             data_dir: config.data_dir.clone(),
             shutdown: shutdown.clone(),
+            head,
         });
+        crate::peer::start(
+            shared.clone(),
+            transport,
+            peer_incoming,
+            peer_addrs,
+            head_rx,
+            shutdown.clone(),
+        );
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<KvServer<KvApi>>().await;

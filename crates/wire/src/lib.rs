@@ -19,6 +19,15 @@ pub mod api {
     }
 }
 
+/// The peer protocol (`vergent.peer.v1`), carried over QUIC between nodes.
+pub mod peer {
+    /// Version 1 of the peer protocol.
+    pub mod v1 {
+        #![allow(missing_docs, unreachable_pub, unused_qualifications, clippy::all)]
+        tonic::include_proto!("vergent.peer.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every proto file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/vergent_descriptor.bin"));

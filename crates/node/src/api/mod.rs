@@ -61,12 +61,14 @@ impl KvApi {
             return Err(ApiError::ShuttingDown);
         }
         let written = tokio::task::spawn_blocking(move || {
-            shared
+            let out = shared
                 .store
                 .write(&key, mutation, |stored| {
                     shared.clock.stamp(&shared.store, stored)
                 })
-                .map_err(ApiError::from)
+                .map_err(ApiError::from)?;
+            shared.log_appended();
+            Ok::<_, ApiError>(out)
         })
         .await
         .map_err(|_| ApiError::ShuttingDown)??;

@@ -1,0 +1,120 @@
+//! Applies another node's write log as it streams in, acknowledging what is
+//! durable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+use vergent_replication::{Batch, Receiver, Verdict};
+use vergent_transport::{FrameReader, FrameWriter, PeerIdentity};
+use vergent_types::NodeId;
+use vergent_wire::peer::v1 as pb;
+use vergent_wire::peer::v1::frame::Body;
+
+use super::convert::{decode, encode, record_from_wire};
+use super::{read_cursor, received_cursor_key};
+use crate::node::Shared;
+
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    peer: PeerIdentity,
+    writer: FrameWriter,
+    reader: FrameReader,
+    shutdown: CancellationToken,
+) {
+    match serve_inner(&shared, writer, reader, &shutdown).await {
+        Ok(()) => debug!(peer = %peer.addr, "replication stream ended"),
+        Err(e) => warn!(peer = %peer.addr, error = %e, "replication stream closed"),
+    }
+}
+
+async fn serve_inner(
+    shared: &Arc<Shared>,
+    mut writer: FrameWriter,
+    mut reader: FrameReader,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    let origin = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
+        Ok(Ok(Some(bytes))) => match decode(&bytes).map_err(|e| e.to_string())? {
+            Body::Hello(h) => NodeId::new(h.node_id).map_err(|e| e.to_string())?,
+            _ => return Err("first frame is not hello".into()),
+        },
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("no hello".into()),
+    };
+    let hello = Body::Hello(pb::Hello {
+        node_id: shared.node_id.to_string(),
+        advertise: shared.advertise.to_string(),
+    });
+    writer
+        .send(&encode(hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    if origin == shared.node_id {
+        return Ok(());
+    }
+    let cursor_key = received_cursor_key(origin.as_str());
+    let mut receiver = Receiver::new(read_cursor(shared, &cursor_key));
+    loop {
+        let frame = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            f = reader.recv() => f.map_err(|e| e.to_string())?,
+        };
+        let Some(bytes) = frame else { return Ok(()) };
+        let Body::Batch(b) = decode(&bytes).map_err(|e| e.to_string())? else {
+            return Err("unexpected frame instead of a batch".into());
+        };
+        let consistent = b.last >= b.first
+            && b.records.len() as u64 == b.last - b.first + 1
+            && b.records.iter().zip(b.first..).all(|(r, s)| r.seq == s);
+        if !consistent {
+            return Err(format!(
+                "malformed batch {}..={} from {origin}",
+                b.first, b.last
+            ));
+        }
+        let batch = Batch {
+            first: b.first,
+            last: b.last,
+            entries: b.records,
+        };
+        let ack = match receiver.handle_batch(batch) {
+            Verdict::Ack(c) => c,
+            Verdict::Apply { entries, up_to } => {
+                let mut records = Vec::with_capacity(entries.len());
+                for r in entries {
+                    let (key, record) = record_from_wire(r).map_err(|e| e.to_string())?;
+                    shared.limits.check_key(&key).map_err(|e| e.to_string())?;
+                    if let Some(v) = &record.value {
+                        shared.limits.check_value(v).map_err(|e| e.to_string())?;
+                    }
+                    // A timestamp too far ahead would drag our clock along:
+                    // refuse the batch (unacknowledged, so it is resent later).
+                    shared
+                        .clock
+                        .update(record.version.hlc)
+                        .map_err(|e| format!("refusing writes from {origin}: {e}"))?;
+                    records.push((key, record));
+                }
+                let store = shared.store.clone();
+                let key = cursor_key.clone();
+                tokio::task::spawn_blocking(move || {
+                    store.apply_batch(records)?;
+                    store.put_meta(&key, &up_to.to_be_bytes())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+                receiver.handle_applied(up_to)
+            }
+        };
+        writer
+            .send(&encode(Body::Ack(pb::Ack { up_to: ack })))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+}

@@ -1,0 +1,182 @@
+//! Ships this node's write log to one peer address, reconnecting with backoff.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use vergent_replication::{Output, Sender, SenderConfig};
+use vergent_transport::{FrameReader, Transport};
+use vergent_wire::peer::v1 as pb;
+use vergent_wire::peer::v1::frame::Body;
+
+use super::convert::{decode, encode, record_to_wire};
+use super::{read_cursor, sent_cursor_key};
+use crate::node::Shared;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a session ended.
+enum End {
+    /// Shutdown, or the address is this node itself: stop for good.
+    Stop,
+    /// Something failed: retry after a backoff.
+    Retry(String),
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    transport: Transport,
+    peer: SocketAddr,
+    mut head: watch::Receiver<u64>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match session(&shared, &transport, peer, &mut head, &shutdown).await {
+            End::Stop => return,
+            End::Retry(why) => {
+                debug!(%peer, reason = %why, retry_in = ?backoff, "replication session ended");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Reads the peer's acks on a task of its own: frame reads are not
+/// cancel-safe, so they must not sit in a `select!`.
+fn spawn_ack_reader(mut reader: FrameReader) -> mpsc::Receiver<Result<u64, String>> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let item = match reader.recv().await {
+                Ok(Some(bytes)) => match decode(&bytes) {
+                    Ok(Body::Ack(a)) => Ok(a.up_to),
+                    Ok(_) => Err("unexpected frame instead of an ack".to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+                Ok(None) => Err("peer closed the stream".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn session(
+    shared: &Shared,
+    transport: &Transport,
+    peer: SocketAddr,
+    head: &mut watch::Receiver<u64>,
+    shutdown: &CancellationToken,
+) -> End {
+    let retry = |e: &dyn std::fmt::Display| End::Retry(e.to_string());
+    let (mut writer, mut reader) = match transport.open_stream(peer).await {
+        Ok(s) => s,
+        Err(e) => return retry(&e),
+    };
+    let hello = Body::Hello(pb::Hello {
+        node_id: shared.node_id.to_string(),
+        advertise: shared.advertise.to_string(),
+    });
+    if let Err(e) = writer.send(&encode(hello)).await {
+        return retry(&e);
+    }
+    let peer_id = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
+        Ok(Ok(Some(bytes))) => match decode(&bytes) {
+            Ok(Body::Hello(h)) => h.node_id,
+            Ok(_) => return End::Retry("peer did not answer hello".into()),
+            Err(e) => return retry(&e),
+        },
+        Ok(Ok(None)) => return End::Retry("peer closed the stream".into()),
+        Ok(Err(e)) => return retry(&e),
+        Err(_) => return End::Retry("no hello from peer".into()),
+    };
+    if peer_id == shared.node_id.as_str() {
+        info!(%peer, "peer address is this node itself; not replicating to it");
+        return End::Stop;
+    }
+    let cursor_key = sent_cursor_key(&peer_id);
+    let cursor = read_cursor(shared, &cursor_key);
+    let mut sender: Sender<vergent_storage::LogEntry> = Sender::new(
+        SenderConfig::default(),
+        cursor,
+        shared.store.last_log_seq(),
+        Instant::now(),
+    );
+    info!(%peer, peer_id = %peer_id, cursor, "replicating to peer");
+    let mut acks = spawn_ack_reader(reader);
+    loop {
+        while let Some(out) = sender.poll_output() {
+            match out {
+                Output::ReadLog {
+                    after,
+                    max_entries,
+                    max_bytes,
+                } => {
+                    let entries = match shared.store.read_log(after, max_entries, max_bytes) {
+                        Ok(e) => e,
+                        Err(e) => return retry(&e),
+                    };
+                    if entries.first().is_some_and(|e| e.seq > after + 1) {
+                        warn!(peer_id = %peer_id, cursor = after, "peer is behind the truncated log; it needs anti-entropy repair");
+                    }
+                    sender.handle_log(
+                        Instant::now(),
+                        entries.into_iter().map(|e| (e.seq, e)).collect(),
+                    );
+                }
+                Output::Transmit(batch) => {
+                    let body = Body::Batch(pb::Batch {
+                        first: batch.first,
+                        last: batch.last,
+                        records: batch.entries.iter().map(record_to_wire).collect(),
+                    });
+                    if let Err(e) = writer.send(&encode(body)).await {
+                        return retry(&e);
+                    }
+                }
+                Output::PersistCursor { cursor } => {
+                    if let Err(e) = shared.store.put_meta(&cursor_key, &cursor.to_be_bytes()) {
+                        return retry(&e);
+                    }
+                }
+            }
+        }
+        let deadline = sender
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                let _ = writer.finish();
+                return End::Stop;
+            }
+            changed = head.changed() => {
+                if changed.is_err() {
+                    return End::Stop;
+                }
+                let h = *head.borrow_and_update();
+                sender.handle_appended(Instant::now(), h);
+            }
+            ack = acks.recv() => match ack {
+                Some(Ok(up_to)) => sender.handle_ack(Instant::now(), up_to),
+                Some(Err(e)) => return End::Retry(e),
+                None => return End::Retry("ack reader ended".into()),
+            },
+            () = tokio::time::sleep_until(deadline) => sender.handle_timeout(Instant::now()),
+        }
+    }
+}
