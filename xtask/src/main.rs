@@ -2,7 +2,7 @@
 //! same on every machine. It depends on no runtime crate of the workspace.
 //!
 //! - `cargo xtask run`   install what is missing, build, make throwaway
-//!   certificates, start a local node and open the shell.
+//!   certificates, start a local 3-node cluster and open the shell.
 //! - `cargo xtask test`  every check CI runs: fmt, clippy, tests, docs, layering.
 //! - `cargo xtask stop`  stop nodes left running by `run`.
 //! - `cargo xtask deps`  install the system packages the build needs.
@@ -22,7 +22,7 @@ usage: cargo xtask <command>
 commands:
   run [--nodes N] [--release] [--keep]
                  build, create a throwaway CA and certificates under .vergent/dev,
-                 start N local nodes (default 1) and open the shell
+                 start N local nodes (default 3) replicating to each other, and open the shell
   stop           stop the nodes started by `run`
   test           everything CI checks: fmt, clippy, tests, docs, crate layering
   deps           install the system packages the build needs (libclang, a C++ compiler)";

@@ -26,7 +26,7 @@ struct Opts {
 
 fn parse(args: &[String]) -> anyhow::Result<Opts> {
     let mut o = Opts {
-        nodes: 1,
+        nodes: 3,
         release: false,
         keep: false,
     };

@@ -175,10 +175,12 @@ pub fn wait_log(log: &Arc<Mutex<String>>, deadline: Duration, cond: impl Fn(&str
 impl Proc {
     /// Starts a node on a free loopback port and waits until it is ready.
     pub fn start(certs: &Certs, data_dir: &Path, extra: &[&str]) -> Self {
-        let mut args = vec![
-            "--port".to_string(),
-            "0".into(),
-            "--data-dir".into(),
+        let mut args = Vec::new();
+        if !extra.contains(&"--port") {
+            args.extend(["--port".to_string(), "0".into()]);
+        }
+        args.extend([
+            "--data-dir".to_string(),
             data_dir.display().to_string(),
             "--log-level".into(),
             "debug".into(),
@@ -188,7 +190,7 @@ impl Proc {
             certs.node.key.display().to_string(),
             "--tls-cafile".into(),
             certs.ca.display().to_string(),
-        ];
+        ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let (mut child, log) = spawn_vergentd(&refs);

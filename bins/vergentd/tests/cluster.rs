@@ -1,0 +1,308 @@
+//! Real `vergentd` processes replicating on 127.0.0.1: convergence, `kill -9`
+//! of a node under writes, live watch of remote writes, and refusal of peers
+//! that are not cluster nodes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Certs, Proc, bin, ctl_script, wait_log};
+use vergent_client::{Client, ClientConfig, Entry};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Ports free for both TCP and UDP right now.
+fn free_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
+        let port = tcp.local_addr().expect("addr").port();
+        if let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
+            ports.push(port);
+            held.push((tcp, udp));
+        }
+    }
+    ports
+}
+
+struct Cluster {
+    tmp: tempfile::TempDir,
+    certs: Certs,
+    ports: Vec<u16>,
+}
+
+impl Cluster {
+    fn new(n: usize) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let certs = Certs::generate(&tmp.path().join("certs"));
+        Self {
+            tmp,
+            certs,
+            ports: free_ports(n),
+        }
+    }
+
+    /// Starts node `i` with the seed README's flags: `--port` and every other
+    /// node after one `--peers`.
+    fn start(&self, i: usize) -> Proc {
+        let data = self.tmp.path().join(format!("node-{i}"));
+        let port = self.ports[i].to_string();
+        let id = format!("node-{i}");
+        let mut extra = vec!["--node-id".to_string(), id, "--peers".to_string()];
+        extra.extend(
+            self.ports
+                .iter()
+                .filter(|p| **p != self.ports[i])
+                .map(|p| format!("127.0.0.1:{p}")),
+        );
+        extra.push("--port".into());
+        extra.push(port);
+        let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+        Proc::start(&self.certs, &data, &refs)
+    }
+
+    fn addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[i])
+    }
+
+    async fn client(&self, i: usize) -> Client {
+        let mut c = ClientConfig::new(self.addr(i), self.certs.client.clone());
+        c.request_timeout = Duration::from_secs(30);
+        Client::connect(c).await.expect("connect")
+    }
+}
+
+async fn converge(clients: &[Client], expect: usize) -> Vec<Entry> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let mut dumps = Vec::new();
+        for c in clients {
+            dumps.push(c.scan_all("").await.expect("scan"));
+        }
+        if dumps[0].len() == expect && dumps.iter().all(|d| *d == dumps[0]) {
+            return dumps.swap_remove(0);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no convergence within {DEADLINE:?}: sizes {:?}",
+            dumps.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn three_processes_writing_everywhere_end_with_identical_contents() {
+    let cluster = Cluster::new(3);
+    let _nodes: Vec<Proc> = (0..3).map(|i| cluster.start(i)).collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let clients = [
+            cluster.client(0).await,
+            cluster.client(1).await,
+            cluster.client(2).await,
+        ];
+        for (i, c) in clients.iter().enumerate() {
+            for k in 0..100 {
+                c.put(format!("n{i}/{k}"), format!("{i}-{k}"))
+                    .await
+                    .expect("put");
+            }
+            c.put("contended", format!("{i}")).await.expect("put");
+            c.delete(format!("n{i}/0")).await.expect("delete");
+        }
+        converge(&clients, 3 * 99 + 1).await;
+    });
+}
+
+#[test]
+fn kill_9_of_a_node_under_writes_loses_nothing_and_it_catches_up_on_restart() {
+    let cluster = Cluster::new(3);
+    let a = cluster.start(0);
+    let b = cluster.start(1);
+    let c = cluster.start(2);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // Writes acknowledged by C just before it is killed.
+    let acked_on_c = rt.block_on(async {
+        let cc = cluster.client(2).await;
+        let mut acked = Vec::new();
+        for k in 0..100 {
+            acked.push((
+                format!("c{k}"),
+                cc.put(format!("c{k}"), "from-c").await.expect("put"),
+            ));
+        }
+        acked
+    });
+    c.kill9();
+    rt.block_on(async {
+        let (ca, cb) = (cluster.client(0).await, cluster.client(1).await);
+        for k in 0..500 {
+            ca.put(format!("a{k}"), "x").await.expect("put");
+            cb.put(format!("b{k}"), "y").await.expect("put");
+        }
+    });
+    let _c = cluster.start(2);
+    rt.block_on(async {
+        let clients = [
+            cluster.client(0).await,
+            cluster.client(1).await,
+            cluster.client(2).await,
+        ];
+        let state = converge(&clients, 1100).await;
+        for (key, version) in &acked_on_c {
+            let e = state
+                .iter()
+                .find(|e| e.key == key.as_bytes())
+                .unwrap_or_else(|| panic!("{key}, acknowledged by the killed node, is lost"));
+            assert_eq!(&e.version, version);
+        }
+    });
+    drop((a, b));
+}
+
+#[test]
+fn vergentctl_watch_on_one_node_prints_a_put_made_on_another() {
+    let cluster = Cluster::new(2);
+    let _a = cluster.start(0);
+    let _b = cluster.start(1);
+    let tls = &cluster.certs.client;
+    let mut watch = Command::new(bin("vergentctl"))
+        .args(["connect", &cluster.addr(1), "--tls-certfile"])
+        .arg(&tls.cert)
+        .arg("--tls-keyfile")
+        .arg(&tls.key)
+        .arg("--tls-cafile")
+        .arg(&tls.ca)
+        .args(["-e", "watch app/"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let stdout = watch.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The watch is registered once its "watching" banner is on stderr; until
+    // then, keep writing fresh keys so one of them is seen.
+    let start = Instant::now();
+    let mut seen = None;
+    let mut n = 0;
+    while seen.is_none() && start.elapsed() < DEADLINE {
+        n += 1;
+        let out = ctl_script(&cluster.addr(0), tls, &format!("put app/k{n} hello-{n}\n"));
+        assert!(out.status.success());
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            seen = Some(line);
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let line = seen.expect("watch on node B printed the put made on node A");
+    assert!(line.starts_with("PUT app/k"), "{line}");
+    assert!(
+        line.contains("origin=node-0") && line.ends_with("remote"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_peer_with_a_client_only_certificate_is_refused_and_logged() {
+    let cluster = Cluster::new(2);
+    let a = cluster.start(0);
+    // An impostor node running with the client certificate, pointing at A.
+    let data = cluster.tmp.path().join("impostor");
+    let port = cluster.ports[1].to_string();
+    let peer = cluster.addr(0);
+    let (mut child, log) = common::spawn_vergentd(&[
+        "--port",
+        &port,
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--peers",
+        &peer,
+        "--tls-certfile",
+        cluster.certs.client.cert.to_str().expect("utf8"),
+        "--tls-keyfile",
+        cluster.certs.client.key.to_str().expect("utf8"),
+        "--tls-cafile",
+        cluster.certs.ca.to_str().expect("utf8"),
+    ]);
+    let refused = wait_log(&a.log, DEADLINE, |l| {
+        l.contains("refused peer connection") && l.contains("not a node")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        refused,
+        "node A log:\n{}\nimpostor log:\n{}",
+        a.log_text(),
+        log.lock().expect("log")
+    );
+    // Nothing the impostor could have sent reached A.
+    let out = ctl_script(&cluster.addr(0), &cluster.certs.client, "scan\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "(0 entries)\n");
+}
+
+#[test]
+fn a_peer_with_a_certificate_from_another_ca_is_refused_and_logged() {
+    let cluster = Cluster::new(2);
+    let a = cluster.start(0);
+    let dir = cluster.tmp.path().join("foreign");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let root = vergent_tls::generate_root_unencrypted(&vergent_tls::RootSpec {
+        cn: "Foreign CA".into(),
+        days: 30,
+    })
+    .expect("root");
+    let mut spec = vergent_tls::CertSpec::new("foreign", vergent_tls::Role::Node);
+    spec.ips = vec!["127.0.0.1".parse().expect("ip")];
+    let cert =
+        vergent_tls::generate_cert(&root.cert_pem, &root.key_pem, None, &spec).expect("cert");
+    let (crt, key, ca) = (dir.join("f.crt"), dir.join("f.key"), dir.join("ca.pem"));
+    vergent_tls::write_public(&crt, cert.cert_pem.as_bytes()).expect("write");
+    vergent_tls::write_private(&key, cert.key_pem.as_bytes()).expect("write");
+    vergent_tls::write_public(&ca, root.cert_pem.as_bytes()).expect("write");
+    let port = cluster.ports[1].to_string();
+    let peer = cluster.addr(0);
+    let data = dir.join("data");
+    let (mut child, log) = common::spawn_vergentd(&[
+        "--port",
+        &port,
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--peers",
+        &peer,
+        "--tls-certfile",
+        crt.to_str().expect("utf8"),
+        "--tls-keyfile",
+        key.to_str().expect("utf8"),
+        "--tls-cafile",
+        ca.to_str().expect("utf8"),
+    ]);
+    let refused = wait_log(&a.log, DEADLINE, |l| {
+        l.lines().any(|l| {
+            l.contains("refused peer connection")
+                && (l.contains("UnknownIssuer")
+                    || l.contains("unknown issuer")
+                    || l.contains("UnknownCA"))
+        })
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        refused,
+        "node A log:\n{}\nforeign log:\n{}",
+        a.log_text(),
+        log.lock().expect("log")
+    );
+}
