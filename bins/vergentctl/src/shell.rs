@@ -366,6 +366,10 @@ impl Shell {
                     s.peers.join(", ")
                 };
                 let _ = writeln!(out, "peers:        {peers}");
+                let _ = writeln!(out, "log:          {}..{}", s.log_first_seq, s.log_last_seq);
+                for (peer, cursor, lag) in &s.replication {
+                    let _ = writeln!(out, "replicated:   {peer} cursor={cursor} lag={lag}");
+                }
             }
             Cmd::Help => {
                 let _ = writeln!(out, "{HELP}");

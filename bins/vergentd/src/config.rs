@@ -79,6 +79,10 @@ pub(crate) struct Cli {
     /// How long shutdown waits for in-flight requests (e.g. 10s).
     #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_DRAIN_TIMEOUT")]
     drain_timeout: Option<Duration>,
+    /// Most replication log entries a down or slow peer may hold back before
+    /// it is left to anti-entropy repair.
+    #[arg(long, env = "VERGENT_MAX_LOG_LAG")]
+    max_log_lag: Option<u64>,
     /// Testing only: shift this node's physical clock by this many milliseconds.
     #[arg(
         long,
@@ -111,6 +115,7 @@ struct FileConfig {
     max_clock_offset: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     drain_timeout: Option<Duration>,
+    max_log_lag: Option<u64>,
 }
 
 /// Everything `main` needs after merging.
@@ -219,6 +224,9 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
         node.drain_timeout = d;
     }
     node.clock_offset_ms = cli.debug_clock_offset_ms.unwrap_or(0);
+    if let Some(n) = cli.max_log_lag.or(file.max_log_lag) {
+        node.max_log_lag = n;
+    }
     Ok(Settings {
         node,
         log_level,

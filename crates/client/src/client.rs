@@ -123,6 +123,12 @@ pub struct NodeStatus {
     pub advertise_addr: String,
     /// Its data directory.
     pub data_dir: String,
+    /// Oldest entry of its replication log (0 when empty).
+    pub log_first_seq: u64,
+    /// Newest entry of its replication log.
+    pub log_last_seq: u64,
+    /// How far each peer has durably received its log: (peer id, cursor, lag).
+    pub replication: Vec<(String, u64, u64)>,
 }
 
 /// A connection to one node. Cheap to clone; clones share the connection.
@@ -360,6 +366,13 @@ impl Client {
             peers: s.peers,
             advertise_addr: s.advertise_addr,
             data_dir: s.data_dir,
+            log_first_seq: s.log_first_seq,
+            log_last_seq: s.log_last_seq,
+            replication: s
+                .replication
+                .into_iter()
+                .map(|r| (r.node_id, r.cursor, r.lag))
+                .collect(),
         })
     }
 }

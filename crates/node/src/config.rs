@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub drain_timeout: Duration,
     /// Test-only: shift this node's physical clock by this many ms.
     pub clock_offset_ms: i64,
+    /// Most replication log entries a lagging or dead peer may hold back
+    /// truncation by; past it that peer needs anti-entropy repair.
+    pub max_log_lag: u64,
 }
 
 impl NodeConfig {
@@ -51,6 +54,7 @@ impl NodeConfig {
             max_clock_offset_ms: 500,
             drain_timeout: Duration::from_secs(10),
             clock_offset_ms: 0,
+            max_log_lag: 1_000_000,
         }
     }
 }

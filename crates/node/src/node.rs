@@ -37,12 +37,27 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Newest sequence number of the local write log, for the peer senders.
     pub(crate) head: tokio::sync::watch::Sender<u64>,
+    /// Replication progress of each peer, for log truncation and status.
+    pub(crate) progress: std::sync::Mutex<crate::peer::truncation::Progress>,
+    /// Most entries a lagging peer may hold the log back by.
+    pub(crate) max_log_lag: u64,
 }
 
 impl Shared {
+    pub(crate) fn lock_progress(
+        &self,
+    ) -> std::sync::MutexGuard<'_, crate::peer::truncation::Progress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Tells the peer senders that the local log grew.
     pub(crate) fn log_appended(&self) {
         let last = self.store.last_log_seq();
+        if last.is_multiple_of(1024) {
+            crate::peer::maybe_truncate(self);
+        }
         self.head.send_if_modified(|h| {
             let grew = last > *h;
             if grew {
@@ -145,6 +160,7 @@ impl Node {
             peer_addrs.extend(resolved.take(1));
         }
         let (head, head_rx) = tokio::sync::watch::channel(store.last_log_seq());
+        let sent_cursors = crate::peer::load_sent_cursors(&store)?;
         let shared = Arc::new(Shared {
             store,
             clock,
@@ -157,6 +173,11 @@ impl Node {
             data_dir: config.data_dir.clone(),
             shutdown: shutdown.clone(),
             head,
+            progress: std::sync::Mutex::new(crate::peer::truncation::Progress {
+                cursors: sent_cursors,
+                unidentified: peer_addrs.len(),
+            }),
+            max_log_lag: config.max_log_lag,
         });
         crate::peer::start(
             shared.clone(),

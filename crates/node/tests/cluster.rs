@@ -210,3 +210,43 @@ async fn a_watch_on_one_node_shows_a_put_made_on_another_as_remote() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_truncated_once_every_peer_acknowledged_it() {
+    let cluster = Cluster::new(2);
+    let a = cluster.start(0).await;
+    let b = cluster.start(1).await;
+    let ca = cluster.client(0).await;
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let ca = ca.clone();
+            tokio::spawn(async move {
+                for k in 0..700 {
+                    ca.put(format!("t{t}/{k}"), "v").await.expect("put");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let s = ca.status().await.expect("status");
+        let caught_up = s
+            .replication
+            .iter()
+            .any(|(id, cursor, lag)| id == "node-1" && *cursor == s.log_last_seq && *lag == 0);
+        if caught_up && s.log_first_seq > 1 {
+            assert_eq!(s.log_last_seq, 2800);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "log not truncated: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

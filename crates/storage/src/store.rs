@@ -397,6 +397,25 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Lists metadata entries whose name starts with `prefix`.
+    pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        let start = meta_key(prefix);
+        let iter = self.db.iterator_cf(
+            self.cf(CF_META),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&start) {
+                break;
+            }
+            let name = String::from_utf8_lossy(&k[2..]).into_owned();
+            out.push((name, v.into_vec()));
+        }
+        Ok(out)
+    }
+
     /// Reads a node metadata entry (node id, HLC ceiling, ...).
     pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.db.get_cf(self.cf(CF_META), meta_key(name))?)

@@ -255,6 +255,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let s = &self.shared;
         let key_count = s.store.live_keys().map_err(|e| to_status(e.into()))?;
+        let last = s.store.last_log_seq();
         Ok(Response::new(pb::StatusResponse {
             node_id: s.node_id.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -265,6 +266,26 @@ impl pb::cluster_server::Cluster for ClusterApi {
             peers: s.peers.clone(),
             advertise_addr: s.advertise.to_string(),
             data_dir: s.data_dir.display().to_string(),
+            log_first_seq: s
+                .store
+                .first_log_seq()
+                .map_err(|e| to_status(e.into()))?
+                .unwrap_or(0),
+            log_last_seq: last,
+            replication: {
+                let progress = s.lock_progress();
+                let mut peers: Vec<pb::ReplicationPeer> = progress
+                    .cursors
+                    .iter()
+                    .map(|(id, c)| pb::ReplicationPeer {
+                        node_id: id.clone(),
+                        cursor: *c,
+                        lag: last.saturating_sub(*c),
+                    })
+                    .collect();
+                peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+                peers
+            },
         }))
     }
 }

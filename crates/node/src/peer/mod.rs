@@ -9,6 +9,7 @@
 mod convert;
 mod inbound;
 mod outbound;
+pub(crate) mod truncation;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,56 @@ fn sent_cursor_key(peer: &str) -> String {
 fn received_cursor_key(origin: &str) -> String {
     format!("repl/received/{origin}")
 }
+
+/// Persisted cursors of every peer we ever replicated to, by node id.
+pub(crate) fn load_sent_cursors(
+    store: &vergent_storage::Store,
+) -> Result<std::collections::HashMap<String, u64>, vergent_storage::Error> {
+    let prefix = sent_cursor_key("");
+    Ok(store
+        .scan_meta(&prefix)?
+        .into_iter()
+        .filter_map(|(name, v)| {
+            let id = name.strip_prefix(&prefix)?.to_string();
+            let c = <[u8; 8]>::try_from(v.as_slice())
+                .ok()
+                .map(u64::from_be_bytes)?;
+            Some((id, c))
+        })
+        .collect())
+}
+
+/// Drops log entries every peer has (or that a peer lagging past the bound
+/// will have to get through repair).
+pub(crate) fn maybe_truncate(shared: &Shared) {
+    let last = shared.store.last_log_seq();
+    let Ok(Some(first)) = shared.store.first_log_seq() else {
+        return;
+    };
+    let below = {
+        let progress = shared.lock_progress();
+        let Some(below) = truncation::truncate_below(&progress, first, last, shared.max_log_lag)
+        else {
+            return;
+        };
+        // Truncate in steps, not on every ack.
+        if below < first + TRUNCATE_STEP && below < last {
+            return;
+        }
+        for (peer, cursor) in &progress.cursors {
+            if *cursor + 1 < below {
+                warn!(peer_id = %peer, cursor, truncated_below = below, "peer fell more than the log bound behind; it needs anti-entropy repair");
+            }
+        }
+        below
+    };
+    if let Err(e) = shared.store.truncate_log(below) {
+        warn!(error = %e, "log truncation failed");
+    }
+}
+
+/// Entries dropped at once at the least.
+const TRUNCATE_STEP: u64 = 1024;
 
 fn read_cursor(shared: &Shared, key: &str) -> u64 {
     shared

@@ -36,8 +36,18 @@ pub(super) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut backoff = BACKOFF_MIN;
+    let mut identified = false;
     loop {
-        match session(&shared, &transport, peer, &mut head, &shutdown).await {
+        match session(
+            &shared,
+            &transport,
+            peer,
+            &mut head,
+            &shutdown,
+            &mut identified,
+        )
+        .await
+        {
             End::Stop => return,
             End::Retry(why) => {
                 debug!(%peer, reason = %why, retry_in = ?backoff, "replication session ended");
@@ -81,6 +91,7 @@ async fn session(
     peer: SocketAddr,
     head: &mut watch::Receiver<u64>,
     shutdown: &CancellationToken,
+    identified: &mut bool,
 ) -> End {
     let retry = |e: &dyn std::fmt::Display| End::Retry(e.to_string());
     let (mut writer, mut reader) = match transport.open_stream(peer).await {
@@ -104,12 +115,24 @@ async fn session(
         Ok(Err(e)) => return retry(&e),
         Err(_) => return End::Retry("no hello from peer".into()),
     };
+    let first_hello = !*identified;
+    *identified = true;
     if peer_id == shared.node_id.as_str() {
         info!(%peer, "peer address is this node itself; not replicating to it");
+        if first_hello {
+            shared.lock_progress().unidentified -= 1;
+        }
         return End::Stop;
     }
     let cursor_key = sent_cursor_key(&peer_id);
     let cursor = read_cursor(shared, &cursor_key);
+    {
+        let mut progress = shared.lock_progress();
+        if first_hello {
+            progress.unidentified = progress.unidentified.saturating_sub(1);
+        }
+        progress.cursors.insert(peer_id.clone(), cursor);
+    }
     let mut sender: Sender<vergent_storage::LogEntry> = Sender::new(
         SenderConfig::default(),
         cursor,
@@ -152,6 +175,11 @@ async fn session(
                     if let Err(e) = shared.store.put_meta(&cursor_key, &cursor.to_be_bytes()) {
                         return retry(&e);
                     }
+                    shared
+                        .lock_progress()
+                        .cursors
+                        .insert(peer_id.clone(), cursor);
+                    super::maybe_truncate(shared);
                 }
             }
         }
