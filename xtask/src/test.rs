@@ -7,7 +7,12 @@ use anyhow::{Context, bail};
 use crate::{cargo, sh};
 
 /// Crates that must stay pure: no async runtime, network, protobuf or RocksDB.
-const PURE: &[&str] = &["vergent-hlc", "vergent-types", "vergent-replication"];
+const PURE: &[&str] = &[
+    "vergent-hlc",
+    "vergent-types",
+    "vergent-replication",
+    "vergent-gossip",
+];
 /// Crates that must never reach server internals.
 const CLIENT_SIDE: &[&str] = &["vergent-client", "vergentctl"];
 

@@ -22,7 +22,8 @@ Commands:
   delete KEY                       delete a key; prints OK hlc=...
   scan [PREFIX] [LIMIT]            list keys and values under PREFIX (default limit 100)
   watch [PREFIX]                   stream changes applied on this node (Ctrl-C stops)
-  status                           show the node's id, version, uptime and key count
+  status                           show the node's id, version, uptime, key count and replication
+  members                          show the cluster as this node sees it (gossip)
   help                             this text
   exit | quit | \\q                 leave (Ctrl-D works too)
 Quote values with spaces: put greeting \"hello world\"";
@@ -50,6 +51,7 @@ pub(crate) enum Cmd {
         prefix: String,
     },
     Status,
+    Members,
     Help,
     Exit,
     Empty,
@@ -145,6 +147,10 @@ pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
         "status" => {
             arity(0, "status")?;
             Ok(Cmd::Status)
+        }
+        "members" => {
+            arity(0, "members")?;
+            Ok(Cmd::Members)
         }
         "help" | "?" => Ok(Cmd::Help),
         "exit" | "quit" => Ok(Cmd::Exit),
@@ -369,6 +375,34 @@ impl Shell {
                 let _ = writeln!(out, "log:          {}..{}", s.log_first_seq, s.log_last_seq);
                 for (peer, cursor, lag) in &s.replication {
                     let _ = writeln!(out, "replicated:   {peer} cursor={cursor} lag={lag}");
+                }
+            }
+            Cmd::Members => {
+                let s = c.status().await?;
+                let _ = writeln!(
+                    out,
+                    "{:<20} {:<22} {:<8} {:>11}  last change",
+                    "id", "address", "state", "incarnation"
+                );
+                for m in &s.members {
+                    let since = if m.since_ms == 0 {
+                        "-".to_string()
+                    } else {
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + Duration::from_millis(m.since_ms),
+                        )
+                        .to_string()
+                    };
+                    let me = if m.node_id == s.node_id {
+                        " (this node)"
+                    } else {
+                        ""
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{:<20} {:<22} {:<8} {:>11}  {since}{me}",
+                        m.node_id, m.addr, m.state, m.incarnation
+                    );
                 }
             }
             Cmd::Help => {

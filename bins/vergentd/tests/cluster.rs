@@ -306,3 +306,65 @@ fn a_peer_with_a_certificate_from_another_ca_is_refused_and_logged() {
         log.lock().expect("log")
     );
 }
+
+#[test]
+fn a_fourth_node_given_one_seed_appears_in_members_on_every_node() {
+    let cluster = Cluster::new(4);
+    let _nodes: Vec<Proc> = (0..3).map(|i| cluster.start(i)).collect();
+    // The fourth node knows only node 0.
+    let data = cluster.tmp.path().join("node-3");
+    let port = cluster.ports[3].to_string();
+    let seed = cluster.addr(0);
+    let _d = Proc::start(
+        &cluster.certs,
+        &data,
+        &["--node-id", "node-3", "--port", &port, "--peers", &seed],
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut clients = Vec::new();
+        for i in 0..4 {
+            clients.push(cluster.client(i).await);
+        }
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let mut all = true;
+            for c in &clients {
+                let s = c.status().await.expect("status");
+                let alive: Vec<&str> = s
+                    .members
+                    .iter()
+                    .filter(|m| m.state == "alive")
+                    .map(|m| m.node_id.as_str())
+                    .collect();
+                all &= (0..4).all(|i| alive.contains(&format!("node-{i}").as_str()));
+            }
+            if all {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "membership did not converge"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // And it replicates: a write on the newcomer reaches node 1, which
+        // never heard of it from the command line.
+        let v = clients[3]
+            .put("from-the-newcomer", "hi")
+            .await
+            .expect("put");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(e) = clients[1].get("from-the-newcomer").await.expect("get") {
+                assert_eq!(e.version, v);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "write never replicated"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}

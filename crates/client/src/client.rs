@@ -129,6 +129,23 @@ pub struct NodeStatus {
     pub log_last_seq: u64,
     /// How far each peer has durably received its log: (peer id, cursor, lag).
     pub replication: Vec<(String, u64, u64)>,
+    /// Its view of the cluster, itself included.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member in a node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// The member's node id.
+    pub node_id: String,
+    /// Its advertised address.
+    pub addr: String,
+    /// alive, suspect, dead or left.
+    pub state: String,
+    /// Its incarnation number.
+    pub incarnation: u64,
+    /// Last state change seen, ms since the Unix epoch (0: since the node started).
+    pub since_ms: u64,
 }
 
 /// A connection to one node. Cheap to clone; clones share the connection.
@@ -372,6 +389,17 @@ impl Client {
                 .replication
                 .into_iter()
                 .map(|r| (r.node_id, r.cursor, r.lag))
+                .collect(),
+            members: s
+                .members
+                .into_iter()
+                .map(|m| MemberStatus {
+                    node_id: m.node_id,
+                    addr: m.addr,
+                    state: m.state,
+                    incarnation: m.incarnation,
+                    since_ms: m.since_ms,
+                })
                 .collect(),
         })
     }

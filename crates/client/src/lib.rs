@@ -20,8 +20,8 @@ mod client;
 mod error;
 
 pub use client::{
-    Client, ClientConfig, Consistency, Deleted, Entry, NodeStatus, PutOptions, ScanPage,
-    WatchEvent, WatchStream,
+    Client, ClientConfig, Consistency, Deleted, Entry, MemberStatus, NodeStatus, PutOptions,
+    ScanPage, WatchEvent, WatchStream,
 };
 pub use error::Error;
 pub use vergent_types::Version;

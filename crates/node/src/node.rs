@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) progress: std::sync::Mutex<crate::peer::truncation::Progress>,
     /// Most entries a lagging peer may hold the log back by.
     pub(crate) max_log_lag: u64,
+    /// The membership view, refreshed by the gossip driver.
+    pub(crate) members: std::sync::Mutex<Vec<crate::peer::membership::MemberInfo>>,
 }
 
 impl Shared {
@@ -175,15 +177,18 @@ impl Node {
             head,
             progress: std::sync::Mutex::new(crate::peer::truncation::Progress {
                 cursors: sent_cursors,
-                unidentified: peer_addrs.len(),
+                // Replication targets come from membership; a member never
+                // seen has no cursor to wait for (repair brings it up to date).
+                unidentified: 0,
             }),
             max_log_lag: config.max_log_lag,
+            members: std::sync::Mutex::new(Vec::new()),
         });
         crate::peer::start(
             shared.clone(),
             transport,
             peer_incoming,
-            peer_addrs,
+            config.peers.clone(),
             head_rx,
             shutdown.clone(),
         );

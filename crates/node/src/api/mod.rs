@@ -286,6 +286,19 @@ impl pb::cluster_server::Cluster for ClusterApi {
                 peers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
                 peers
             },
+            members: s
+                .members
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|m| pb::MemberStatus {
+                    node_id: m.id.clone(),
+                    addr: m.addr.clone(),
+                    state: format!("{:?}", m.state).to_ascii_lowercase(),
+                    incarnation: m.incarnation,
+                    since_ms: m.since_ms,
+                })
+                .collect(),
         }))
     }
 }

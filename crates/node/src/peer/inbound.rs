@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use vergent_replication::{Batch, Receiver, Verdict};
@@ -23,9 +24,10 @@ pub(super) async fn serve(
     peer: PeerIdentity,
     writer: FrameWriter,
     reader: FrameReader,
+    gossip: mpsc::Sender<(String, vergent_gossip::Message)>,
     shutdown: CancellationToken,
 ) {
-    match serve_inner(&shared, writer, reader, &shutdown).await {
+    match serve_inner(&shared, &peer, writer, reader, &gossip, &shutdown).await {
         Ok(()) => debug!(peer = %peer.addr, "replication stream ended"),
         Err(e) => warn!(peer = %peer.addr, error = %e, "replication stream closed"),
     }
@@ -33,13 +35,21 @@ pub(super) async fn serve(
 
 async fn serve_inner(
     shared: &Arc<Shared>,
+    peer: &PeerIdentity,
     mut writer: FrameWriter,
     mut reader: FrameReader,
+    gossip: &mpsc::Sender<(String, vergent_gossip::Message)>,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
     let origin = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
         Ok(Ok(Some(bytes))) => match decode(&bytes).map_err(|e| e.to_string())? {
             Body::Hello(h) => NodeId::new(h.node_id).map_err(|e| e.to_string())?,
+            // A gossip message too large for a datagram.
+            Body::Gossip(g) => {
+                let msg = super::gossip_convert::from_wire(g).map_err(|e| e.to_string())?;
+                let _ = gossip.try_send((peer.addr.to_string(), msg));
+                return Ok(());
+            }
             _ => return Err("first frame is not hello".into()),
         },
         Ok(Ok(None)) => return Ok(()),

@@ -7,11 +7,12 @@
 //! outputs between the store and the transport.
 
 mod convert;
+mod gossip_convert;
 mod inbound;
+pub(crate) mod membership;
 mod outbound;
 pub(crate) mod truncation;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -92,24 +93,25 @@ fn read_cursor(shared: &Shared, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts replication: outbound to every peer, inbound from any node.
+/// Starts the peer side of the node: membership (gossip, seeded from
+/// `--peers`), replication to every live member, and inbound replication.
 pub(crate) fn start(
     shared: Arc<Shared>,
     transport: Transport,
     mut incoming: mpsc::Receiver<Incoming>,
-    peers: Vec<SocketAddr>,
+    seeds: Vec<String>,
     head: watch::Receiver<u64>,
     shutdown: CancellationToken,
 ) {
-    for peer in peers {
-        tokio::spawn(outbound::run(
-            shared.clone(),
-            transport.clone(),
-            peer,
-            head.clone(),
-            shutdown.clone(),
-        ));
-    }
+    let (gossip_tx, gossip_rx) = mpsc::channel(1024);
+    tokio::spawn(membership::run(
+        shared.clone(),
+        transport.clone(),
+        gossip_rx,
+        seeds,
+        head,
+        shutdown.clone(),
+    ));
     tokio::spawn(async move {
         loop {
             let item = tokio::select! {
@@ -128,15 +130,27 @@ pub(crate) fn start(
                         peer,
                         writer,
                         reader,
+                        gossip_tx.clone(),
                         shutdown.clone(),
                     ));
                 }
-                Some(Incoming::Datagram { peer, .. }) => {
-                    // Gossip rides on datagrams in a later release.
-                    warn!(peer = %peer.addr, "ignoring a datagram: gossip is not enabled in this build");
+                Some(Incoming::Datagram { peer, bytes }) => {
+                    match <vergent_wire::peer::v1::Gossip as prost::Message>::decode(bytes)
+                        .map_err(convert::DecodeError::from)
+                        .and_then(gossip_convert::from_wire)
+                    {
+                        Ok(msg) => {
+                            let _ = gossip_tx.try_send((peer.addr.to_string(), msg));
+                        }
+                        Err(e) => {
+                            warn!(peer = %peer.addr, error = %e, "dropping a malformed gossip datagram")
+                        }
+                    }
                 }
             }
         }
+        // Give the membership driver a moment to announce the leave.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         transport.shutdown().await;
     });
 }

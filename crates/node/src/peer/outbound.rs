@@ -120,7 +120,8 @@ async fn session(
     if peer_id == shared.node_id.as_str() {
         info!(%peer, "peer address is this node itself; not replicating to it");
         if first_hello {
-            shared.lock_progress().unidentified -= 1;
+            let mut progress = shared.lock_progress();
+            progress.unidentified = progress.unidentified.saturating_sub(1);
         }
         return End::Stop;
     }
