@@ -10,23 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::{Certs, Proc, bin, ctl_script, wait_log};
 use vergent_client::{Client, ClientConfig, Entry};
+use vergent_testkit::free_ports;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Ports free for both TCP and UDP right now.
-fn free_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
-        let port = tcp.local_addr().expect("addr").port();
-        if let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
-            ports.push(port);
-            held.push((tcp, udp));
-        }
-    }
-    ports
-}
 
 struct Cluster {
     tmp: tempfile::TempDir,

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -22,6 +22,7 @@ use vergent_client::{
     WatchStream,
 };
 use vergent_node::{Node, NodeConfig, NodeHandle};
+use vergent_testkit::write_pair;
 use vergent_tls::{CertSpec, Role, RootSpec, TlsFiles};
 use vergent_types::NodeId;
 
@@ -35,17 +36,6 @@ struct Env {
     dir: TempDir,
     node_tls: TlsFiles,
     client_tls: TlsFiles,
-}
-
-fn write_pair(dir: &Path, name: &str, cert: &vergent_tls::GeneratedCert, ca: &Path) -> TlsFiles {
-    let files = TlsFiles {
-        cert: dir.join(format!("{name}.crt")),
-        key: dir.join(format!("{name}.key")),
-        ca: ca.to_path_buf(),
-    };
-    vergent_tls::write_public(&files.cert, cert.cert_pem.as_bytes()).expect("write cert");
-    vergent_tls::write_private(&files.key, cert.key_pem.as_bytes()).expect("write key");
-    files
 }
 
 impl Env {

@@ -3,12 +3,12 @@
 //! its cursor, and watchers see remote writes.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
 use vergent_client::{Client, ClientConfig, Entry};
 use vergent_node::{Node, NodeConfig, NodeHandle};
+use vergent_testkit::{free_ports, write_pair};
 use vergent_tls::{CertSpec, Role, RootSpec, TlsFiles};
 use vergent_types::NodeId;
 
@@ -19,32 +19,6 @@ struct Cluster {
     node_tls: TlsFiles,
     client_tls: TlsFiles,
     ports: Vec<u16>,
-}
-
-fn write_pair(dir: &Path, name: &str, cert: &vergent_tls::GeneratedCert, ca: &Path) -> TlsFiles {
-    let files = TlsFiles {
-        cert: dir.join(format!("{name}.crt")),
-        key: dir.join(format!("{name}.key")),
-        ca: ca.to_path_buf(),
-    };
-    vergent_tls::write_public(&files.cert, cert.cert_pem.as_bytes()).expect("write cert");
-    vergent_tls::write_private(&files.key, cert.key_pem.as_bytes()).expect("write key");
-    files
-}
-
-/// Ports free for both TCP and UDP right now (the nodes bind them next).
-fn free_ports(n: usize) -> Vec<u16> {
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    while ports.len() < n {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("tcp");
-        let port = tcp.local_addr().expect("addr").port();
-        if let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
-            ports.push(port);
-            held.push((tcp, udp));
-        }
-    }
-    ports
 }
 
 impl Cluster {

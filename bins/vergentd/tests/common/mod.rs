@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use vergent_testkit::write_pair;
 use vergent_tls::{CertSpec, Role, RootSpec, TlsFiles};
 
 /// How long a node may take to start.
@@ -28,17 +29,6 @@ pub struct Certs {
 }
 
 const PASS: &[u8] = b"test-passphrase";
-
-fn write_pair(dir: &Path, name: &str, cert: &vergent_tls::GeneratedCert, ca: &Path) -> TlsFiles {
-    let files = TlsFiles {
-        cert: dir.join(format!("{name}.crt")),
-        key: dir.join(format!("{name}.key")),
-        ca: ca.to_path_buf(),
-    };
-    vergent_tls::write_public(&files.cert, cert.cert_pem.as_bytes()).expect("write cert");
-    vergent_tls::write_private(&files.key, cert.key_pem.as_bytes()).expect("write key");
-    files
-}
 
 impl Certs {
     pub fn generate(dir: &Path) -> Self {
