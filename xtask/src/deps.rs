@@ -8,25 +8,36 @@ use std::process::Command;
 use anyhow::bail;
 
 fn has_libclang() -> bool {
+    // On Debian, ask the package manager: the runtime library alone
+    // (libclang1-N) lacks the headers bindgen needs, and libclang-cpp is a
+    // different library that a file-name check could mistake for it.
+    if let Ok(out) = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "libclang-dev"])
+        .output()
+    {
+        return String::from_utf8_lossy(&out.stdout).contains("install ok installed");
+    }
+    let is_libclang = |name: &str| {
+        name.starts_with("libclang.so")
+            || (name.starts_with("libclang-")
+                && !name.starts_with("libclang-cpp")
+                && name.contains(".so"))
+    };
+    let matches = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| is_libclang(&e.file_name().to_string_lossy()))
+        })
+    };
     let dirs = [
         "/usr/lib",
         "/usr/lib/x86_64-linux-gnu",
         "/usr/lib/aarch64-linux-gnu",
         "/usr/lib64",
     ];
-    let matches = |dir: &Path| {
-        std::fs::read_dir(dir).is_ok_and(|rd| {
-            rd.flatten().any(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.starts_with("libclang") && n.contains(".so")
-            })
-        })
-    };
     if dirs.iter().any(|d| matches(Path::new(d))) {
         return true;
     }
-    // Debian keeps it under /usr/lib/llvm-N/lib.
     std::fs::read_dir("/usr/lib").is_ok_and(|rd| {
         rd.flatten().any(|e| {
             e.file_name().to_string_lossy().starts_with("llvm-") && matches(&e.path().join("lib"))
@@ -34,9 +45,9 @@ fn has_libclang() -> bool {
     })
 }
 
-fn has_cmd(cmd: &str) -> bool {
+fn has_cmd(cmd: &str, version_arg: &str) -> bool {
     Command::new(cmd)
-        .arg("--version")
+        .arg(version_arg)
         .output()
         .is_ok_and(|o| o.status.success())
 }
@@ -54,17 +65,17 @@ pub(crate) fn ensure() -> anyhow::Result<()> {
     if !has_libclang() {
         missing.push("libclang-dev");
     }
-    if !has_cmd("c++") {
+    if !has_cmd("c++", "--version") {
         missing.push("g++");
     }
-    if !has_cmd("openssl") {
+    if !has_cmd("openssl", "version") {
         missing.push("openssl");
     }
     if missing.is_empty() {
         return Ok(());
     }
     let list = missing.join(" ");
-    if !is_root() || !has_cmd("apt-get") {
+    if !is_root() || !has_cmd("apt-get", "--version") {
         bail!(
             "install the missing system packages first: sudo apt-get install -y {list} \
              (or your distribution's equivalent)"
