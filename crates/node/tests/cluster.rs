@@ -72,6 +72,24 @@ impl Cluster {
         Node::start(self.config(i)).await.expect("node starts")
     }
 
+    /// Restarts node `i` on its old port: the previous endpoint releases the
+    /// UDP socket asynchronously, so binding may briefly fail.
+    async fn restart(&self, i: usize) -> NodeHandle {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            match Node::start(self.config(i)).await {
+                Ok(n) => return n,
+                Err(e) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "restart failed: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     async fn client(&self, i: usize) -> Client {
         let mut c = ClientConfig::new(
             format!("127.0.0.1:{}", self.ports[i]),
@@ -155,7 +173,7 @@ async fn a_stopped_node_catches_up_from_its_cursor_after_restart() {
         ca.put(format!("a{k}"), "x").await.expect("put");
         cb.put(format!("b{k}"), "y").await.expect("put");
     }
-    let c = cluster.start(2).await;
+    let c = cluster.restart(2).await;
     let cc = cluster.client(2).await;
     converge(&[ca, cb, cc], 401).await;
     for n in [a, b, c] {
