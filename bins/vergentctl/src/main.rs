@@ -2,6 +2,7 @@
 //! (`gen-root`, `gen-cert`, `inspect-cert`). It talks to nodes only through
 //! `vergent-client`, never through server crates.
 
+mod bench;
 mod certs;
 mod shell;
 
@@ -36,6 +37,8 @@ enum Command {
     GenCert(certs::GenCertArgs),
     /// Show a certificate's subject, issuer, validity, SANs and usages.
     InspectCert(certs::InspectCertArgs),
+    /// Closed-loop load generator: throughput and latency percentiles.
+    Bench(bench::BenchArgs),
 }
 
 /// Arguments of `connect`.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::GenRoot(args) => certs::run_gen_root(args),
         Command::GenCert(args) => certs::run_gen_cert(args),
         Command::InspectCert(args) => certs::run_inspect_cert(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -354,3 +354,52 @@ fn sigterm_stops_the_node_gracefully_and_releases_the_data_dir() {
     let out = ctl_script(&node.addr, &certs.client, "get k\n");
     assert_eq!(stdout(&out), "v\n");
 }
+
+#[test]
+fn vergentctl_bench_runs_a_bounded_load_and_reports_one_json_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = Certs::generate(&tmp.path().join("certs"));
+    let node = Proc::start(&certs, &tmp.path().join("data"), &[]);
+    let child = std::process::Command::new(common::bin("vergentctl"))
+        .args(["bench", "--endpoints", &node.addr, "--tls-certfile"])
+        .arg(&certs.client.cert)
+        .arg("--tls-keyfile")
+        .arg(&certs.client.key)
+        .arg("--tls-cafile")
+        .arg(&certs.client.ca)
+        .args([
+            "--requests",
+            "300",
+            "--clients",
+            "4",
+            "--connections",
+            "2",
+            "--key-space",
+            "50",
+            "--mix",
+            "50:50:0",
+            "--duration",
+            "60s",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn bench");
+    let out = common::wait_output(child, Duration::from_secs(90));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    let ops = v["ops"].as_u64().expect("ops");
+    assert!((300..304).contains(&ops), "{line}");
+    assert_eq!(v["errors"].as_u64(), Some(0), "{line}");
+    assert!(v["throughput_ops_s"].as_f64().expect("throughput") > 0.0);
+    assert!(v["p99_us"].as_u64().expect("p99") >= v["p50_us"].as_u64().expect("p50"));
+    assert!(
+        v["by_op"]["put"]["ops"].as_u64().expect("puts") > 0,
+        "{line}"
+    );
+    // The puts really landed.
+    let scan = ctl_script(&node.addr, &certs.client, "scan k 100\n");
+    assert!(stdout(&scan).lines().count() > 1, "{}", stdout(&scan));
+}
