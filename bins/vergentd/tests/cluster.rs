@@ -62,22 +62,7 @@ impl Cluster {
 }
 
 async fn converge(clients: &[Client], expect: usize) -> Vec<Entry> {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let mut dumps = Vec::new();
-        for c in clients {
-            dumps.push(c.scan_all("").await.expect("scan"));
-        }
-        if dumps[0].len() == expect && dumps.iter().all(|d| *d == dumps[0]) {
-            return dumps.swap_remove(0);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no convergence within {DEADLINE:?}: sizes {:?}",
-            dumps.iter().map(Vec::len).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    vergent_testkit::converge(clients, expect, DEADLINE).await
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,8 +22,7 @@ use vergent_client::{
     WatchStream,
 };
 use vergent_node::{Node, NodeConfig, NodeHandle};
-use vergent_testkit::write_pair;
-use vergent_tls::{CertSpec, Role, RootSpec, TlsFiles};
+use vergent_tls::TlsFiles;
 use vergent_types::NodeId;
 
 /// Hard limit for any awaited condition; generous for a loaded 2-core machine.
@@ -41,31 +40,11 @@ struct Env {
 impl Env {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let certs = dir.path().join("certs");
-        std::fs::create_dir_all(&certs).expect("cert dir");
-        // An unencrypted CA key: the passphrase (scrypt) is not under test here
-        // and would only slow every test down.
-        let root = vergent_tls::generate_root_unencrypted(&RootSpec::default()).expect("root CA");
-        let ca = certs.join("ca.pem");
-        vergent_tls::write_public(&ca, root.cert_pem.as_bytes()).expect("write CA");
-        let sign = |spec: &CertSpec| {
-            vergent_tls::generate_cert(&root.cert_pem, &root.key_pem, None, spec)
-                .expect("sign certificate")
-        };
-        let mut node_spec = CertSpec::new("node-1", Role::Node);
-        node_spec.dns = vec!["localhost".into()];
-        node_spec.ips = vec![IpAddr::from([127, 0, 0, 1])];
-        let node_tls = write_pair(&certs, "node-1", &sign(&node_spec), &ca);
-        let client_tls = write_pair(
-            &certs,
-            "client",
-            &sign(&CertSpec::new("client", Role::Client)),
-            &ca,
-        );
+        let certs = vergent_testkit::unencrypted_certs(&dir.path().join("certs"), "node-1");
         Self {
             dir,
-            node_tls,
-            client_tls,
+            node_tls: certs.node,
+            client_tls: certs.client,
         }
     }
 

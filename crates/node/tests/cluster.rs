@@ -2,14 +2,14 @@
 //! `--peers`: writes anywhere reach every node, a stopped node catches up from
 //! its cursor, and watchers see remote writes.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
 use vergent_client::{Client, ClientConfig, Entry};
 use vergent_node::{Node, NodeConfig, NodeHandle};
-use vergent_testkit::{free_ports, write_pair};
-use vergent_tls::{CertSpec, Role, RootSpec, TlsFiles};
+use vergent_testkit::free_ports;
+use vergent_tls::TlsFiles;
 use vergent_types::NodeId;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -24,29 +24,13 @@ struct Cluster {
 impl Cluster {
     fn new(n: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let certs = dir.path().join("certs");
-        std::fs::create_dir_all(&certs).expect("cert dir");
-        let root = vergent_tls::generate_root_unencrypted(&RootSpec::default()).expect("root");
-        let ca = certs.join("ca.pem");
-        vergent_tls::write_public(&ca, root.cert_pem.as_bytes()).expect("write ca");
-        let sign = |spec: &CertSpec| {
-            vergent_tls::generate_cert(&root.cert_pem, &root.key_pem, None, spec).expect("sign")
-        };
         // One certificate shared by every node, as the README allows: node
         // ids keep them apart.
-        let mut node_spec = CertSpec::new("node", Role::Node);
-        node_spec.ips = vec![IpAddr::from([127, 0, 0, 1])];
-        let node_tls = write_pair(&certs, "node", &sign(&node_spec), &ca);
-        let client_tls = write_pair(
-            &certs,
-            "client",
-            &sign(&CertSpec::new("client", Role::Client)),
-            &ca,
-        );
+        let certs = vergent_testkit::unencrypted_certs(&dir.path().join("certs"), "node");
         Self {
             dir,
-            node_tls,
-            client_tls,
+            node_tls: certs.node,
+            client_tls: certs.client,
             ports: free_ports(n),
         }
     }
@@ -100,29 +84,8 @@ impl Cluster {
     }
 }
 
-async fn dump(c: &Client) -> Vec<Entry> {
-    c.scan_all("").await.expect("scan")
-}
-
-/// Waits until every client's full scan (keys, values, versions) is identical
-/// and has `expect` entries.
 async fn converge(clients: &[Client], expect: usize) -> Vec<Entry> {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let mut dumps = Vec::new();
-        for c in clients {
-            dumps.push(dump(c).await);
-        }
-        if dumps[0].len() == expect && dumps.iter().all(|d| *d == dumps[0]) {
-            return dumps.swap_remove(0);
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no convergence within {DEADLINE:?}: sizes {:?}",
-            dumps.iter().map(Vec::len).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    vergent_testkit::converge(clients, expect, DEADLINE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,73 @@
-//! Helpers shared by Vergent's integration tests: throwaway certificate files
-//! and free loopback ports.
+//! Helpers shared by Vergent's integration tests: throwaway certificate files,
+//! free loopback ports, and waiting for replicas to converge.
 //!
 //! Test-only (a dev-dependency everywhere). It must not depend on server
 //! crates, so any test can use it without pulling the node in.
 
-use std::path::Path;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use vergent_tls::{GeneratedCert, TlsFiles};
+use vergent_client::{Client, Entry};
+use vergent_tls::{CertSpec, GeneratedCert, Role, RootSpec, TlsFiles};
+
+/// A throwaway CA with one node and one client certificate.
+#[derive(Clone, Debug)]
+pub struct ClusterCerts {
+    /// The CA certificate file.
+    pub ca: PathBuf,
+    /// Node certificate (SANs `localhost`, 127.0.0.1), key and CA.
+    pub node: TlsFiles,
+    /// Client certificate, key and CA.
+    pub client: TlsFiles,
+}
+
+/// Generates [`ClusterCerts`] in `dir` with a node certificate named `node_cn`.
+///
+/// The CA key is not encrypted: the passphrase (scrypt) is not under test
+/// where this is used and would only slow every test down.
+pub fn unencrypted_certs(dir: &Path, node_cn: &str) -> ClusterCerts {
+    std::fs::create_dir_all(dir).expect("cert dir");
+    let root = vergent_tls::generate_root_unencrypted(&RootSpec::default()).expect("root CA");
+    let ca = dir.join("ca.pem");
+    vergent_tls::write_public(&ca, root.cert_pem.as_bytes()).expect("write CA");
+    let sign = |spec: &CertSpec| {
+        vergent_tls::generate_cert(&root.cert_pem, &root.key_pem, None, spec)
+            .expect("sign certificate")
+    };
+    let mut node_spec = CertSpec::new(node_cn, Role::Node);
+    node_spec.dns = vec!["localhost".into()];
+    node_spec.ips = vec![IpAddr::from([127, 0, 0, 1])];
+    let node = write_pair(dir, node_cn, &sign(&node_spec), &ca);
+    let client = write_pair(
+        dir,
+        "client",
+        &sign(&CertSpec::new("client", Role::Client)),
+        &ca,
+    );
+    ClusterCerts { ca, node, client }
+}
+
+/// Waits until every client's full scan (keys, values, versions) is identical
+/// and has `expect` entries; panics after `deadline`.
+pub async fn converge(clients: &[Client], expect: usize, deadline: Duration) -> Vec<Entry> {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let mut dumps = Vec::new();
+        for c in clients {
+            dumps.push(c.scan_all("").await.expect("scan"));
+        }
+        if dumps[0].len() == expect && dumps.iter().all(|d| *d == dumps[0]) {
+            return dumps.swap_remove(0);
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "no convergence within {deadline:?}: sizes {:?}",
+            dumps.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// Writes `cert` as `<name>.crt` and `<name>.key` (mode 0600) in `dir`, and
 /// returns the three files with `ca` as the trust root.
