@@ -71,6 +71,19 @@ pub struct Entry {
     pub expires_at_ms: Option<u64>,
 }
 
+/// A record as a replica stores it: a value or a tombstone, with its version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StoredRecord {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value, or `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// The version that wrote it.
+    pub version: Version,
+    /// When the value expires (ms since the Unix epoch), if it has a TTL.
+    pub expires_at_ms: Option<u64>,
+}
+
 /// The result of a delete.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deleted {
@@ -316,16 +329,10 @@ impl Client {
         start_after: Option<Vec<u8>>,
         limit: u32,
     ) -> Result<ScanPage, Error> {
-        let req = pb::ScanRequest {
-            prefix: prefix.into(),
-            limit,
-            start_after: start_after.unwrap_or_default(),
-            consistency: Consistency::One.into(),
-        };
-        let mut kv = self.kv.clone();
-        let resp = self.call(kv.scan(req)).await?;
-        let entries = resp
-            .entries
+        let (entries, more) = self
+            .scan_raw(prefix.into(), start_after, limit, false)
+            .await?;
+        let entries = entries
             .into_iter()
             .map(|e| {
                 Ok(Entry {
@@ -336,10 +343,7 @@ impl Client {
                 })
             })
             .collect::<Result<_, Error>>()?;
-        Ok(ScanPage {
-            entries,
-            more: resp.more,
-        })
+        Ok(ScanPage { entries, more })
     }
 
     /// Lists every live entry under `prefix`, following pages.
@@ -354,6 +358,51 @@ impl Client {
                 return Ok(out);
             }
         }
+    }
+
+    /// Lists every record under `prefix`, tombstones and expired values
+    /// included, with versions: the node's whole replica state, for comparing
+    /// replicas.
+    pub async fn scan_all_records(
+        &self,
+        prefix: impl Into<Vec<u8>>,
+    ) -> Result<Vec<StoredRecord>, Error> {
+        let prefix = prefix.into();
+        let mut out: Vec<StoredRecord> = Vec::new();
+        loop {
+            let after = out.last().map(|e| e.key.clone());
+            let (entries, more) = self.scan_raw(prefix.clone(), after, 0, true).await?;
+            for e in entries {
+                out.push(StoredRecord {
+                    version: version_of(e.version)?,
+                    value: (!e.deleted).then_some(e.value),
+                    key: e.key,
+                    expires_at_ms: e.expires_at_ms,
+                });
+            }
+            if !more {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn scan_raw(
+        &self,
+        prefix: Vec<u8>,
+        start_after: Option<Vec<u8>>,
+        limit: u32,
+        include_tombstones: bool,
+    ) -> Result<(Vec<pb::Entry>, bool), Error> {
+        let req = pb::ScanRequest {
+            prefix,
+            limit,
+            start_after: start_after.unwrap_or_default(),
+            consistency: Consistency::One.into(),
+            include_tombstones,
+        };
+        let mut kv = self.kv.clone();
+        let resp = self.call(kv.scan(req)).await?;
+        Ok((resp.entries, resp.more))
     }
 
     /// Streams changes applied on the node to keys under `prefix`.

@@ -373,6 +373,33 @@ async fn scan_pages_return_every_key_under_the_prefix_exactly_once_in_key_order(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_scan_returns_tombstones_with_their_versions_beside_live_values() {
+    let env = Env::new();
+    let (node, client) = env.start(env.config()).await;
+    let kept = client.put("r/kept", "v").await.expect("put kept");
+    client.put("r/gone", "old").await.expect("put gone");
+    let deleted = client.delete("r/gone").await.expect("delete");
+    client.put("s/other", "x").await.expect("put outside");
+
+    let records = client.scan_all_records("r/").await.expect("record scan");
+    let got: Vec<(&[u8], Option<&[u8]>, &Version)> = records
+        .iter()
+        .map(|r| (r.key.as_slice(), r.value.as_deref(), &r.version))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (b"r/gone".as_slice(), None, &deleted.version),
+            (b"r/kept".as_slice(), Some(b"v".as_slice()), &kept),
+        ]
+    );
+    // The plain scan still hides the tombstone.
+    let live = client.scan_all("r/").await.expect("scan");
+    assert_eq!(live.len(), 1);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_all_and_serial_are_refused_as_unimplemented_and_write_nothing() {
     let env = Env::new();
     let (node, client) = env.start(env.config()).await;

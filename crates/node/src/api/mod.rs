@@ -46,6 +46,7 @@ fn entry_of(key: Vec<u8>, record: Record) -> pb::Entry {
         key,
         version: Some((&record.version).into()),
         expires_at_ms: record.expires_at_ms,
+        deleted: record.is_tombstone(),
         value: record.value.unwrap_or_default(),
     }
 }
@@ -183,12 +184,13 @@ impl pb::kv_server::Kv for KvApi {
         };
         let start_after = (!req.start_after.is_empty()).then_some(req.start_after.as_slice());
         let now = self.shared.clock.physical_ms();
+        let all = req.include_tombstones;
         // One extra row tells whether there is more without a second query.
         let mut rows = self
             .shared
             .store
             .scan(&req.prefix, start_after, limit + 1, |r| {
-                r.live_value(now).is_some()
+                all || r.live_value(now).is_some()
             })
             .map_err(|e| to_status(e.into()))?;
         let more = rows.len() > limit;
