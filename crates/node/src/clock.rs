@@ -13,8 +13,16 @@ use vergent_storage::{StampError, Store};
 use vergent_types::{NodeId, Version};
 
 const CEILING_META: &str = "hlc_ceiling";
-/// How far ahead of issued timestamps the persisted ceiling runs.
-const CEILING_WINDOW_MS: u64 = 10_000;
+
+/// How far ahead of issued timestamps the persisted ceiling runs: half the
+/// max clock offset (within 10 ms..10 s). After a crash the clock restarts at
+/// the ceiling, so a wide window would make a restarted node stamp writes far
+/// in the future, where peers refuse them and they beat later writes (the
+/// chaos suite found this with a 10 s window). Half the offset costs one
+/// small synced meta write per quarter offset of busy time.
+fn ceiling_window_ms(max_offset_ms: u64) -> u64 {
+    (max_offset_ms / 2).clamp(10, 10_000)
+}
 
 struct Inner {
     hlc: Hlc,
@@ -54,11 +62,25 @@ impl NodeClock {
         Ok(Self {
             inner: Mutex::new(Inner {
                 hlc: Hlc::with_floor(config, floor),
-                ceiling: Ceiling::new(floor, CEILING_WINDOW_MS),
+                ceiling: Ceiling::new(floor, ceiling_window_ms(max_offset_ms)),
             }),
             node_id,
             offset_ms,
         })
+    }
+
+    /// How far the restored clock is ahead of physical time: how long to wait
+    /// before serving so that a restart does not stamp writes in the future.
+    /// At most one ceiling window in normal operation; more only when the
+    /// system clock went backwards while the node was down.
+    pub fn ahead_of_physical_ms(&self) -> u64 {
+        let physical = self.physical_ms();
+        self.last().physical_ms().saturating_sub(physical)
+    }
+
+    /// The window the ceiling runs ahead by.
+    pub fn ceiling_window_ms(&self) -> u64 {
+        ceiling_window_ms(self.lock().hlc.config().max_offset_ms)
     }
 
     /// Physical time in ms since the Unix epoch, shifted by the test offset.

@@ -129,6 +129,20 @@ impl Node {
             config.max_clock_offset_ms,
             config.clock_offset_ms,
         )?;
+        // Wait out a restored ceiling rather than stamp in the future; a
+        // clock that went backwards while down is only reported: waiting for
+        // it could take hours, and the HLC stays monotonic anyway.
+        match clock.ahead_of_physical_ms() {
+            0 => {}
+            ahead if ahead <= clock.ceiling_window_ms() => {
+                tokio::time::sleep(Duration::from_millis(ahead)).await;
+            }
+            ahead => tracing::warn!(
+                ahead_ms = ahead,
+                "the system clock is behind timestamps this node issued before it stopped; \
+                 its writes carry the older clock until the system clock catches up"
+            ),
+        }
 
         let listener =
             TcpListener::bind(config.listen)

@@ -1,0 +1,449 @@
+//! `vergent-chaos`: runs a real Vergent cluster under a seeded nemesis with a
+//! recording workload, heals, waits for convergence and checks the history.
+//! Started by `cargo xtask chaos`, which builds it and provides the network
+//! namespace; see docs/testing.md.
+//!
+//! Exit codes: 0 every check passed, 1 a checker found a violation, 2 the run
+//! itself could not be carried out, 130 interrupted.
+
+mod cluster;
+mod nemesis;
+mod net;
+mod report;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use vergent_chaos::check::{self, ClockReading, Violation};
+use vergent_chaos::history::{self, Record, ReplicaState, Stamp};
+use vergent_chaos::schedule::{self, FaultKind};
+use vergent_client::Client;
+
+use crate::cluster::Cluster;
+use crate::nemesis::{Nemesis, millis};
+use crate::report::Report;
+use crate::workload::{Recorder, Shape};
+
+/// Run a Vergent cluster under faults and check what it kept.
+#[derive(Parser, Debug, Clone)]
+#[command(version, about)]
+pub(crate) struct Args {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// How long the workload and the nemesis run (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Seed of the schedule and the workload; printed so a run can be replayed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Faults to inject: comma-separated from kill, pause, partition, loss,
+    /// delay, skew, faketime, disk; or all.
+    #[arg(long, default_value = "all")]
+    faults: String,
+    /// Concurrent clients (default: two per node).
+    #[arg(long)]
+    clients: Option<u32>,
+    /// Size of the key space.
+    #[arg(long, default_value_t = 40)]
+    keys: u32,
+    /// Operations per second per client.
+    #[arg(long, default_value_t = 40)]
+    rate: u32,
+    /// Time allowed for replicas to converge after healing.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    converge_timeout: Duration,
+    /// The nodes' --max-clock-offset.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    max_clock_offset: Duration,
+    /// The vergentd binary.
+    #[arg(long)]
+    vergentd: PathBuf,
+    /// Where the report, history, logs and data go.
+    #[arg(long)]
+    out: PathBuf,
+    /// The network namespace this runs in, created for the run (packet faults
+    /// are only injected inside one).
+    #[arg(long)]
+    netns: Option<String>,
+    /// Keep the data dirs even when the run passes.
+    #[arg(long)]
+    keep_data: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VERGENT_CHAOS_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vergent-chaos: failed to start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let history = Recorder::default();
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = run(&args, history.clone()) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    // Dropping the run killed every node (kill_on_drop); the namespace itself
+    // is removed by whoever created it, but drop our name for it too.
+    let code = match outcome {
+        Some(Ok(true)) => ExitCode::SUCCESS,
+        Some(Ok(false)) => ExitCode::from(1),
+        Some(Err(e)) => {
+            eprintln!("vergent-chaos: failed to {e:#}");
+            let _ = write_history(&args, &history.snapshot());
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!(
+                "vergent-chaos: interrupted; partial history in {}",
+                args.out.display()
+            );
+            let _ = write_history(&args, &history.snapshot());
+            ExitCode::from(130)
+        }
+    };
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    code
+}
+
+fn write_history(args: &Args, events: &[history::Event]) -> anyhow::Result<PathBuf> {
+    let path = args.out.join("history.jsonl");
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?,
+    );
+    history::write_jsonl(events, &mut f).context("write the history")?;
+    std::io::Write::flush(&mut f).context("write the history")?;
+    Ok(path)
+}
+
+/// Where to find libfaketime on Debian.
+fn faketime_lib() -> Option<PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+fn on_path(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The faults this machine can inject, and why the others are skipped.
+fn usable_faults(args: &Args) -> anyhow::Result<(Vec<FaultKind>, Vec<String>)> {
+    let wanted = schedule::parse_kinds(&args.faults).map_err(anyhow::Error::msg)?;
+    let mut usable = Vec::new();
+    let mut skipped = Vec::new();
+    for kind in wanted {
+        let why = if kind.needs_netns() && args.netns.is_none() {
+            Some(
+                "needs a network namespace of the run's own (run `cargo xtask chaos` as root); the host firewall is never touched",
+            )
+        } else if kind.needs_netns() && !on_path("nft") {
+            Some("nft (nftables) is not installed")
+        } else if kind == FaultKind::Faketime && faketime_lib().is_none() {
+            Some("libfaketime is not installed (Debian package faketime)")
+        } else if kind == FaultKind::Disk && !on_path("strace") {
+            Some("strace is not installed")
+        } else {
+            None
+        };
+        match why {
+            Some(why) => skipped.push(format!("{kind}: {why}")),
+            None => usable.push(kind),
+        }
+    }
+    Ok((usable, skipped))
+}
+
+/// Ports free for TCP and UDP in this namespace, for nodes and proxies.
+fn ports(n: usize) -> Vec<u16> {
+    vergent_testkit::free_ports(n)
+}
+
+async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
+    vergent_tls::install_default_provider();
+    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    let seed = args
+        .seed
+        .unwrap_or_else(|| workload::wall_ms() ^ u64::from(std::process::id()));
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let (kinds, skipped) = usable_faults(args)?;
+    for s in &skipped {
+        eprintln!("vergent-chaos: skipping {s}");
+    }
+    let max_offset_ms = millis(args.max_clock_offset);
+    let steps = schedule::plan(seed, args.nodes, args.duration, &kinds, max_offset_ms);
+    eprintln!(
+        "vergent-chaos: seed {seed}, {} nodes, {:?}, faults {}; {} scheduled; output in {}",
+        args.nodes,
+        args.duration,
+        kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+        steps.len(),
+        args.out.display()
+    );
+    std::fs::write(
+        args.out.join("schedule.json"),
+        serde_json::to_vec_pretty(&steps).context("encode the schedule")?,
+    )
+    .context("write the schedule")?;
+
+    // Every node gets a delay proxy in front when delay faults are on, so
+    // the topology does not change mid-run.
+    let with_proxies = kinds.contains(&FaultKind::Delay);
+    let node_ports = ports(args.nodes);
+    let mut proxies = Vec::new();
+    let mut advertise: Vec<SocketAddr> = node_ports
+        .iter()
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+        .collect();
+    if with_proxies {
+        for (i, target) in advertise.iter_mut().enumerate() {
+            let p = vergent_chaos::proxy::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                *target,
+                seed.wrapping_add(i as u64),
+            )
+            .await
+            .context("start a delay proxy")?;
+            *target = p.front_addr();
+            proxies.push(p);
+        }
+    }
+    let proxy_ports: Vec<u16> = advertise.iter().map(SocketAddr::port).collect();
+    let firewall = args
+        .netns
+        .as_ref()
+        .map(|_| net::Firewall::new(&node_ports, with_proxies.then_some(proxy_ports.as_slice())));
+
+    let mut cluster = Cluster::new(
+        &args.out,
+        args.vergentd.clone(),
+        &node_ports,
+        &advertise,
+        args.max_clock_offset,
+        faketime_lib(),
+    )?;
+    for i in 0..args.nodes {
+        cluster.start(i)?;
+    }
+    let ready_by = std::time::Instant::now() + Duration::from_secs(60);
+    let op_timeout = Duration::from_secs(2);
+    let mut clients = Vec::new();
+    for i in 0..args.nodes {
+        clients.push(cluster.connect(i, op_timeout, ready_by).await?);
+    }
+    eprintln!("vergent-chaos: cluster up; workload and nemesis running");
+
+    let stop = CancellationToken::new();
+    let shape = Shape {
+        keys: args.keys,
+        rate: args.rate,
+    };
+    let n_clients = args
+        .clients
+        .unwrap_or(u32::try_from(args.nodes * 2).unwrap_or(u32::MAX));
+    let mut tasks = Vec::new();
+    for p in 0..n_clients {
+        let node = p as usize % args.nodes;
+        tasks.push(tokio::spawn(workload::client(
+            p,
+            cluster.nodes[node].id.clone(),
+            clients[node].clone(),
+            shape,
+            seed,
+            history.clone(),
+            stop.clone(),
+        )));
+    }
+    let start = Instant::now();
+    let mut nemesis = Nemesis::new(cluster, firewall, proxies);
+    let stop_at = start + args.duration;
+    let nemesis_stop = CancellationToken::new();
+    {
+        let nemesis_stop = nemesis_stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(stop_at).await;
+            nemesis_stop.cancel();
+        });
+    }
+    let ran = nemesis.run(&steps, start, &nemesis_stop).await;
+    tokio::time::sleep_until(stop_at).await;
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    ran?;
+    let workload_time = start.elapsed();
+    nemesis.heal_all(start).await?;
+    eprintln!("vergent-chaos: healed; waiting for convergence");
+
+    // Fresh clients: nodes were restarted.
+    let settle_from = Instant::now();
+    let deadline = std::time::Instant::now() + args.converge_timeout;
+    let mut final_clients = Vec::new();
+    for i in 0..args.nodes {
+        final_clients.push(
+            nemesis
+                .cluster
+                .connect(i, Duration::from_secs(5), deadline)
+                .await?,
+        );
+    }
+    let ids: Vec<String> = nemesis.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    let converge = wait_converged(&ids, &final_clients, deadline).await;
+    let converge_time = settle_from.elapsed();
+    let mut readings = Vec::new();
+    for (id, c) in ids.iter().zip(&final_clients) {
+        if let Ok(s) = c.status().await {
+            readings.push(ClockReading {
+                node: id.clone(),
+                hlc: s.hlc_now.as_u64(),
+                wall_ms: workload::wall_ms(),
+            });
+        }
+    }
+    nemesis.cluster.shutdown().await;
+
+    let events = history.snapshot();
+    let history_path = write_history(args, &events)?;
+    let (final_state, mut violations, states) = match converge {
+        Ok((state, states)) => (state, Vec::new(), states),
+        Err((violations, states)) => {
+            // Check the other properties against the first replica anyway.
+            let first = states.values().next().cloned().unwrap_or_default();
+            (first, violations, states)
+        }
+    };
+    std::fs::write(
+        args.out.join("final-state.json"),
+        serde_json::to_vec_pretty(&states).context("encode the final state")?,
+    )
+    .context("write the final state")?;
+    violations.extend(check::lost_writes(&events, &final_state));
+    violations.extend(check::resurrection(&events, &final_state));
+    violations.extend(check::unwritten_values(&events, &final_state));
+    violations.extend(check::node_monotonic(&events));
+    violations.extend(check::clock_poisoning(
+        &events,
+        &readings,
+        &nemesis.skewed,
+        max_offset_ms,
+        250,
+    ));
+    let report = Report {
+        seed,
+        args,
+        kinds: &kinds,
+        skipped: &skipped,
+        events: &events,
+        applied: &nemesis.applied,
+        self_exits: &nemesis.self_exits,
+        proxy_totals: nemesis.proxy_totals(),
+        skewed: &nemesis.skewed,
+        workload_time,
+        converge_time,
+        converged: violations
+            .iter()
+            .all(|v| v.checker != check::Checker::Convergence),
+        final_keys: final_state.len(),
+        violations: &violations,
+        history_path: &history_path,
+    };
+    let text = report.render();
+    std::fs::write(args.out.join("report.md"), &text).context("write the report")?;
+    println!("{text}");
+    let pass = report.pass();
+    if pass
+        && !args.keep_data
+        && let Some(data) = nemesis.cluster.data_root()
+    {
+        let _ = std::fs::remove_dir_all(data);
+    }
+    Ok(pass)
+}
+
+type States = BTreeMap<String, ReplicaState>;
+
+/// Polls every replica's full state until all agree or `deadline`.
+async fn wait_converged(
+    ids: &[String],
+    clients: &[Client],
+    deadline: std::time::Instant,
+) -> Result<(ReplicaState, States), (Vec<Violation>, States)> {
+    loop {
+        let mut states = States::new();
+        let mut unreachable = Vec::new();
+        for (id, c) in ids.iter().zip(clients) {
+            match c.scan_all_records("").await {
+                Ok(records) => {
+                    let state = records
+                        .into_iter()
+                        .map(|r| {
+                            (
+                                String::from_utf8_lossy(&r.key).into_owned(),
+                                Record {
+                                    value: r
+                                        .value
+                                        .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                                    version: Stamp {
+                                        hlc: r.version.hlc.as_u64(),
+                                        origin: r.version.origin.to_string(),
+                                    },
+                                },
+                            )
+                        })
+                        .collect();
+                    states.insert(id.clone(), state);
+                }
+                Err(e) => unreachable.push(Violation {
+                    checker: check::Checker::Convergence,
+                    key: None,
+                    detail: format!("{id} did not answer a scan: {e}"),
+                }),
+            }
+        }
+        let differences = if unreachable.is_empty() {
+            match check::converged(&states) {
+                Ok(state) => return Ok((state, states)),
+                Err(v) => v,
+            }
+        } else {
+            unreachable
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err((differences, states));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

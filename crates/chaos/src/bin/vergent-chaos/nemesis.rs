@@ -1,0 +1,287 @@
+//! Applies the seeded schedule to the running cluster, one fault at a time,
+//! and heals everything at the end.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use vergent_chaos::proxy::{Faults, ProxyHandle};
+use vergent_chaos::schedule::{Fault, Step};
+
+use crate::cluster::{ClockMode, Cluster};
+use crate::net::Firewall;
+
+/// A fault as it happened.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Applied {
+    /// Ms from the workload's start when it was applied.
+    pub(crate) at_ms: u64,
+    /// Ms it was held.
+    pub(crate) held_ms: u64,
+    /// The fault.
+    pub(crate) fault: Fault,
+}
+
+/// A node process that exited without the nemesis killing it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct SelfExit {
+    /// The node.
+    pub(crate) node: String,
+    /// Ms from the workload's start when it was noticed.
+    pub(crate) at_ms: u64,
+    /// Its exit status.
+    pub(crate) status: String,
+    /// Whether a fault in progress explains it (a failing disk stops a node on purpose).
+    pub(crate) expected: bool,
+}
+
+/// The fault injector.
+pub(crate) struct Nemesis {
+    /// The cluster it acts on.
+    pub(crate) cluster: Cluster,
+    firewall: Option<Firewall>,
+    proxies: Vec<ProxyHandle>,
+    /// What was applied, in order.
+    pub(crate) applied: Vec<Applied>,
+    /// Nodes whose clocks were set wrong at some point.
+    pub(crate) skewed: BTreeSet<String>,
+    /// Node processes that exited on their own.
+    pub(crate) self_exits: Vec<SelfExit>,
+    /// The node whose fsync is failing, if any.
+    disk_fault: Option<usize>,
+}
+
+impl Nemesis {
+    /// A nemesis over `cluster`; `firewall` is `None` outside a namespace.
+    pub(crate) fn new(
+        cluster: Cluster,
+        firewall: Option<Firewall>,
+        proxies: Vec<ProxyHandle>,
+    ) -> Self {
+        Self {
+            cluster,
+            firewall,
+            proxies,
+            applied: Vec::new(),
+            skewed: BTreeSet::new(),
+            self_exits: Vec::new(),
+            disk_fault: None,
+        }
+    }
+
+    /// Runs `steps` from `start` until done or `stop`.
+    pub(crate) async fn run(
+        &mut self,
+        steps: &[Step],
+        start: Instant,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        for step in steps {
+            if !self.wait_until(start + step.start, start, stop).await {
+                return Ok(());
+            }
+            tracing::info!("nemesis: {}", step.fault);
+            let at = start.elapsed();
+            self.apply(&step.fault, start).await?;
+            let held_until = Instant::now() + step.hold;
+            let interrupted = !self.wait_until(held_until, start, stop).await;
+            self.heal(&step.fault, start).await?;
+            tracing::info!("nemesis: healed {}", step.fault);
+            self.applied.push(Applied {
+                at_ms: millis(at),
+                held_ms: millis(start.elapsed().saturating_sub(at)),
+                fault: step.fault.clone(),
+            });
+            if interrupted {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps until `when`, watching for nodes that exit on their own;
+    /// false when stopped early.
+    async fn wait_until(
+        &mut self,
+        when: Instant,
+        start: Instant,
+        stop: &CancellationToken,
+    ) -> bool {
+        loop {
+            self.note_exits(start);
+            let tick = (Instant::now() + Duration::from_millis(200)).min(when);
+            tokio::select! {
+                () = stop.cancelled() => return false,
+                () = tokio::time::sleep_until(tick) => {}
+            }
+            if Instant::now() >= when {
+                return true;
+            }
+        }
+    }
+
+    fn note_exits(&mut self, start: Instant) {
+        for (i, status) in self.cluster.reap_exited() {
+            let node = self.cluster.nodes[i].id.clone();
+            let expected = self.disk_fault == Some(i);
+            if expected {
+                tracing::info!("{node} stopped itself under the disk fault ({status})");
+            } else {
+                tracing::error!("{node} exited unexpectedly: {status}");
+            }
+            self.self_exits.push(SelfExit {
+                node,
+                at_ms: millis(start.elapsed()),
+                status,
+                expected,
+            });
+        }
+    }
+
+    async fn restart_with(&mut self, i: usize, clock: ClockMode) -> anyhow::Result<()> {
+        self.cluster.kill(i).await?;
+        self.cluster.nodes[i].clock = clock;
+        self.cluster.start(i)
+    }
+
+    async fn apply(&mut self, fault: &Fault, start: Instant) -> anyhow::Result<()> {
+        match fault {
+            Fault::Kill { nodes } => {
+                for &i in nodes {
+                    self.cluster.kill(i).await?;
+                }
+            }
+            Fault::Pause { nodes } => {
+                for &i in nodes {
+                    self.cluster.pause(i).await?;
+                }
+            }
+            Fault::Partition { drops, .. } => {
+                self.firewall()?.apply(drops, None).await?;
+            }
+            Fault::Loss { percent } => {
+                self.firewall()?.apply(&[], Some(*percent)).await?;
+            }
+            Fault::Delay {
+                delay_ms,
+                jitter_ms,
+            } => {
+                for p in &self.proxies {
+                    p.set(Faults {
+                        delay_ms: *delay_ms,
+                        jitter_ms: *jitter_ms,
+                        loss_percent: 0,
+                    });
+                }
+            }
+            Fault::Skew {
+                node,
+                offset_ms,
+                faketime,
+            } => {
+                self.skewed.insert(self.cluster.nodes[*node].id.clone());
+                let mode = if *faketime {
+                    ClockMode::Faketime(*offset_ms)
+                } else {
+                    ClockMode::Offset(*offset_ms)
+                };
+                self.restart_with(*node, mode).await?;
+            }
+            Fault::Disk { node } => {
+                self.disk_fault = Some(*node);
+                self.cluster.break_fsync(*node).await?;
+            }
+        }
+        self.note_exits(start);
+        Ok(())
+    }
+
+    async fn heal(&mut self, fault: &Fault, start: Instant) -> anyhow::Result<()> {
+        match fault {
+            Fault::Kill { nodes } => {
+                for &i in nodes {
+                    if !self.cluster.is_up(i) {
+                        self.cluster.start(i)?;
+                    }
+                }
+            }
+            Fault::Pause { nodes } => {
+                for &i in nodes {
+                    self.cluster.resume(i).await?;
+                }
+            }
+            Fault::Partition { .. } | Fault::Loss { .. } => {
+                self.firewall()?.heal().await?;
+            }
+            Fault::Delay { .. } => {
+                for p in &self.proxies {
+                    p.clear();
+                }
+            }
+            Fault::Skew { node, .. } => {
+                self.restart_with(*node, ClockMode::Real).await?;
+            }
+            Fault::Disk { node } => {
+                self.cluster.stop_strace(*node).await;
+                // Give a node that stops itself on a failed fsync the moment it
+                // needs to exit, so the exit is attributed to this fault.
+                let grace = Instant::now() + Duration::from_millis(500);
+                while self.cluster.is_up(*node) && Instant::now() < grace {
+                    self.note_exits(start);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                self.note_exits(start);
+                self.disk_fault = None;
+                if !self.cluster.is_up(*node) {
+                    self.cluster.start(*node)?;
+                }
+            }
+        }
+        self.note_exits(start);
+        Ok(())
+    }
+
+    /// Heals everything: rules removed, proxies cleared, nodes resumed,
+    /// restarted with true clocks, and started if down.
+    pub(crate) async fn heal_all(&mut self, start: Instant) -> anyhow::Result<()> {
+        if let Some(fw) = &self.firewall {
+            fw.heal().await.context("remove the packet rules")?;
+        }
+        for p in &self.proxies {
+            p.clear();
+        }
+        self.note_exits(start);
+        for i in 0..self.cluster.nodes.len() {
+            self.cluster.stop_strace(i).await;
+            self.cluster.resume(i).await?;
+            if self.cluster.nodes[i].clock != ClockMode::Real {
+                self.restart_with(i, ClockMode::Real).await?;
+            } else if !self.cluster.is_up(i) {
+                self.cluster.start(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn firewall(&self) -> anyhow::Result<&Firewall> {
+        self.firewall
+            .as_ref()
+            .context("packet faults need the run's network namespace")
+    }
+
+    /// Proxy counters summed over every node: forwarded, delayed, dropped.
+    pub(crate) fn proxy_totals(&self) -> (u64, u64, u64) {
+        self.proxies.iter().fold((0, 0, 0), |(f, d, x), p| {
+            let s = p.stats();
+            (f + s.forwarded, d + s.delayed, x + s.dropped)
+        })
+    }
+}
+
+/// Milliseconds of a duration, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,242 @@
+//! The run's report: what was done, what was injected, what was checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use vergent_chaos::check::{Checker, Violation};
+use vergent_chaos::history::{Event, Op, Outcome};
+use vergent_chaos::schedule::FaultKind;
+
+use crate::Args;
+use crate::nemesis::{Applied, SelfExit};
+
+/// Everything the report shows.
+pub(crate) struct Report<'a> {
+    pub(crate) seed: u64,
+    pub(crate) args: &'a Args,
+    pub(crate) kinds: &'a [FaultKind],
+    pub(crate) skipped: &'a [String],
+    pub(crate) events: &'a [Event],
+    pub(crate) applied: &'a [Applied],
+    pub(crate) self_exits: &'a [SelfExit],
+    pub(crate) proxy_totals: (u64, u64, u64),
+    pub(crate) skewed: &'a BTreeSet<String>,
+    pub(crate) workload_time: Duration,
+    pub(crate) converge_time: Duration,
+    pub(crate) converged: bool,
+    pub(crate) final_keys: usize,
+    pub(crate) violations: &'a [Violation],
+    pub(crate) history_path: &'a Path,
+}
+
+/// At most this many violations are printed per checker.
+const SHOWN: usize = 20;
+
+impl Report<'_> {
+    /// Whether every check passed and no node crashed on its own.
+    pub(crate) fn pass(&self) -> bool {
+        self.violations.is_empty() && self.self_exits.iter().all(|e| e.expected)
+    }
+
+    /// The command that replays this run.
+    fn replay(&self) -> String {
+        let kinds: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
+        format!(
+            "cargo xtask chaos --nodes {} --duration {} --seed {} --faults {}",
+            self.args.nodes,
+            humantime::format_duration(self.args.duration),
+            self.seed,
+            if kinds.is_empty() {
+                "none".to_string()
+            } else {
+                kinds.join(",")
+            }
+        )
+    }
+
+    /// Markdown text.
+    pub(crate) fn render(&self) -> String {
+        let mut s = String::new();
+        let verdict = if self.pass() { "PASS" } else { "FAIL" };
+        let _ = writeln!(s, "# vergent chaos run: {verdict}\n");
+        let _ = writeln!(
+            s,
+            "seed {}, {} nodes, workload {:.1} s, {} clients on {} keys",
+            self.seed,
+            self.args.nodes,
+            self.workload_time.as_secs_f64(),
+            self.args
+                .clients
+                .map_or(self.args.nodes * 2, |c| c as usize),
+            self.args.keys
+        );
+        let _ = writeln!(s, "replay: `{}`\n", self.replay());
+        for skip in self.skipped {
+            let _ = writeln!(s, "- skipped {skip}");
+        }
+
+        // Operations.
+        let _ = writeln!(s, "\n## Operations\n");
+        let _ = writeln!(s, "| op | invoked | ok | fail | info (indeterminate) |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        for op in [Op::Put, Op::Get, Op::Delete] {
+            let count = |o: Outcome| {
+                self.events
+                    .iter()
+                    .filter(|e| e.f == op && e.outcome == o)
+                    .count()
+            };
+            let _ = writeln!(
+                s,
+                "| {op:?} | {} | {} | {} | {} |",
+                count(Outcome::Invoke),
+                count(Outcome::Ok),
+                count(Outcome::Fail),
+                count(Outcome::Info)
+            );
+        }
+        let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+        for e in self.events.iter().filter_map(|e| e.error.as_deref()) {
+            let kind = e.split(':').next().unwrap_or(e).trim().to_string();
+            *errors.entry(kind).or_default() += 1;
+        }
+        if !errors.is_empty() {
+            let _ = writeln!(s, "\nerrors by kind:");
+            for (kind, n) in &errors {
+                let _ = writeln!(s, "- {n} × {kind}");
+            }
+        }
+
+        // Faults.
+        let _ = writeln!(s, "\n## Faults injected ({})\n", self.applied.len());
+        let _ = writeln!(s, "| at | held | fault |");
+        let _ = writeln!(s, "|---:|---:|---|");
+        for a in self.applied {
+            let _ = writeln!(
+                s,
+                "| {:.1} s | {:.1} s | {} |",
+                a.at_ms as f64 / 1000.0,
+                a.held_ms as f64 / 1000.0,
+                a.fault
+            );
+        }
+        let mut by_kind: BTreeMap<FaultKind, usize> = BTreeMap::new();
+        for a in self.applied {
+            *by_kind.entry(a.fault.kind()).or_default() += 1;
+        }
+        let counts: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(s, "\nby kind: {}", counts.join(", "));
+        let (fwd, delayed, dropped) = self.proxy_totals;
+        if fwd + delayed + dropped > 0 {
+            let _ = writeln!(
+                s,
+                "delay proxies: {fwd} datagrams forwarded, {delayed} delayed, {dropped} dropped"
+            );
+        }
+        if !self.skewed.is_empty() {
+            let list: Vec<&str> = self.skewed.iter().map(String::as_str).collect();
+            let _ = writeln!(s, "nodes run with a wrong clock: {}", list.join(", "));
+        }
+        for e in self.self_exits {
+            let _ = writeln!(
+                s,
+                "- {} exited by itself at {:.1} s ({}){}",
+                e.node,
+                e.at_ms as f64 / 1000.0,
+                e.status,
+                if e.expected {
+                    ": fail-stop under the disk fault, restarted"
+                } else {
+                    ": UNEXPECTED (a crash)"
+                }
+            );
+        }
+
+        // Checks.
+        let acked_puts = self
+            .events
+            .iter()
+            .filter(|e| e.is_acked_write() && e.f == Op::Put)
+            .count();
+        let acked_deletes = self
+            .events
+            .iter()
+            .filter(|e| e.is_acked_write() && e.f == Op::Delete)
+            .count();
+        let reads = self
+            .events
+            .iter()
+            .filter(|e| e.outcome == Outcome::Ok && e.f == Op::Get)
+            .count();
+        let _ = writeln!(s, "\n## Checks\n");
+        let convergence = if self.converged {
+            format!(
+                "converged in {:.1} s after healing ({} keys incl. tombstones)",
+                self.converge_time.as_secs_f64(),
+                self.final_keys
+            )
+        } else {
+            format!(
+                "NOT converged within {:.1} s",
+                self.converge_time.as_secs_f64()
+            )
+        };
+        let rows = [
+            (
+                Checker::LostWrite,
+                format!("{acked_puts} acknowledged puts"),
+            ),
+            (
+                Checker::Resurrection,
+                format!("{acked_deletes} acknowledged deletes"),
+            ),
+            (Checker::Convergence, convergence),
+            (
+                Checker::UnwrittenValue,
+                format!("{reads} reads and the final state"),
+            ),
+            (Checker::NodeMonotonic, format!("{reads} reads")),
+            (
+                Checker::ClockPoisoning,
+                format!(
+                    "{} acknowledged writes and every node's clock",
+                    acked_puts + acked_deletes
+                ),
+            ),
+        ];
+        let _ = writeln!(s, "| checker | checked | violations |");
+        let _ = writeln!(s, "|---|---|---:|");
+        for (checker, checked) in &rows {
+            let n = self
+                .violations
+                .iter()
+                .filter(|v| v.checker == *checker)
+                .count();
+            let _ = writeln!(s, "| {checker} | {checked} | {n} |");
+        }
+        if !self.violations.is_empty() {
+            let _ = writeln!(s, "\n## Violations\n");
+            for (checker, _) in &rows {
+                let of: Vec<&Violation> = self
+                    .violations
+                    .iter()
+                    .filter(|v| v.checker == *checker)
+                    .collect();
+                for v in of.iter().take(SHOWN) {
+                    let _ = writeln!(s, "- {v}");
+                }
+                if of.len() > SHOWN {
+                    let _ = writeln!(s, "- … and {} more {checker}", of.len() - SHOWN);
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nfiles: {} (history), final-state.json, schedule.json, logs/ (one per node)",
+            self.history_path.display()
+        );
+        s
+    }
+}

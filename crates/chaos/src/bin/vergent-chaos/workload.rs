@@ -1,0 +1,119 @@
+//! Concurrent clients doing puts, gets and deletes on a bounded key space with
+//! unique values, recording every invocation and completion.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio_util::sync::CancellationToken;
+use vergent_chaos::history::{Event, Op, Outcome, Stamp};
+use vergent_client::{Client, Version};
+
+/// The shared, append-only history.
+#[derive(Clone, Default)]
+pub(crate) struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Recorder {
+    fn push(&self, e: Event) {
+        // A poisoned lock means a client task panicked; keep recording.
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    }
+
+    /// Everything recorded so far.
+    pub(crate) fn snapshot(&self) -> Vec<Event> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Wall-clock time in ms since the Unix epoch.
+pub(crate) fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn stamp(v: &Version) -> Stamp {
+    Stamp {
+        hlc: v.hlc.as_u64(),
+        origin: v.origin.to_string(),
+    }
+}
+
+/// Workload shape.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    /// Keys `k000`… in use.
+    pub(crate) keys: u32,
+    /// Operations per second per client (paced, not a target under load).
+    pub(crate) rate: u32,
+}
+
+/// One client process: bound to one node, one operation in flight.
+pub(crate) async fn client(
+    process: u32,
+    node: String,
+    client: Client,
+    shape: Shape,
+    seed: u64,
+    history: Recorder,
+    stop: CancellationToken,
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (u64::from(process) << 32));
+    let pace = Duration::from_micros(1_000_000 / u64::from(shape.rate.max(1)));
+    let mut seq = 0u64;
+    while !stop.is_cancelled() {
+        seq += 1;
+        let key = format!("k{:03}", rng.random_range(0..shape.keys.max(1)));
+        let roll = rng.random_range(0..100);
+        let f = match roll {
+            0..50 => Op::Put,
+            50..85 => Op::Get,
+            _ => Op::Delete,
+        };
+        let value = (f == Op::Put).then(|| format!("p{process}-{seq}"));
+        let event = |outcome, value: Option<String>, version: Option<Stamp>, error| Event {
+            process,
+            outcome,
+            f,
+            node: node.clone(),
+            key: key.clone(),
+            value,
+            version,
+            wall_ms: wall_ms(),
+            error,
+        };
+        history.push(event(Outcome::Invoke, value.clone(), None, None));
+        let done = match f {
+            Op::Put => match client
+                .put(key.clone(), value.clone().unwrap_or_default())
+                .await
+            {
+                Ok(v) => event(Outcome::Ok, value, Some(stamp(&v)), None),
+                // A write that errored may still have happened (a timeout, a
+                // node killed after its fsync): indeterminate, never "fail".
+                Err(e) => event(Outcome::Info, value, None, Some(e.to_string())),
+            },
+            Op::Delete => match client.delete(key.clone()).await {
+                Ok(d) => event(Outcome::Ok, None, Some(stamp(&d.version)), None),
+                Err(e) => event(Outcome::Info, None, None, Some(e.to_string())),
+            },
+            Op::Get => match client.get(key.clone()).await {
+                Ok(Some(entry)) => event(
+                    Outcome::Ok,
+                    Some(String::from_utf8_lossy(&entry.value).into_owned()),
+                    Some(stamp(&entry.version)),
+                    None,
+                ),
+                Ok(None) => event(Outcome::Ok, None, None, None),
+                // A read changes nothing, so a failed one is simply failed.
+                Err(e) => event(Outcome::Fail, None, None, Some(e.to_string())),
+            },
+        };
+        history.push(done);
+        // Pacing, not synchronisation: keeps the history a readable size.
+        let jitter = rng.random_range(0..=pace.as_micros() as u64 / 2);
+        tokio::time::sleep(pace / 2 + Duration::from_micros(jitter)).await;
+    }
+}
