@@ -52,7 +52,7 @@ fn has_cmd(cmd: &str, version_arg: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -71,6 +71,39 @@ pub(crate) fn ensure() -> anyhow::Result<()> {
     if !has_cmd("openssl", "version") {
         missing.push("openssl");
     }
+    install(&missing)
+}
+
+/// Installs the tools the chaos suite injects faults with, when root on
+/// Debian; otherwise says which are missing (their faults are then skipped).
+pub(crate) fn ensure_chaos_tools() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for (cmd, arg, package) in [
+        ("nft", "--version", "nftables"),
+        ("strace", "-V", "strace"),
+        ("faketime", "--version", "faketime"),
+        ("ip", "-V", "iproute2"),
+    ] {
+        if !has_cmd(cmd, arg) {
+            missing.push(package);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || !has_cmd("apt-get", "--version") {
+        eprintln!(
+            "chaos: missing {}; the faults that need them are skipped \
+             (install with: sudo apt-get install -y {})",
+            missing.join(", "),
+            missing.join(" ")
+        );
+        return Ok(());
+    }
+    install(&missing)
+}
+
+fn install(missing: &[&str]) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
@@ -86,7 +119,7 @@ pub(crate) fn ensure() -> anyhow::Result<()> {
     crate::sh(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing)
+            .args(missing)
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     Ok(())

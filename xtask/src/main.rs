@@ -6,7 +6,9 @@
 //! - `cargo xtask test`  every check CI runs: fmt, clippy, tests, docs, layering.
 //! - `cargo xtask stop`  stop nodes left running by `run`.
 //! - `cargo xtask deps`  install the system packages the build needs.
+//! - `cargo xtask chaos` run a real cluster under faults and check the history.
 
+mod chaos;
 mod deps;
 mod run;
 mod test;
@@ -25,7 +27,12 @@ commands:
                  start N local nodes (default 3) replicating to each other, and open the shell
   stop           stop the nodes started by `run`
   test           everything CI checks: fmt, clippy, tests, docs, crate layering
-  deps           install the system packages the build needs (libclang, a C++ compiler)";
+  deps           install the system packages the build needs (libclang, a C++ compiler)
+  chaos [--release] [--out DIR] [--nodes N] [--duration 60s] [--seed S] [--faults LIST]
+                 fault-injection suite: N real nodes in a network namespace of their own
+                 under kill, pause, partition, loss, delay, skew, faketime, disk faults
+                 (LIST: comma-separated, or all); checks the history for lost writes,
+                 convergence, resurrection and clock poisoning (docs/testing.md)";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Some("stop") => run::stop(),
         Some("test") => test::test(&args[1..]),
         Some("deps") => deps::ensure(),
+        Some("chaos") => chaos::chaos(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             eprintln!("{USAGE}");
             return std::process::ExitCode::SUCCESS;

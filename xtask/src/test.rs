@@ -1,4 +1,5 @@
-//! `cargo xtask test`: the whole gate, in the order that fails fastest.
+//! `cargo xtask test`: the whole gate, in the order that fails fastest, ending
+//! with a short chaos run (3 nodes, 20 s, kill and partition faults).
 
 use std::process::Command;
 
@@ -54,6 +55,16 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
         sh(cargo()
             .args(["doc", "--workspace", "--no-deps", "--locked"])
             .env("RUSTDOCFLAGS", "-D warnings"))?;
+        // A short fault-injection run on real processes, a fresh seed each
+        // time (printed with the replay command).
+        crate::chaos::chaos(&[
+            "--nodes".into(),
+            "3".into(),
+            "--duration".into(),
+            "20s".into(),
+            "--faults".into(),
+            "kill,partition".into(),
+        ])?;
     }
     eprintln!("xtask test: all checks passed");
     Ok(())

@@ -87,6 +87,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -121,6 +122,13 @@ fn main() -> ExitCode {
                 args.out.display()
             );
             let _ = write_history(&args, &history.snapshot());
+            // The namespace lives on while anything runs in it; dropping its
+            // name now spares the next run the clean-up.
+            if let Some(name) = &args.netns {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", name])
+                    .status();
+            }
             ExitCode::from(130)
         }
     };

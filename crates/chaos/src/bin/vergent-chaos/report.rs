@@ -99,7 +99,7 @@ impl Report<'_> {
         }
         let mut errors: BTreeMap<String, usize> = BTreeMap::new();
         for e in self.events.iter().filter_map(|e| e.error.as_deref()) {
-            let kind = e.split(':').next().unwrap_or(e).trim().to_string();
+            let kind = e.split(": ").next().unwrap_or(e).trim().to_string();
             *errors.entry(kind).or_default() += 1;
         }
         if !errors.is_empty() {
