@@ -19,6 +19,9 @@ const CLIENT_SIDE: &[&str] = &["vergent-client", "vergentctl"];
 
 pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
     crate::deps::ensure()?;
+    // strace, nftables and faketime: the fsync-failure smoke test and the
+    // chaos run use them.
+    crate::deps::ensure_chaos_tools()?;
     let quick = args.iter().any(|a| a == "--quick");
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     check_layering()?;

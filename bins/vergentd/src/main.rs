@@ -49,6 +49,7 @@ async fn run(config: vergent_node::NodeConfig) -> anyhow::Result<()> {
     // Parent processes and scripts wait for this line on stderr.
     info!(addr = %node.local_addr(), node_id = %node.node_id(), "ready");
     let token = node.shutdown_token();
+    let failure = node.failure();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("install the SIGTERM handler")?;
     tokio::select! {
@@ -57,6 +58,11 @@ async fn run(config: vergent_node::NodeConfig) -> anyhow::Result<()> {
         () = token.cancelled() => {}
     }
     node.shutdown().await;
+    if let Some(what) = failure.get() {
+        // Exit non-zero so a supervisor restarts the node, which recovers
+        // from the write-ahead log.
+        anyhow::bail!("keep serving: storage failed: {what}");
+    }
     Ok(())
 }
 

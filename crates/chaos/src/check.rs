@@ -295,22 +295,39 @@ pub struct ClockReading {
     pub wall_ms: u64,
 }
 
+/// A span of wall-clock time during which a node's clock was wrong on
+/// purpose (from the skew until its stamps could have caught up after the heal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkewWindow {
+    /// The node.
+    pub node: String,
+    /// Start, ms since the Unix epoch.
+    pub from_ms: u64,
+    /// End, ms since the Unix epoch.
+    pub until_ms: u64,
+}
+
 /// No clock poisoning: a node whose own clock is right never stamps a write,
 /// or reports an HLC, beyond real time plus `max_offset_ms` (and `slack_ms`
-/// for scheduling), even while a peer's clock is far ahead. `skewed` nodes
-/// are exempt: their clocks were wrong on purpose.
+/// for scheduling), even while a peer's clock is far ahead. A node is exempt
+/// inside its own [`SkewWindow`]s: its clock was wrong on purpose.
 pub fn clock_poisoning(
     history: &[Event],
     readings: &[ClockReading],
-    skewed: &BTreeSet<String>,
+    skews: &[SkewWindow],
     max_offset_ms: u64,
     slack_ms: u64,
 ) -> Vec<Violation> {
+    let exempt = |node: &str, at: u64| {
+        skews
+            .iter()
+            .any(|w| w.node == node && (w.from_ms..=w.until_ms).contains(&at))
+    };
     let bound = max_offset_ms + slack_ms;
     let mut out = Vec::new();
     for e in history
         .iter()
-        .filter(|e| e.is_acked_write() && !skewed.contains(&e.node))
+        .filter(|e| e.is_acked_write() && !exempt(&e.node, e.wall_ms))
     {
         if let Some(v) = &e.version
             && v.physical_ms() > e.wall_ms + bound
@@ -326,7 +343,7 @@ pub fn clock_poisoning(
             ));
         }
     }
-    for r in readings.iter().filter(|r| !skewed.contains(&r.node)) {
+    for r in readings.iter().filter(|r| !exempt(&r.node, r.wall_ms)) {
         let physical = vergent_hlc::Timestamp::from_u64(r.hlc).physical_ms();
         if physical > r.wall_ms + bound {
             out.push(Violation {
@@ -586,18 +603,26 @@ mod tests {
                 wall_ms: MS,
             },
         ];
-        let skewed: BTreeSet<String> = ["n1".to_string()].into();
-        let found = clock_poisoning(&h, &readings, &skewed, 500, 250);
+        let skews = [SkewWindow {
+            node: "n1".into(),
+            from_ms: MS - 1_000,
+            until_ms: MS + 1_000,
+        }];
+        let found = clock_poisoning(&h, &readings, &skews, 500, 250);
         assert_eq!(found.len(), 2, "{found:#?}");
         assert!(found[0].detail.contains("n2 stamped"));
         assert!(found[1].detail.contains("n3's clock"));
 
-        // Within the bound (and the skewed node itself) is fine.
+        // Within the bound (and the skewed node inside its window) is fine.
         let mut fine = put_ok("n2", "k", "v", stamp(MS + 600, "n2"));
         fine[1].wall_ms = MS;
-        assert_eq!(
-            clock_poisoning(&fine, &readings[1..], &skewed, 500, 250),
-            []
-        );
+        assert_eq!(clock_poisoning(&fine, &readings[1..], &skews, 500, 250), []);
+
+        // The skewed node outside its window is held to the bound like any other.
+        let late = [ClockReading {
+            wall_ms: MS + 5_000,
+            ..readings[1].clone()
+        }];
+        assert_eq!(clock_poisoning(&[], &late, &skews, 500, 250).len(), 1);
     }
 }

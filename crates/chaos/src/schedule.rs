@@ -339,7 +339,7 @@ fn partition(rng: &mut StdRng, nodes: usize) -> Fault {
             let minor = minority(rng, nodes);
             let major: Vec<usize> = all.iter().copied().filter(|n| !minor.contains(n)).collect();
             Fault::Partition {
-                shape: format!("majority {} | minority {}", name(&major), name(&minor)),
+                shape: format!("majority {} / minority {}", name(&major), name(&minor)),
                 drops: cut(&major, &minor),
             }
         }

@@ -85,6 +85,8 @@ pub struct NodeHandle {
     /// Lets shutdown wait until the store is really closed before the data
     /// dir lock is released.
     shared: std::sync::Weak<Shared>,
+    /// The storage failure that stopped the node, if one did.
+    failure: Arc<std::sync::OnceLock<String>>,
     _lock: DirLock,
 }
 
@@ -110,6 +112,21 @@ impl Node {
             .await
             .map_err(|e| StartError::NodeId(format!("store open task failed: {e}")))??;
         let mut store = store;
+        let shutdown = CancellationToken::new();
+        let failure = Arc::new(std::sync::OnceLock::new());
+        {
+            let (shutdown, failure) = (shutdown.clone(), failure.clone());
+            store.set_failure_hook(Box::new(move |what| {
+                tracing::error!(
+                    error = what,
+                    "storage failed; stopping the node (fail-stop: after a failed fsync \
+                     nothing written since the last good one can be trusted; a restart \
+                     recovers from the write-ahead log)"
+                );
+                let _ = failure.set(what.to_string());
+                shutdown.cancel();
+            }));
+        }
         let (changes, _) = broadcast::channel::<Arc<Change>>(WATCH_BUFFER);
         let publish = changes.clone();
         // Published under the key lock, so watchers see one key's changes in
@@ -156,7 +173,6 @@ impl Node {
             source,
         })?;
         let advertise = config.advertise.unwrap_or(local_addr);
-        let shutdown = CancellationToken::new();
         // The peer protocol shares the port number, over UDP.
         let udp_addr = SocketAddr::new(config.listen.ip(), local_addr.port());
         let (transport, peer_incoming) = vergent_transport::Transport::bind(
@@ -266,11 +282,6 @@ impl Node {
             peers = ?config.peers,
             "node started"
         );
-        if !config.peers.is_empty() {
-            warn!(
-                "peers are validated and recorded but not contacted yet: this build runs a single node"
-            );
-        }
         Ok(NodeHandle {
             node_id,
             local_addr,
@@ -278,12 +289,20 @@ impl Node {
             server,
             drain_timeout: config.drain_timeout,
             shared: Arc::downgrade(&shared),
+            failure,
             _lock: lock,
         })
     }
 }
 
 impl NodeHandle {
+    /// Why the node stopped itself, if it did: the storage engine failed an
+    /// I/O (see [`vergent_storage::Store::failure`]). Readable after shutdown
+    /// through the returned handle.
+    pub fn failure(&self) -> Arc<std::sync::OnceLock<String>> {
+        self.failure.clone()
+    }
+
     /// The node's id.
     pub fn node_id(&self) -> &NodeId {
         &self.node_id

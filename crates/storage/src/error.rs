@@ -14,6 +14,10 @@ pub enum Error {
     /// WAL but may not survive a power loss, so it is not acknowledged.
     #[error("WAL sync failed: {0}")]
     WalSync(String),
+    /// An earlier write or sync failed with an I/O error; the store refuses
+    /// writes until the process restarts and recovers from the WAL.
+    #[error("storage failed earlier and refuses writes until restart: {0}")]
+    Failed(String),
     /// The data directory is held by another process; nothing was opened.
     #[error("data directory {path} is in use by another process (RocksDB lock held): {detail}")]
     Locked {

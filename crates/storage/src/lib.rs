@@ -23,4 +23,6 @@ mod sync;
 
 pub use error::{Error, StampError};
 pub use record::{DecodeError, Record};
-pub use store::{Applied, FsyncPolicy, LogEntry, Mutation, Observer, Store, StoreOptions, Written};
+pub use store::{
+    Applied, FailureHook, FsyncPolicy, LogEntry, Mutation, Observer, Store, StoreOptions, Written,
+};

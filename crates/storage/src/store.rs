@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
@@ -121,6 +121,9 @@ pub enum Applied {
 /// in version order. It must not block.
 pub type Observer = Box<dyn Fn(&[u8], &Record, bool) + Send + Sync>;
 
+/// Called once with a description of the first I/O failure of the engine.
+pub type FailureHook = Box<dyn Fn(&str) + Send + Sync>;
+
 /// The versioned store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     db: DB,
@@ -129,6 +132,10 @@ pub struct Store {
     fsync: FsyncPolicy,
     group: GroupSync,
     observer: Option<Observer>,
+    /// Set by the first write or sync the engine failed with an I/O error;
+    /// from then on every write is refused (fail-stop, see [`Self::failure`]).
+    failure: OnceLock<String>,
+    failure_hook: Option<FailureHook>,
     /// Next replication log sequence number. Held across the RocksDB write so
     /// that log order is commit order: a reader never sees seq n+1 before n.
     log_seq: Mutex<u64>,
@@ -205,6 +212,8 @@ impl Store {
             fsync: options.fsync,
             group: GroupSync::default(),
             observer: None,
+            failure: OnceLock::new(),
+            failure_hook: None,
             log_seq: Mutex::new(last_seq + 1),
         })
     }
@@ -212,6 +221,49 @@ impl Store {
     /// Installs the observer of committed records (e.g. to feed watchers).
     pub fn set_observer(&mut self, observer: Observer) {
         self.observer = Some(observer);
+    }
+
+    /// Installs the function told, once, that the engine failed an I/O.
+    pub fn set_failure_hook(&mut self, hook: FailureHook) {
+        self.failure_hook = Some(hook);
+    }
+
+    /// The I/O failure that stopped this store, if any.
+    ///
+    /// After a failed fsync the state of the page cache is unknown (a later
+    /// successful fsync does not mean the earlier data reached the disk), and
+    /// RocksDB refuses further writes; the only safe continuation is to stop
+    /// and recover from the WAL on reopen, as PostgreSQL and etcd do. So the
+    /// first such failure is recorded, reported through the hook, and every
+    /// later write is refused with [`Error::Failed`].
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
+    fn fail(&self, what: String) {
+        if self.failure.set(what).is_ok()
+            && let (Some(hook), Some(what)) = (&self.failure_hook, self.failure.get())
+        {
+            hook(what);
+        }
+    }
+
+    /// Refuses writes once the store has failed.
+    fn check_failed(&self) -> Result<(), Error> {
+        match self.failure.get() {
+            Some(what) => Err(Error::Failed(what.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Passes an engine result through, recording an I/O error as fatal.
+    fn io<T>(&self, result: Result<T, rocksdb::Error>) -> Result<T, Error> {
+        result.map_err(|e| {
+            if e.kind() == ErrorKind::IOError {
+                self.fail(e.to_string());
+            }
+            Error::Engine(e)
+        })
     }
 
     fn notify(&self, key: &[u8], record: &Record, local: bool) {
@@ -262,6 +314,7 @@ impl Store {
         mutation: Mutation,
         stamp: impl FnOnce(Option<&Version>) -> Result<Version, StampError>,
     ) -> Result<Written, Error> {
+        self.check_failed()?;
         let (written, ticket) = {
             let _guard = self.locks.lock(key);
             let previous = self.get(key)?;
@@ -304,6 +357,7 @@ impl Store {
     /// Each record is stored only if its version is above the stored one (or
     /// above an earlier record for the same key in this batch).
     pub fn apply_batch(&self, records: Vec<(Vec<u8>, Record)>) -> Result<Vec<Applied>, Error> {
+        self.check_failed()?;
         let mut results = Vec::with_capacity(records.len());
         let ticket = {
             let _guards = self
@@ -424,11 +478,12 @@ impl Store {
     /// Writes a node metadata entry and syncs it before returning, whatever the
     /// fsync policy: metadata such as the HLC ceiling must survive power loss.
     pub fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.check_failed()?;
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_META), meta_key(name), value);
-        self.db.write_opt(batch, &opts)?;
+        self.io(self.db.write_opt(batch, &opts))?;
         Ok(())
     }
 
@@ -451,7 +506,7 @@ impl Store {
     fn commit(&self, batch: WriteBatch) -> Result<Option<u64>, Error> {
         let mut opts = WriteOptions::default();
         opts.set_sync(self.fsync == FsyncPolicy::PerWrite);
-        self.db.write_opt(batch, &opts)?;
+        self.io(self.db.write_opt(batch, &opts))?;
         Ok((self.fsync == FsyncPolicy::Group).then(|| self.group.ticket()))
     }
 
@@ -540,7 +595,8 @@ impl Store {
         }
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(CF_LOG), 0u64.to_be_bytes(), below.to_be_bytes());
-        self.db.write(batch)?;
+        self.check_failed()?;
+        self.io(self.db.write(batch))?;
         Ok(())
     }
 
@@ -552,7 +608,10 @@ impl Store {
             .wait(ticket, || {
                 self.db.flush_wal(true).map_err(|e| e.to_string())
             })
-            .map_err(Error::WalSync)
+            .map_err(|e| {
+                self.fail(format!("WAL sync failed: {e}"));
+                Error::WalSync(e)
+            })
     }
 }
 

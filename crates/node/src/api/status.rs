@@ -57,6 +57,10 @@ pub(crate) fn to_status(e: ApiError) -> Status {
         ApiError::Storage(vergent_storage::Error::CorruptRecord { .. }) => {
             (Code::DataLoss, ErrorCode::DataCorruption)
         }
+        // The node is stopping itself; another node can take the request.
+        ApiError::Storage(vergent_storage::Error::Failed(_)) => {
+            (Code::Unavailable, ErrorCode::StorageFailure)
+        }
         ApiError::Storage(_) => (Code::Internal, ErrorCode::StorageFailure),
         ApiError::ShuttingDown => (Code::Unavailable, ErrorCode::ShuttingDown),
         ApiError::WatchLagged(_) => (Code::ResourceExhausted, ErrorCode::WatchLagged),

@@ -365,7 +365,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
     violations.extend(check::clock_poisoning(
         &events,
         &readings,
-        &nemesis.skewed,
+        &nemesis.skew_windows,
         max_offset_ms,
         250,
     ));

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use vergent_chaos::check::SkewWindow;
 use vergent_chaos::proxy::{Faults, ProxyHandle};
 use vergent_chaos::schedule::{Fault, Step};
 
@@ -48,6 +49,8 @@ pub(crate) struct Nemesis {
     pub(crate) applied: Vec<Applied>,
     /// Nodes whose clocks were set wrong at some point.
     pub(crate) skewed: BTreeSet<String>,
+    /// When each skewed node's clock could be wrong (wall-clock ms).
+    pub(crate) skew_windows: Vec<SkewWindow>,
     /// Node processes that exited on their own.
     pub(crate) self_exits: Vec<SelfExit>,
     /// The node whose fsync is failing, if any.
@@ -67,6 +70,7 @@ impl Nemesis {
             proxies,
             applied: Vec::new(),
             skewed: BTreeSet::new(),
+            skew_windows: Vec::new(),
             self_exits: Vec::new(),
             disk_fault: None,
         }
@@ -183,6 +187,11 @@ impl Nemesis {
                 faketime,
             } => {
                 self.skewed.insert(self.cluster.nodes[*node].id.clone());
+                self.skew_windows.push(SkewWindow {
+                    node: self.cluster.nodes[*node].id.clone(),
+                    from_ms: crate::workload::wall_ms(),
+                    until_ms: u64::MAX,
+                });
                 let mode = if *faketime {
                     ClockMode::Faketime(*offset_ms)
                 } else {
@@ -221,8 +230,11 @@ impl Nemesis {
                     p.clear();
                 }
             }
-            Fault::Skew { node, .. } => {
+            Fault::Skew {
+                node, offset_ms, ..
+            } => {
                 self.restart_with(*node, ClockMode::Real).await?;
+                self.close_skew_window(*node, offset_ms.unsigned_abs());
             }
             Fault::Disk { node } => {
                 self.cluster.stop_strace(*node).await;
@@ -257,13 +269,28 @@ impl Nemesis {
         for i in 0..self.cluster.nodes.len() {
             self.cluster.stop_strace(i).await;
             self.cluster.resume(i).await?;
-            if self.cluster.nodes[i].clock != ClockMode::Real {
+            if let ClockMode::Offset(ms) | ClockMode::Faketime(ms) = self.cluster.nodes[i].clock {
                 self.restart_with(i, ClockMode::Real).await?;
+                self.close_skew_window(i, ms.unsigned_abs());
             } else if !self.cluster.is_up(i) {
                 self.cluster.start(i)?;
             }
         }
         Ok(())
+    }
+
+    /// A node back on a true clock still stamps from where its wrong clock
+    /// got to until real time passes that: `ahead_ms` plus the restart.
+    fn close_skew_window(&mut self, node: usize, ahead_ms: u64) {
+        let id = &self.cluster.nodes[node].id;
+        let until = crate::workload::wall_ms() + ahead_ms + 1_000;
+        for w in self
+            .skew_windows
+            .iter_mut()
+            .filter(|w| &w.node == id && w.until_ms == u64::MAX)
+        {
+            w.until_ms = until;
+        }
     }
 
     fn firewall(&self) -> anyhow::Result<&Firewall> {
