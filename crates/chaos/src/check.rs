@@ -121,69 +121,50 @@ pub fn converged(states: &BTreeMap<String, ReplicaState>) -> Result<ReplicaState
 /// the final state, either that very value at `h` or superseded by a version
 /// greater than `h`.
 pub fn lost_writes(history: &[Event], final_state: &ReplicaState) -> Vec<Violation> {
-    let mut out = Vec::new();
-    for e in history
-        .iter()
-        .filter(|e| e.is_acked_write() && e.f == Op::Put)
-    {
-        let Some(h) = &e.version else {
-            out.push(violation(
-                Checker::LostWrite,
-                &e.key,
-                format!("put of {:?} acknowledged without a version", e.value),
-            ));
-            continue;
-        };
-        let found = final_state.get(&e.key);
-        let ok = match found {
-            None => false,
-            Some(r) if r.version > *h => true,
-            Some(r) => r.version == *h && r.value == e.value,
-        };
-        if !ok {
-            out.push(violation(
-                Checker::LostWrite,
-                &e.key,
-                format!(
-                    "put of {:?} acknowledged by {} at {h}; final state: {}",
-                    e.value.as_deref().unwrap_or_default(),
-                    e.node,
-                    show(found)
-                ),
-            ));
-        }
-    }
-    out
+    acked_writes_kept(history, final_state, Op::Put, Checker::LostWrite)
 }
 
 /// No resurrection: every delete acknowledged with version `d` leaves, in the
 /// final state, its tombstone at `d` or something greater, never an older value.
 pub fn resurrection(history: &[Event], final_state: &ReplicaState) -> Vec<Violation> {
+    acked_writes_kept(history, final_state, Op::Delete, Checker::Resurrection)
+}
+
+/// Every acknowledged `f` (put or delete) is in the final state as written
+/// (same version, same value or tombstone) or superseded by a greater version.
+fn acked_writes_kept(
+    history: &[Event],
+    final_state: &ReplicaState,
+    f: Op,
+    checker: Checker,
+) -> Vec<Violation> {
     let mut out = Vec::new();
-    for e in history
-        .iter()
-        .filter(|e| e.is_acked_write() && e.f == Op::Delete)
-    {
-        let Some(d) = &e.version else {
+    for e in history.iter().filter(|e| e.is_acked_write() && e.f == f) {
+        let what = match &e.value {
+            Some(v) => format!("put of {v:?}"),
+            None => "delete".to_string(),
+        };
+        let Some(at) = &e.version else {
             out.push(violation(
-                Checker::Resurrection,
+                checker,
                 &e.key,
-                "delete acknowledged without a version".into(),
+                format!("{what} acknowledged without a version"),
             ));
             continue;
         };
         let found = final_state.get(&e.key);
-        let ok = match found {
+        let kept = match found {
             None => false,
-            Some(r) if r.version > *d => true,
-            Some(r) => r.version == *d && r.value.is_none(),
+            Some(r) if r.version > *at => true,
+            // A put leaves its value, a delete its tombstone (value None).
+            Some(r) => r.version == *at && r.value == e.value,
         };
-        if !ok {
+        if !kept {
             out.push(violation(
-                Checker::Resurrection,
+                checker,
                 &e.key,
                 format!(
-                    "delete acknowledged by {} at {d}; final state: {}",
+                    "{what} acknowledged by {} at {at}; final state: {}",
                     e.node,
                     show(found)
                 ),
