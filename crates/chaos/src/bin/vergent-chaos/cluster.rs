@@ -185,18 +185,10 @@ impl Cluster {
 
     /// Sends `signal` (a `kill -s` name) to node `i`.
     async fn signal(&self, i: usize, signal: &str) -> anyhow::Result<()> {
-        let Some(pid) = self.nodes[i].child.as_ref().and_then(Child::id) else {
-            return Ok(());
-        };
-        let status = Command::new("kill")
-            .args(["-s", signal, &pid.to_string()])
-            .status()
-            .await
-            .context("run kill")?;
-        if !status.success() {
-            bail!("kill -s {signal} {pid} failed");
+        match self.nodes[i].child.as_ref().and_then(Child::id) {
+            Some(pid) => send_signal(pid, signal).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// SIGSTOP node `i`.
@@ -242,10 +234,7 @@ impl Cluster {
             if let Some(pid) = strace.id() {
                 // SIGTERM makes strace detach cleanly; SIGKILL could leave the
                 // traced threads stopped.
-                let _ = Command::new("kill")
-                    .args(["-s", "TERM", &pid.to_string()])
-                    .status()
-                    .await;
+                let _ = send_signal(pid, "TERM").await;
             }
             if tokio::time::timeout(Duration::from_secs(5), strace.wait())
                 .await
@@ -277,7 +266,7 @@ impl Cluster {
         out
     }
 
-    /// Client TLS files.
+    /// How to reach node `i` as a client, with `timeout` to connect and per call.
     fn client_config(&self, i: usize, timeout: Duration) -> ClientConfig {
         let mut config = ClientConfig::new(
             format!("127.0.0.1:{}", self.nodes[i].port),
@@ -342,4 +331,17 @@ impl Cluster {
             .first()
             .and_then(|n| n.data_dir.parent().map(Path::to_path_buf))
     }
+}
+
+/// Sends `signal` (a `kill -s` name) to process `pid`.
+async fn send_signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .await
+        .context("run kill")?;
+    if !status.success() {
+        bail!("kill -s {signal} {pid} failed");
+    }
+    Ok(())
 }

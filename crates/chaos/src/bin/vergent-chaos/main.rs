@@ -194,11 +194,6 @@ fn usable_faults(args: &Args) -> anyhow::Result<(Vec<FaultKind>, Vec<String>)> {
     Ok((usable, skipped))
 }
 
-/// Ports free for TCP and UDP in this namespace, for nodes and proxies.
-fn ports(n: usize) -> Vec<u16> {
-    vergent_testkit::free_ports(n)
-}
-
 async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
     vergent_tls::install_default_provider();
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
@@ -229,7 +224,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
     // Every node gets a delay proxy in front when delay faults are on, so
     // the topology does not change mid-run.
     let with_proxies = kinds.contains(&FaultKind::Delay);
-    let node_ports = ports(args.nodes);
+    let node_ports = vergent_testkit::free_ports(args.nodes);
     let mut proxies = Vec::new();
     let mut advertise: Vec<SocketAddr> = node_ports
         .iter()
@@ -378,7 +373,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         applied: &nemesis.applied,
         self_exits: &nemesis.self_exits,
         proxy_totals: nemesis.proxy_totals(),
-        skewed: &nemesis.skewed,
+        skew_windows: &nemesis.skew_windows,
         workload_time,
         converge_time,
         converged: violations

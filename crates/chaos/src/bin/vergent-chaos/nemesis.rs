@@ -1,7 +1,6 @@
 //! Applies the seeded schedule to the running cluster, one fault at a time,
 //! and heals everything at the end.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -47,8 +46,6 @@ pub(crate) struct Nemesis {
     proxies: Vec<ProxyHandle>,
     /// What was applied, in order.
     pub(crate) applied: Vec<Applied>,
-    /// Nodes whose clocks were set wrong at some point.
-    pub(crate) skewed: BTreeSet<String>,
     /// When each skewed node's clock could be wrong (wall-clock ms).
     pub(crate) skew_windows: Vec<SkewWindow>,
     /// Node processes that exited on their own.
@@ -69,7 +66,6 @@ impl Nemesis {
             firewall,
             proxies,
             applied: Vec::new(),
-            skewed: BTreeSet::new(),
             skew_windows: Vec::new(),
             self_exits: Vec::new(),
             disk_fault: None,
@@ -186,7 +182,6 @@ impl Nemesis {
                 offset_ms,
                 faketime,
             } => {
-                self.skewed.insert(self.cluster.nodes[*node].id.clone());
                 self.skew_windows.push(SkewWindow {
                     node: self.cluster.nodes[*node].id.clone(),
                     from_ms: crate::workload::wall_ms(),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use vergent_chaos::check::{Checker, Violation};
+use vergent_chaos::check::{Checker, SkewWindow, Violation};
 use vergent_chaos::history::{Event, Op, Outcome};
 use vergent_chaos::schedule::FaultKind;
 
@@ -22,7 +22,7 @@ pub(crate) struct Report<'a> {
     pub(crate) applied: &'a [Applied],
     pub(crate) self_exits: &'a [SelfExit],
     pub(crate) proxy_totals: (u64, u64, u64),
-    pub(crate) skewed: &'a BTreeSet<String>,
+    pub(crate) skew_windows: &'a [SkewWindow],
     pub(crate) workload_time: Duration,
     pub(crate) converge_time: Duration,
     pub(crate) converged: bool,
@@ -135,8 +135,9 @@ impl Report<'_> {
                 "delay proxies: {fwd} datagrams forwarded, {delayed} delayed, {dropped} dropped"
             );
         }
-        if !self.skewed.is_empty() {
-            let list: Vec<&str> = self.skewed.iter().map(String::as_str).collect();
+        let skewed: BTreeSet<&str> = self.skew_windows.iter().map(|w| w.node.as_str()).collect();
+        if !skewed.is_empty() {
+            let list: Vec<&str> = skewed.into_iter().collect();
             let _ = writeln!(s, "nodes run with a wrong clock: {}", list.join(", "));
         }
         for e in self.self_exits {
