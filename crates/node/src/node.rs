@@ -82,9 +82,11 @@ pub struct NodeHandle {
     shutdown: CancellationToken,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     drain_timeout: Duration,
-    /// Lets shutdown wait until the store is really closed before the data
-    /// dir lock is released.
-    shared: std::sync::Weak<Shared>,
+    /// Shutdown waits until this is the last reference, then closes the
+    /// store itself: watching a `Weak` is not enough, because its count
+    /// drops to zero before the last holder has finished closing RocksDB,
+    /// and a restart in that gap finds the database still locked.
+    store: Arc<Store>,
     /// The storage failure that stopped the node, if one did.
     failure: Arc<std::sync::OnceLock<String>>,
     _lock: DirLock,
@@ -288,7 +290,7 @@ impl Node {
             shutdown,
             server,
             drain_timeout: config.drain_timeout,
-            shared: Arc::downgrade(&shared),
+            store: shared.store.clone(),
             failure,
             _lock: lock,
         })
@@ -336,14 +338,21 @@ impl NodeHandle {
                 self.server.abort();
             }
         }
-        // Connection tasks may still hold the store for a moment after the
-        // server future ends; the lock must outlive the store.
+        // Connection and peer tasks may still hold the store for a moment
+        // after the server future ends; the lock must outlive the store.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while self.shared.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+        while Arc::strong_count(&self.store) > 1 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        if self.shared.strong_count() > 0 {
-            warn!("store still referenced after shutdown; releasing the data dir anyway");
+        match Arc::try_unwrap(self.store) {
+            Ok(store) => {
+                // Closing RocksDB waits for its background work: keep it off
+                // the async workers.
+                if let Err(e) = tokio::task::spawn_blocking(move || drop(store)).await {
+                    warn!(error = %e, "closing the store failed");
+                }
+            }
+            Err(_) => warn!("store still referenced after shutdown; releasing the data dir anyway"),
         }
         info!("node stopped");
     }
