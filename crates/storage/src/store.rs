@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
     Direction, ErrorKind, IteratorMode, MergeOperands, Options, WriteBatch, WriteOptions,
 };
-use vergent_types::Version;
+use vergent_types::digest::{LEAVES, leaf_of, record_hash};
+use vergent_types::{NodeId, Version};
 
 use crate::locks::StripedLocks;
 use crate::sync::GroupSync;
@@ -17,7 +19,14 @@ use crate::{Error, Record, StampError};
 const CF_DATA: &str = "data";
 const CF_LOG: &str = "log";
 const CF_META: &str = "meta";
+/// `leaf:u16 | key` → `hlc:u64 | origin`: lists a digest bucket's keys and
+/// versions without reading values.
+const CF_INDEX: &str = "index";
+/// `leaf:u16` → `u64`, the XOR of the bucket's record hashes (merge: XOR).
+const CF_DIGEST: &str = "digest";
 const META_LIVE_KEYS: &[u8] = b"live_keys";
+/// Set once the index and digest cover every record (see `build_digest_once`).
+const META_DIGEST_BUILT: &str = "digest_built";
 const LOCK_STRIPES: usize = 1024;
 
 /// When a write is forced to stable storage before it is acknowledged.
@@ -136,6 +145,9 @@ pub struct Store {
     /// from then on every write is refused (fail-stop, see [`Self::failure`]).
     failure: OnceLock<String>,
     failure_hook: Option<FailureHook>,
+    /// In-memory copy of the persisted bucket digests, updated after each
+    /// commit; XOR commutes, so concurrent writers need no ordering.
+    leaves: Box<[AtomicU64]>,
     /// Next replication log sequence number. Held across the RocksDB write so
     /// that log order is commit order: a reader never sees seq n+1 before n.
     log_seq: Mutex<u64>,
@@ -159,6 +171,15 @@ impl std::fmt::Debug for Store {
             .field("fsync", &self.fsync)
             .finish_non_exhaustive()
     }
+}
+
+fn xor_u64(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let decode = |b: &[u8]| <[u8; 8]>::try_from(b).map(u64::from_be_bytes).unwrap_or(0);
+    let mut acc = existing.map(decode).unwrap_or(0);
+    for op in operands.iter() {
+        acc ^= decode(op);
+    }
+    Some(acc.to_be_bytes().to_vec())
 }
 
 fn add_i64(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
@@ -197,14 +218,24 @@ impl Store {
         let mut meta_opts = Options::default();
         meta_opts.set_merge_operator_associative("vergent.add_i64", add_i64);
 
+        let mut index_opts = Options::default();
+        index_opts.set_block_based_table_factory(&table);
+        index_opts.set_compression_type(DBCompressionType::Lz4);
+        let mut digest_opts = Options::default();
+        digest_opts.set_merge_operator_associative("vergent.xor_u64", xor_u64);
+
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_DATA, data_opts),
             ColumnFamilyDescriptor::new(CF_LOG, Options::default()),
             ColumnFamilyDescriptor::new(CF_META, meta_opts),
+            ColumnFamilyDescriptor::new(CF_INDEX, index_opts),
+            ColumnFamilyDescriptor::new(CF_DIGEST, digest_opts),
         ];
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)
             .map_err(|e| classify_open_error(path, e))?;
         let last_seq = last_log_seq(&db)?;
+        build_digest_once(&db)?;
+        let leaves = load_leaves(&db)?;
         Ok(Self {
             db,
             path: path.to_path_buf(),
@@ -214,6 +245,7 @@ impl Store {
             observer: None,
             failure: OnceLock::new(),
             failure_hook: None,
+            leaves,
             log_seq: Mutex::new(last_seq + 1),
         })
     }
@@ -335,8 +367,9 @@ impl Store {
                 Mutation::Delete => Record::tombstone(version),
             };
             let mut batch = WriteBatch::default();
-            self.stage(&mut batch, key, &record, previous.as_ref());
+            let change = self.stage(&mut batch, key, &record, previous.as_ref());
             let ticket = self.commit_logged(batch, key, &record)?;
+            self.fold_digest(&[change]);
             self.notify(key, &record, true);
             (Written { record, previous }, ticket)
         };
@@ -365,6 +398,7 @@ impl Store {
                 .lock_many(records.iter().map(|(k, _)| k.as_slice()));
             let mut pending: HashMap<&[u8], &Record> = HashMap::new();
             let mut batch = WriteBatch::default();
+            let mut changes = Vec::new();
             for (key, record) in &records {
                 let current = match pending.get(key.as_slice()) {
                     Some(r) => Some((*r).clone()),
@@ -377,7 +411,7 @@ impl Store {
                     results.push(Applied::NotNewer);
                     continue;
                 }
-                self.stage(&mut batch, key, record, current.as_ref());
+                changes.push(self.stage(&mut batch, key, record, current.as_ref()));
                 pending.insert(key.as_slice(), record);
                 results.push(Applied::Stored { previous: current });
             }
@@ -385,6 +419,7 @@ impl Store {
                 return Ok(results);
             }
             let ticket = self.commit(batch)?;
+            self.fold_digest(&changes);
             for (key, record) in &records {
                 if pending
                     .get(key.as_slice())
@@ -440,6 +475,99 @@ impl Store {
         Ok(out)
     }
 
+    /// A snapshot of the [`LEAVES`] bucket digests (see
+    /// [`vergent_types::digest`]), as maintained on every write and apply.
+    pub fn digest(&self) -> Vec<u64> {
+        self.leaves
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Recomputes the bucket digests from every stored record: a full scan,
+    /// for verification (the maintained digest must always equal it).
+    pub fn recompute_digest(&self) -> Result<Vec<u64>, Error> {
+        let mut out = vec![0u64; LEAVES];
+        for item in self.db.iterator_cf(self.cf(CF_DATA), IteratorMode::Start) {
+            let (key, bytes) = item?;
+            let record = Record::decode(&bytes).map_err(|source| Error::CorruptRecord {
+                key: escape(&key),
+                source,
+            })?;
+            out[leaf_of(&key) as usize] ^= record_hash(&key, &record.version);
+        }
+        Ok(out)
+    }
+
+    /// The keys and versions stored in each of `leaves`, in key order.
+    pub fn leaf_versions(&self, leaves: &[u16]) -> Result<Vec<Vec<(Vec<u8>, Version)>>, Error> {
+        let mut out = Vec::with_capacity(leaves.len());
+        for &leaf in leaves {
+            let start = leaf.to_be_bytes();
+            let iter = self.db.iterator_cf(
+                self.cf(CF_INDEX),
+                IteratorMode::From(&start, Direction::Forward),
+            );
+            let mut entries = Vec::new();
+            for item in iter {
+                let (k, v) = item?;
+                if !k.starts_with(&start) {
+                    break;
+                }
+                let version = decode_version(&v).map_err(|source| Error::CorruptRecord {
+                    key: escape(&k[2..]),
+                    source,
+                })?;
+                entries.push((k[2..].to_vec(), version));
+            }
+            out.push(entries);
+        }
+        Ok(out)
+    }
+
+    /// Whether no record (value or tombstone) is stored.
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        let mut iter = self.db.iterator_cf(self.cf(CF_DATA), IteratorMode::Start);
+        Ok(match iter.next() {
+            None => true,
+            Some(item) => {
+                item?;
+                false
+            }
+        })
+    }
+
+    /// Removes the record of `key` if it is still exactly `version` (a
+    /// tombstone or expired value whose purge the caller decided is safe);
+    /// returns whether it was removed. Purges are local: they are not logged
+    /// or replicated, each replica purges on its own.
+    pub fn purge(&self, key: &[u8], version: &Version) -> Result<bool, Error> {
+        self.check_failed()?;
+        let ticket = {
+            let _guard = self.locks.lock(key);
+            let Some(current) = self.get(key)? else {
+                return Ok(false);
+            };
+            if &current.version != version {
+                return Ok(false);
+            }
+            let leaf = leaf_of(key);
+            let delta = record_hash(key, version);
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(self.cf(CF_DATA), key);
+            batch.delete_cf(self.cf(CF_INDEX), index_key(leaf, key));
+            batch.merge_cf(self.cf(CF_DIGEST), leaf.to_be_bytes(), delta.to_be_bytes());
+            if !current.is_tombstone() {
+                batch.merge_cf(self.cf(CF_META), META_LIVE_KEYS, (-1i64).to_be_bytes());
+            }
+            let ticket = self.commit(batch)?;
+            self.fold_digest(&[(leaf, delta)]);
+            ticket
+        };
+        self.wait_durable(ticket)?;
+        Ok(true)
+    }
+
     /// Number of keys whose latest version is a value (tombstones excluded;
     /// expired values count until they are purged).
     pub fn live_keys(&self) -> Result<u64, Error> {
@@ -487,9 +615,30 @@ impl Store {
         Ok(())
     }
 
-    /// Adds the record and the live-key delta to `batch`.
-    fn stage(&self, batch: &mut WriteBatch, key: &[u8], new: &Record, old: Option<&Record>) {
+    /// Adds the record, its index entry, its digest change and the live-key
+    /// delta to `batch`; returns the digest change to fold into memory once
+    /// the batch is committed.
+    fn stage(
+        &self,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        new: &Record,
+        old: Option<&Record>,
+    ) -> (u16, u64) {
         batch.put_cf(self.cf(CF_DATA), key, new.encode());
+        let leaf = leaf_of(key);
+        batch.put_cf(
+            self.cf(CF_INDEX),
+            index_key(leaf, key),
+            encode_version(&new.version),
+        );
+        let digest_delta =
+            record_hash(key, &new.version) ^ old.map_or(0, |o| record_hash(key, &o.version));
+        batch.merge_cf(
+            self.cf(CF_DIGEST),
+            leaf.to_be_bytes(),
+            digest_delta.to_be_bytes(),
+        );
         let was_live = old.is_some_and(|r| !r.is_tombstone());
         let delta: i64 = match (was_live, !new.is_tombstone()) {
             (false, true) => 1,
@@ -498,6 +647,14 @@ impl Store {
         };
         if delta != 0 {
             batch.merge_cf(self.cf(CF_META), META_LIVE_KEYS, delta.to_be_bytes());
+        }
+        (leaf, digest_delta)
+    }
+
+    /// Folds committed digest changes into the in-memory copy.
+    fn fold_digest(&self, changes: &[(u16, u64)]) {
+        for &(leaf, delta) in changes {
+            self.leaves[leaf as usize].fetch_xor(delta, Ordering::Relaxed);
         }
     }
 
@@ -653,6 +810,99 @@ fn last_log_seq(db: &DB) -> Result<u64, Error> {
         None => 0,
     };
     Ok(from_log)
+}
+
+fn index_key(leaf: u16, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + key.len());
+    k.extend_from_slice(&leaf.to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
+
+fn encode_version(version: &Version) -> Vec<u8> {
+    let origin = version.origin.as_str().as_bytes();
+    let mut out = Vec::with_capacity(8 + origin.len());
+    out.extend_from_slice(&version.hlc.as_u64().to_be_bytes());
+    out.extend_from_slice(origin);
+    out
+}
+
+fn decode_version(bytes: &[u8]) -> Result<Version, crate::DecodeError> {
+    let hlc = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or(crate::DecodeError::Truncated)?;
+    let origin = String::from_utf8(bytes[8..].to_vec())
+        .map_err(|e| crate::DecodeError::BadOrigin(e.to_string()))?;
+    let origin = NodeId::new(origin).map_err(|e| crate::DecodeError::BadOrigin(e.to_string()))?;
+    Ok(Version::new(vergent_hlc::Timestamp::from_u64(hlc), origin))
+}
+
+/// Data dirs written before the digest existed get their index and bucket
+/// digests built from the data once (a full scan); a meta marker records it.
+fn build_digest_once(db: &DB) -> Result<(), Error> {
+    let cf = |name| {
+        db.cf_handle(name)
+            .expect("column families are created at open")
+    };
+    let marker = meta_key(META_DIGEST_BUILT);
+    if db.get_cf(cf(CF_META), &marker)?.is_some() {
+        return Ok(());
+    }
+    let mut digest = vec![0u64; LEAVES];
+    let mut batch = WriteBatch::default();
+    for item in db.iterator_cf(cf(CF_DATA), IteratorMode::Start) {
+        let (key, bytes) = item?;
+        let record = Record::decode(&bytes).map_err(|source| Error::CorruptRecord {
+            key: escape(&key),
+            source,
+        })?;
+        let leaf = leaf_of(&key);
+        digest[leaf as usize] ^= record_hash(&key, &record.version);
+        batch.put_cf(
+            cf(CF_INDEX),
+            index_key(leaf, &key),
+            encode_version(&record.version),
+        );
+        if batch.len() >= 10_000 {
+            db.write(std::mem::take(&mut batch))?;
+        }
+    }
+    for (leaf, value) in digest.iter().enumerate() {
+        if *value != 0 {
+            batch.put_cf(
+                cf(CF_DIGEST),
+                (leaf as u16).to_be_bytes(),
+                value.to_be_bytes(),
+            );
+        }
+    }
+    batch.put_cf(cf(CF_META), marker, [1u8]);
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    db.write_opt(batch, &opts)?;
+    Ok(())
+}
+
+/// Reads the persisted bucket digests (at most [`LEAVES`] small entries).
+fn load_leaves(db: &DB) -> Result<Box<[AtomicU64]>, Error> {
+    let leaves: Box<[AtomicU64]> = (0..LEAVES).map(|_| AtomicU64::new(0)).collect();
+    let cf = db
+        .cf_handle(CF_DIGEST)
+        .expect("column families are created at open");
+    for item in db.iterator_cf(cf, IteratorMode::Start) {
+        let (k, v) = item?;
+        let (Ok(leaf), Ok(value)) = (<[u8; 2]>::try_from(&*k), <[u8; 8]>::try_from(&*v)) else {
+            return Err(Error::CorruptRecord {
+                key: format!("digest/{}", escape(&k)),
+                source: crate::DecodeError::Truncated,
+            });
+        };
+        leaves[u16::from_be_bytes(leaf) as usize]
+            .store(u64::from_be_bytes(value), Ordering::Relaxed);
+    }
+    Ok(leaves)
 }
 
 fn meta_key(name: &str) -> Vec<u8> {

@@ -341,7 +341,88 @@ proptest! {
         for (k, r) in &uniq { s2.apply(&[*k], r.clone()).expect("apply"); }
         prop_assert_eq!(dump(&s1), dump(&s2));
         prop_assert_eq!(s1.live_keys().expect("count"), s2.live_keys().expect("count"));
+        // Same state, same digest, whatever the arrival order.
+        prop_assert!(s1.digest() == s2.digest());
+        prop_assert!(s1.digest() == s1.recompute_digest().expect("recompute"));
     }
+}
+
+#[test]
+fn the_maintained_digest_equals_a_full_recompute_after_writes_applies_and_purges_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(&dir);
+        for i in 0..300u64 {
+            let key = format!("k{}", i % 97);
+            store
+                .write(key.as_bytes(), put("x"), |prev| {
+                    Ok(v(prev.map_or(1, |p| p.hlc.as_u64() + 1), "a"))
+                })
+                .expect("write");
+            if i % 5 == 0 {
+                store
+                    .apply(key.as_bytes(), Record::tombstone(v(10_000 + i, "b")))
+                    .expect("apply");
+            }
+        }
+        let tomb = store.get(b"k4").expect("get").expect("stored");
+        assert!(tomb.is_tombstone());
+        assert!(store.purge(b"k4", &tomb.version).expect("purge"));
+        assert_eq!(store.get(b"k4").expect("get"), None);
+        assert_eq!(store.digest(), store.recompute_digest().expect("recompute"));
+        assert!(store.digest().iter().any(|&h| h != 0));
+    }
+    let store = open(&dir);
+    assert_eq!(store.digest(), store.recompute_digest().expect("recompute"));
+}
+
+#[test]
+fn leaf_versions_list_every_key_of_a_bucket_with_its_current_version() {
+    use vergent_types::digest::leaf_of;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    for i in 0..50u64 {
+        store
+            .apply(
+                format!("k{i}").as_bytes(),
+                Record::value(v(i + 1, "a"), b"x".to_vec(), None),
+            )
+            .expect("apply");
+    }
+    store
+        .apply(b"k7", Record::tombstone(v(99, "b")))
+        .expect("newer tombstone");
+    let leaf = leaf_of(b"k7");
+    let listed = store.leaf_versions(&[leaf]).expect("list").remove(0);
+    let expect: Vec<(Vec<u8>, Version)> = (0..50u64)
+        .map(|i| format!("k{i}").into_bytes())
+        .filter(|k| leaf_of(k) == leaf)
+        .map(|k| {
+            let version = store.get(&k).expect("get").expect("stored").version;
+            (k, version)
+        })
+        .collect();
+    assert!(listed.contains(&(b"k7".to_vec(), v(99, "b"))));
+    let mut sorted = expect.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted);
+}
+
+#[test]
+fn purge_removes_only_the_exact_version_it_was_asked_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store
+        .apply(b"k", Record::tombstone(v(5, "a")))
+        .expect("apply");
+    store
+        .apply(b"k", Record::value(v(6, "a"), b"back".to_vec(), None))
+        .expect("newer value");
+    // The tombstone the sweep saw is gone: the newer value must stay.
+    assert!(!store.purge(b"k", &v(5, "a")).expect("purge"));
+    assert!(store.get(b"k").expect("get").is_some());
+    assert!(!store.purge(b"missing", &v(5, "a")).expect("purge"));
+    assert!(store.is_empty().is_ok_and(|e| !e));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! This crate must not depend on I/O, async runtimes, protobuf or RocksDB; it
 //! depends only on `vergent-hlc` for the timestamp inside a [`Version`].
 
+pub mod digest;
 mod limits;
 mod node_id;
 mod version;
