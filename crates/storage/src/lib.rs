@@ -1,6 +1,7 @@
 //! Vergent's versioned store: last-writer-wins records on RocksDB.
 //!
-//! This crate owns the on-disk layout (column families `data`, `log`, `meta`),
+//! This crate owns the on-disk layout (column families `data`, `log`, `meta`,
+//! and the anti-entropy `index` and `digest`),
 //! the record encoding, the LWW apply rule and the durability policy.
 //! A record is a value or a tombstone with its [`Version`](vergent_types::Version)
 //! (`(hlc, origin)`) and an optional expiry.
@@ -24,5 +25,6 @@ mod sync;
 pub use error::{Error, StampError};
 pub use record::{DecodeError, Record};
 pub use store::{
-    Applied, FailureHook, FsyncPolicy, LogEntry, Mutation, Observer, Store, StoreOptions, Written,
+    Applied, FailureHook, FsyncPolicy, LeafVersions, LogEntry, Mutation, Observer, Store,
+    StoreOptions, Written,
 };

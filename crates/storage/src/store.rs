@@ -153,6 +153,9 @@ pub struct Store {
     log_seq: Mutex<u64>,
 }
 
+/// The `(key, version)` pairs of one digest bucket, in key order.
+pub type LeafVersions = Vec<(Vec<u8>, Version)>;
+
 /// One entry of the replication log: a local write, in commit order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
@@ -500,7 +503,7 @@ impl Store {
     }
 
     /// The keys and versions stored in each of `leaves`, in key order.
-    pub fn leaf_versions(&self, leaves: &[u16]) -> Result<Vec<Vec<(Vec<u8>, Version)>>, Error> {
+    pub fn leaf_versions(&self, leaves: &[u16]) -> Result<Vec<LeafVersions>, Error> {
         let mut out = Vec::with_capacity(leaves.len());
         for &leaf in leaves {
             let start = leaf.to_be_bytes();
