@@ -1,4 +1,6 @@
-//! Vergent's replication core: shipping a node's write log to one peer.
+//! Vergent's replication core: shipping a node's write log to one peer, and
+//! anti-entropy repair sessions ([`repair`]) that heal whatever the log
+//! could not (a wiped or new node, a peer behind the truncated log).
 //!
 //! Every node streams its own replication log (local writes, in commit order,
 //! numbered from 1) to every peer. For each peer a [`Sender`] tracks the
@@ -15,9 +17,11 @@
 //!   restart of either side resumes from the persisted cursor without gaps.
 //!
 //! This crate must not depend on storage, tokio, protobuf or the clock: time is
-//! an argument, entries are opaque to it beyond their sequence numbers.
+//! an argument, entries are opaque to it beyond their sequence numbers, and
+//! repair sees records only through [`repair::RepairRecord`].
 
 mod receiver;
+pub mod repair;
 mod sender;
 
 pub use receiver::{Receiver, Verdict};

@@ -22,6 +22,87 @@ pub const LEAVES: usize = 1 << LEAF_BITS;
 const BUCKET_SEED: u64 = 0x7665_7267_656e_7462; // "vergentb"
 const RECORD_SEED: u64 = 0x7665_7267_656e_7472; // "vergentr"
 
+/// Bits of the fanout of the hash tree above the leaves: 16 children.
+pub const FANOUT_BITS: u32 = 4;
+/// Children per inner node.
+pub const FANOUT: usize = 1 << FANOUT_BITS;
+/// Levels below the root: level [`DEPTH`] holds the [`LEAVES`].
+pub const DEPTH: u8 = (LEAF_BITS / FANOUT_BITS) as u8;
+const INNER_SEED: u64 = 0x7665_7267_656e_7469; // "vergenti"
+
+/// The hash tree over the leaf bucket digests: level 0 is the root, level
+/// [`DEPTH`] the leaves, and each inner node hashes its [`FANOUT`] children.
+///
+/// Rebuilt from a leaf snapshot in one pass (4,369 small hashes), so only the
+/// leaves need maintaining on write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tree {
+    levels: Vec<Vec<u64>>,
+}
+
+impl Tree {
+    /// Builds the tree over `leaves`; panics unless there are exactly [`LEAVES`].
+    #[must_use]
+    pub fn from_leaves(leaves: Vec<u64>) -> Self {
+        assert_eq!(leaves.len(), LEAVES, "a tree needs every leaf bucket");
+        let mut levels = vec![leaves];
+        while levels[0].len() > 1 {
+            let below = &levels[0];
+            let above = below
+                .chunks(FANOUT)
+                .map(|children| {
+                    let mut bytes = [0u8; FANOUT * 8];
+                    for (slot, h) in bytes.chunks_mut(8).zip(children) {
+                        slot.copy_from_slice(&h.to_be_bytes());
+                    }
+                    xxh3_64_with_seed(&bytes, INNER_SEED)
+                })
+                .collect();
+            levels.insert(0, above);
+        }
+        Self { levels }
+    }
+
+    /// The hashes of one level (level 0 is the root alone).
+    #[must_use]
+    pub fn level(&self, level: u8) -> &[u64] {
+        self.levels.get(level as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// The root hash: equal roots mean equal contents.
+    #[must_use]
+    pub fn root(&self) -> u64 {
+        self.levels[0][0]
+    }
+
+    /// The hashes of the children of node `index` at `level`.
+    #[must_use]
+    pub fn children(&self, level: u8, index: u32) -> &[u64] {
+        let start = index as usize * FANOUT;
+        self.level(level + 1)
+            .get(start..start + FANOUT)
+            .unwrap_or(&[])
+    }
+
+    /// Number of nodes at `level`.
+    #[must_use]
+    pub fn width(level: u8) -> usize {
+        1 << (FANOUT_BITS * u32::from(level))
+    }
+}
+
+/// One key of a leaf bucket as repair lists it: its version and whether the
+/// record is a tombstone, without the value.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LeafEntry {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The stored version.
+    pub version: Version,
+    /// Whether the stored record is a tombstone.
+    pub tombstone: bool,
+}
+
 /// The leaf bucket `key` belongs to.
 #[must_use]
 pub fn leaf_of(key: &[u8]) -> u16 {
@@ -85,6 +166,23 @@ mod tests {
             record_hash(b"ab", &v(1, "c")),
             record_hash(b"a", &v(1, "bc"))
         );
+    }
+
+    #[test]
+    fn a_changed_leaf_changes_every_ancestor_and_nothing_else() {
+        let mut leaves = vec![0u64; LEAVES];
+        let before = Tree::from_leaves(leaves.clone());
+        leaves[0x1234] = 42;
+        let after = Tree::from_leaves(leaves);
+        assert_ne!(before.root(), after.root());
+        for level in 0..=DEPTH {
+            let differing: Vec<usize> = (0..Tree::width(level))
+                .filter(|&i| before.level(level)[i] != after.level(level)[i])
+                .collect();
+            let ancestor = 0x1234 >> (FANOUT_BITS * u32::from(DEPTH - level));
+            assert_eq!(differing, vec![ancestor], "level {level}");
+        }
+        assert_eq!(after.children(DEPTH - 1, 0x123)[4], 42);
     }
 
     #[test]

@@ -1,0 +1,606 @@
+//! Anti-entropy repair sessions: compare two replicas' hash trees top-down,
+//! then exchange only the records of the leaf buckets that differ.
+//!
+//! One side, the [`Initiator`], drives a session over one ordered stream:
+//!
+//! 1. `Compare` level 0 (the root). The responder answers `Differ` with the
+//!    nodes of that level whose hashes differ from its own tree; for each of
+//!    them the initiator sends the hashes of their children at the next
+//!    level, down to the leaves. Equal subtrees are never descended into, so
+//!    the hashes sent grow with the divergence, not with the data.
+//! 2. For the differing leaves, in rounds of at most
+//!    [`RepairConfig::leaves_per_round`], the initiator sends its
+//!    `(key, version)` list of each leaf (`Leaves`). The responder answers
+//!    with the records it holds newer (or the initiator lacks) and the keys
+//!    it wants (`LeafReply`); the next `Leaves` message carries the wanted
+//!    records back (`push`). A reply may cover only the first `handled`
+//!    leaves of a round (byte budget); the rest go back on the queue.
+//! 3. A final `Leaves` with no leaves carries the last push; the responder's
+//!    empty reply says everything it was sent is durable, and the session is
+//!    [`Done`](InitiatorOutput::Done).
+//!
+//! Records travel through the normal last-writer-wins apply, so a record
+//! written while the session runs is never overwritten by an older one.
+//! A session cut short loses nothing: what was applied stays applied, and
+//! the next session finds only what still differs (so bootstrap resumes).
+//!
+//! Tombstones older than the purge horizon are not offered to a peer that
+//! lacks the key: the peer either purged it already or never had the key,
+//! and both read as "absent" (see [`reconcile`]).
+
+use std::collections::VecDeque;
+
+use vergent_types::Version;
+use vergent_types::digest::{DEPTH, FANOUT, LeafEntry, Tree};
+
+/// A record as the repair core sees it: opaque, with a version and a size.
+pub trait RepairRecord: Clone {
+    /// The version last-writer-wins compares.
+    fn version(&self) -> &Version;
+    /// About how many bytes it takes on the wire, for the reply budget.
+    fn wire_size(&self) -> usize;
+}
+
+/// The entries of one leaf bucket, in key order.
+pub type LeafVersions = Vec<LeafEntry>;
+
+/// A message from the initiator to the responder.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToResponder<R> {
+    /// Hashes at `level`: the root alone for level 0, else the children of
+    /// each of `parents` (nodes at `level - 1`), [`FANOUT`] per parent.
+    Compare {
+        /// The tree level the hashes belong to.
+        level: u8,
+        /// Nodes at `level - 1` whose children are sent (empty for level 0).
+        parents: Vec<u32>,
+        /// The hashes, in parent order.
+        hashes: Vec<u64>,
+    },
+    /// Records the responder asked for last round, and the next leaves.
+    Leaves {
+        /// Records answering the previous reply's `want`.
+        push: Vec<(Vec<u8>, R)>,
+        /// The initiator's contents of the next differing leaves; empty
+        /// ends the session.
+        leaves: Vec<(u16, LeafVersions)>,
+    },
+}
+
+/// A message from the responder to the initiator.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ToInitiator<R> {
+    /// The nodes at `level` whose hashes differ.
+    Differ {
+        /// The tree level compared.
+        level: u8,
+        /// Indices of the differing nodes, ascending.
+        nodes: Vec<u32>,
+    },
+    /// The answer to a `Leaves` round.
+    LeafReply {
+        /// How many leaves of the round this reply settles (the others are
+        /// asked again).
+        handled: u32,
+        /// Records newer here than at the initiator.
+        records: Vec<(Vec<u8>, R)>,
+        /// Keys the initiator holds newer, to push next round.
+        want: Vec<Vec<u8>>,
+    },
+}
+
+impl<R: RepairRecord> ToResponder<R> {
+    /// About how many bytes the message takes on the wire.
+    pub fn wire_size(&self) -> usize {
+        match self {
+            Self::Compare {
+                parents, hashes, ..
+            } => 2 + 4 * parents.len() + 8 * hashes.len(),
+            Self::Leaves { push, leaves } => {
+                records_size(push)
+                    + leaves
+                        .iter()
+                        .map(|(_, l)| 4 + l.iter().map(entry_size).sum::<usize>())
+                        .sum::<usize>()
+            }
+        }
+    }
+}
+
+impl<R: RepairRecord> ToInitiator<R> {
+    /// About how many bytes the message takes on the wire.
+    pub fn wire_size(&self) -> usize {
+        match self {
+            Self::Differ { nodes, .. } => 2 + 4 * nodes.len(),
+            Self::LeafReply { records, want, .. } => {
+                4 + records_size(records) + want.iter().map(|k| 2 + k.len()).sum::<usize>()
+            }
+        }
+    }
+}
+
+fn entry_size(e: &LeafEntry) -> usize {
+    5 + e.key.len() + 8 + e.version.origin.as_str().len()
+}
+
+fn records_size<R: RepairRecord>(records: &[(Vec<u8>, R)]) -> usize {
+    records
+        .iter()
+        .map(|(k, r)| 2 + k.len() + r.wire_size())
+        .sum()
+}
+
+/// Why a peer's repair message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A level beyond the tree, or a node index beyond its level.
+    #[error("node {index} does not exist at level {level}")]
+    NoSuchNode {
+        /// The level named.
+        level: u8,
+        /// The index named.
+        index: u32,
+    },
+    /// The hash count does not match the parents.
+    #[error("{hashes} hashes for {parents} parents at level {level}")]
+    BadHashCount {
+        /// The level named.
+        level: u8,
+        /// Parents sent.
+        parents: usize,
+        /// Hashes sent.
+        hashes: usize,
+    },
+    /// A message that does not fit the session's current step.
+    #[error("unexpected message: {0}")]
+    Unexpected(&'static str),
+    /// A key listed under a leaf it does not belong to.
+    #[error("key listed under leaf {0}, which it does not belong to")]
+    WrongLeaf(u16),
+}
+
+/// Limits of one session.
+#[derive(Clone, Debug)]
+pub struct RepairConfig {
+    /// Differing leaves reconciled per round trip.
+    pub leaves_per_round: usize,
+    /// Bytes of records a responder puts in one reply (at least one leaf's
+    /// worth is always sent, so a session always progresses).
+    pub reply_budget_bytes: usize,
+}
+
+impl Default for RepairConfig {
+    fn default() -> Self {
+        Self {
+            leaves_per_round: 256,
+            reply_budget_bytes: 4 << 20,
+        }
+    }
+}
+
+/// What a finished session did, from the initiator's side.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepairStats {
+    /// Tree hashes sent while descending.
+    pub hashes_compared: u64,
+    /// Leaf buckets found different.
+    pub differing_leaves: u64,
+    /// Records received and applied here.
+    pub records_received: u64,
+    /// Records pushed to the responder.
+    pub records_sent: u64,
+    /// Message bytes sent and received (as [`ToResponder::wire_size`] and
+    /// [`ToInitiator::wire_size`] count them).
+    pub bytes: u64,
+}
+
+/// What the initiator asks its driver to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InitiatorOutput<R> {
+    /// Send this message to the responder.
+    Send(ToResponder<R>),
+    /// Read the `(key, version)` lists of these leaves and pass them to
+    /// [`Initiator::handle_leaf_versions`].
+    ReadLeaves(Vec<u16>),
+    /// Apply these records with last-writer-wins, durably, before going on.
+    Apply(Vec<(Vec<u8>, R)>),
+    /// Read the records of these keys and pass them to
+    /// [`Initiator::handle_records`] (missing keys are left out).
+    ReadRecords(Vec<Vec<u8>>),
+    /// The session is over; both sides hold the newest of every record
+    /// that differed when it started.
+    Done(RepairStats),
+}
+
+#[derive(Debug)]
+enum Step {
+    /// Waiting for `Differ` at this level.
+    Descending(u8),
+    /// Waiting for the driver's leaf lists for this round.
+    ReadingLeaves(Vec<u16>),
+    /// Waiting for the reply to this round.
+    AwaitingReply(Vec<u16>),
+    /// Waiting for the driver's records for the responder.
+    ReadingRecords,
+    /// The final empty round was sent.
+    Finishing,
+    Done,
+}
+
+/// The side that starts a session and walks the tree (see the module docs).
+#[derive(Debug)]
+pub struct Initiator<R> {
+    config: RepairConfig,
+    tree: Tree,
+    step: Step,
+    queue: VecDeque<u16>,
+    push: Vec<(Vec<u8>, R)>,
+    outputs: VecDeque<InitiatorOutput<R>>,
+    stats: RepairStats,
+}
+
+impl<R: RepairRecord> Initiator<R> {
+    /// Starts a session over a snapshot of this replica's tree.
+    pub fn new(config: RepairConfig, tree: Tree) -> Self {
+        let mut me = Self {
+            config,
+            step: Step::Descending(0),
+            queue: VecDeque::new(),
+            push: Vec::new(),
+            outputs: VecDeque::new(),
+            stats: RepairStats::default(),
+            tree,
+        };
+        let root = me.tree.root();
+        me.send(ToResponder::Compare {
+            level: 0,
+            parents: Vec::new(),
+            hashes: vec![root],
+        });
+        me
+    }
+
+    /// The next thing the driver must do, if any.
+    pub fn poll_output(&mut self) -> Option<InitiatorOutput<R>> {
+        self.outputs.pop_front()
+    }
+
+    /// Whether the session is over.
+    pub fn is_done(&self) -> bool {
+        matches!(self.step, Step::Done)
+    }
+
+    fn send(&mut self, msg: ToResponder<R>) {
+        self.stats.bytes += msg.wire_size() as u64;
+        if let ToResponder::Compare { hashes, .. } = &msg {
+            self.stats.hashes_compared += hashes.len() as u64;
+        }
+        self.outputs.push_back(InitiatorOutput::Send(msg));
+    }
+
+    /// Handles the responder's message.
+    pub fn handle_message(&mut self, msg: ToInitiator<R>) -> Result<(), ProtocolError> {
+        self.stats.bytes += msg.wire_size() as u64;
+        match (std::mem::replace(&mut self.step, Step::Done), msg) {
+            (Step::Descending(expected), ToInitiator::Differ { level, nodes }) => {
+                if level != expected {
+                    return Err(ProtocolError::Unexpected("differ for another level"));
+                }
+                let width = Tree::width(level);
+                if let Some(&bad) = nodes.iter().find(|&&n| n as usize >= width) {
+                    return Err(ProtocolError::NoSuchNode { level, index: bad });
+                }
+                if nodes.is_empty() {
+                    self.finish_leaves();
+                } else if level < DEPTH {
+                    let hashes = nodes
+                        .iter()
+                        .flat_map(|&n| self.tree.children(level, n).iter().copied())
+                        .collect();
+                    self.step = Step::Descending(level + 1);
+                    self.send(ToResponder::Compare {
+                        level: level + 1,
+                        parents: nodes,
+                        hashes,
+                    });
+                } else {
+                    self.stats.differing_leaves = nodes.len() as u64;
+                    self.queue = nodes.into_iter().map(|n| n as u16).collect();
+                    self.next_round();
+                }
+                Ok(())
+            }
+            (
+                Step::AwaitingReply(round),
+                ToInitiator::LeafReply {
+                    handled,
+                    records,
+                    want,
+                },
+            ) => {
+                let handled = (handled as usize).min(round.len());
+                if handled == 0 && !round.is_empty() {
+                    return Err(ProtocolError::Unexpected("a reply that settles no leaf"));
+                }
+                for &leaf in round[handled..].iter().rev() {
+                    self.queue.push_front(leaf);
+                }
+                if !records.is_empty() {
+                    self.stats.records_received += records.len() as u64;
+                    self.outputs.push_back(InitiatorOutput::Apply(records));
+                }
+                self.step = Step::ReadingRecords;
+                if want.is_empty() {
+                    self.handle_records(Vec::new());
+                } else {
+                    self.outputs.push_back(InitiatorOutput::ReadRecords(want));
+                }
+                Ok(())
+            }
+            (Step::Finishing, ToInitiator::LeafReply { .. }) => {
+                self.outputs
+                    .push_back(InitiatorOutput::Done(self.stats.clone()));
+                Ok(())
+            }
+            (step, _) => {
+                self.step = step;
+                Err(ProtocolError::Unexpected("message out of turn"))
+            }
+        }
+    }
+
+    /// Takes the leaf lists asked for by [`InitiatorOutput::ReadLeaves`].
+    pub fn handle_leaf_versions(&mut self, lists: Vec<LeafVersions>) {
+        let Step::ReadingLeaves(round) = std::mem::replace(&mut self.step, Step::Done) else {
+            return;
+        };
+        let leaves = round.iter().copied().zip(lists).collect();
+        let push = std::mem::take(&mut self.push);
+        self.step = Step::AwaitingReply(round);
+        self.send(ToResponder::Leaves { push, leaves });
+    }
+
+    /// Takes the records asked for by [`InitiatorOutput::ReadRecords`].
+    pub fn handle_records(&mut self, records: Vec<(Vec<u8>, R)>) {
+        if !matches!(self.step, Step::ReadingRecords) {
+            return;
+        }
+        self.stats.records_sent += records.len() as u64;
+        self.push = records;
+        if self.queue.is_empty() {
+            self.finish_leaves();
+        } else {
+            self.next_round();
+        }
+    }
+
+    fn next_round(&mut self) {
+        let n = self.config.leaves_per_round.max(1).min(self.queue.len());
+        let round: Vec<u16> = self.queue.drain(..n).collect();
+        self.step = Step::ReadingLeaves(round.clone());
+        self.outputs.push_back(InitiatorOutput::ReadLeaves(round));
+    }
+
+    fn finish_leaves(&mut self) {
+        let push = std::mem::take(&mut self.push);
+        self.step = Step::Finishing;
+        self.send(ToResponder::Leaves {
+            push,
+            leaves: Vec::new(),
+        });
+    }
+}
+
+/// The responder's answer to a `Compare`: the nodes at `level` whose
+/// hashes differ from its own tree (the `nodes` of a `Differ`).
+pub fn respond_compare(
+    tree: &Tree,
+    level: u8,
+    parents: &[u32],
+    hashes: &[u64],
+) -> Result<Vec<u32>, ProtocolError> {
+    if level > DEPTH {
+        return Err(ProtocolError::NoSuchNode { level, index: 0 });
+    }
+    let nodes: Vec<u32> = if level == 0 {
+        if hashes.len() != 1 || !parents.is_empty() {
+            return Err(ProtocolError::BadHashCount {
+                level,
+                parents: parents.len(),
+                hashes: hashes.len(),
+            });
+        }
+        if hashes[0] == tree.root() {
+            Vec::new()
+        } else {
+            vec![0]
+        }
+    } else {
+        if hashes.len() != parents.len() * FANOUT {
+            return Err(ProtocolError::BadHashCount {
+                level,
+                parents: parents.len(),
+                hashes: hashes.len(),
+            });
+        }
+        let parent_width = Tree::width(level - 1);
+        let mut out = Vec::new();
+        for (&parent, theirs) in parents.iter().zip(hashes.chunks(FANOUT)) {
+            if parent as usize >= parent_width {
+                return Err(ProtocolError::NoSuchNode {
+                    level: level - 1,
+                    index: parent,
+                });
+            }
+            for (i, (mine, theirs)) in tree
+                .children(level - 1, parent)
+                .iter()
+                .zip(theirs)
+                .enumerate()
+            {
+                if mine != theirs {
+                    out.push(parent * FANOUT as u32 + i as u32);
+                }
+            }
+        }
+        out
+    };
+    Ok(nodes)
+}
+
+/// What the responder does about one leaf.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeafPlan {
+    /// Keys whose local record is newer (or the initiator lacks): send them.
+    pub send: Vec<Vec<u8>>,
+    /// Keys the initiator holds newer (or this side lacks): ask for them.
+    pub want: Vec<Vec<u8>>,
+}
+
+/// Compares one leaf's contents on both sides (both lists in key order).
+///
+/// A tombstone whose HLC is below `purge_horizon` is neither offered to nor
+/// asked from a side that lacks the key: that side purged it or never had
+/// the key, and "absent" already reads as deleted. Without this, replicas
+/// that purge a few moments apart would hand the tombstone back and forth.
+pub fn reconcile(
+    mine: &[LeafEntry],
+    theirs: &[LeafEntry],
+    purge_horizon: vergent_hlc::Timestamp,
+) -> LeafPlan {
+    let purged = |e: &LeafEntry| e.tombstone && e.version.hlc < purge_horizon;
+    let mut plan = LeafPlan::default();
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (mine.get(i), theirs.get(j)) {
+            (None, None) => break,
+            (Some(m), Some(t)) if m.key == t.key => {
+                if m.version > t.version {
+                    plan.send.push(m.key.clone());
+                } else if t.version > m.version {
+                    plan.want.push(t.key.clone());
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(m), t) if t.is_none_or(|t| m.key < t.key) => {
+                if !purged(m) {
+                    plan.send.push(m.key.clone());
+                }
+                i += 1;
+            }
+            (_, Some(t)) => {
+                if !purged(t) {
+                    plan.want.push(t.key.clone());
+                }
+                j += 1;
+            }
+            (Some(_), None) => unreachable!("handled by the arm above"),
+        }
+    }
+    plan
+}
+
+/// Assembles a `LeafReply` within the byte budget, a whole leaf at a time.
+#[derive(Debug)]
+pub struct ReplyBuilder<R> {
+    budget: usize,
+    used: usize,
+    handled: u32,
+    records: Vec<(Vec<u8>, R)>,
+    want: Vec<Vec<u8>>,
+}
+
+impl<R: RepairRecord> ReplyBuilder<R> {
+    /// Starts a reply that may carry about `budget` bytes of records.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            used: 0,
+            handled: 0,
+            records: Vec::new(),
+            want: Vec::new(),
+        }
+    }
+
+    /// Whether another leaf may still be added.
+    pub fn has_room(&self) -> bool {
+        self.handled == 0 || self.used < self.budget
+    }
+
+    /// Adds one leaf's records and wanted keys. The first leaf is always
+    /// taken, so every reply settles at least one leaf.
+    pub fn add_leaf(&mut self, records: Vec<(Vec<u8>, R)>, want: Vec<Vec<u8>>) {
+        self.used += records_size(&records);
+        self.records.extend(records);
+        self.want.extend(want);
+        self.handled += 1;
+    }
+
+    /// The finished reply.
+    pub fn finish(self) -> ToInitiator<R> {
+        ToInitiator::LeafReply {
+            handled: self.handled,
+            records: self.records,
+            want: self.want,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vergent_hlc::Timestamp;
+    use vergent_types::NodeId;
+
+    use super::*;
+
+    fn v(ms: u64) -> Version {
+        Version::new(
+            Timestamp::new(ms, 0),
+            NodeId::new("n".to_string()).expect("id"),
+        )
+    }
+
+    fn entries(items: &[(&str, u64, bool)]) -> Vec<LeafEntry> {
+        items
+            .iter()
+            .map(|(k, t, tombstone)| LeafEntry {
+                key: k.as_bytes().to_vec(),
+                version: v(*t),
+                tombstone: *tombstone,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reconcile_sends_newer_and_missing_keys_and_wants_the_others() {
+        let mine = entries(&[("a", 5, false), ("b", 1, false), ("d", 3, true)]);
+        let theirs = entries(&[("a", 4, false), ("b", 2, true), ("c", 1, false)]);
+        let plan = reconcile(&mine, &theirs, Timestamp::ZERO);
+        assert_eq!(plan.send, vec![b"a".to_vec(), b"d".to_vec()]);
+        assert_eq!(plan.want, vec![b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn tombstones_past_the_purge_horizon_are_not_exchanged_with_a_side_without_the_key() {
+        let horizon = Timestamp::new(10, 0);
+        let mine = entries(&[("old", 5, true), ("new", 50, true), ("value", 5, false)]);
+        let plan = reconcile(&mine, &[], horizon);
+        assert_eq!(plan.send, vec![b"new".to_vec(), b"value".to_vec()]);
+        let plan = reconcile(&[], &mine, horizon);
+        assert_eq!(plan.want, vec![b"new".to_vec(), b"value".to_vec()]);
+        // A key both hold is settled by version as always.
+        let older = entries(&[("old", 4, false)]);
+        let plan = reconcile(&older, &entries(&[("old", 5, true)]), horizon);
+        assert_eq!(plan.want, vec![b"old".to_vec()]);
+    }
+
+    #[test]
+    fn a_compare_with_a_forged_shape_is_refused() {
+        let tree = Tree::from_leaves(vec![0; vergent_types::digest::LEAVES]);
+        assert!(respond_compare(&tree, 9, &[], &[1]).is_err());
+        assert!(respond_compare(&tree, 1, &[0], &[1, 2]).is_err());
+        assert!(respond_compare(&tree, 2, &[16], &[0; FANOUT]).is_err());
+        assert_eq!(respond_compare(&tree, 0, &[], &[tree.root()]), Ok(vec![]));
+    }
+}
