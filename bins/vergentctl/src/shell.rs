@@ -376,6 +376,33 @@ impl Shell {
                 for (peer, cursor, lag) in &s.replication {
                     let _ = writeln!(out, "replicated:   {peer} cursor={cursor} lag={lag}");
                 }
+                let _ = writeln!(out, "state:        {}", s.state);
+                let _ = writeln!(out, "purged:       {}", s.purged);
+                for r in &s.repairs {
+                    let last = if r.last_repair_ms == 0 {
+                        "never".to_string()
+                    } else {
+                        humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + Duration::from_millis(r.last_repair_ms),
+                        )
+                        .to_string()
+                    };
+                    let error = if r.last_error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" last_error={:?}", r.last_error)
+                    };
+                    let _ = writeln!(
+                        out,
+                        "repaired:     {} last={last} sessions={} differing_buckets={} keys_in={} keys_out={} bytes={}{error}",
+                        r.peer_id,
+                        r.sessions,
+                        r.differing_buckets,
+                        r.keys_received,
+                        r.keys_sent,
+                        r.bytes
+                    );
+                }
             }
             Cmd::Members => {
                 let s = c.status().await?;

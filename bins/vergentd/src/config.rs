@@ -83,6 +83,23 @@ pub(crate) struct Cli {
     /// it is left to anti-entropy repair.
     #[arg(long, env = "VERGENT_MAX_LOG_LAG")]
     max_log_lag: Option<u64>,
+    /// Time between anti-entropy repair sessions this node starts (e.g. 60s).
+    #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_REPAIR_INTERVAL")]
+    repair_interval: Option<Duration>,
+    /// How long tombstones are kept at least, and how long a node may be down
+    /// before it must be wiped rather than rejoin with its data (e.g. 24h).
+    #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_TOMBSTONE_GRACE")]
+    tombstone_grace: Option<Duration>,
+    /// Repair sessions other nodes may run against this one at once.
+    #[arg(long, env = "VERGENT_REPAIR_MAX_SESSIONS")]
+    repair_max_sessions: Option<usize>,
+    /// Bytes per second one repair session may send (0: unlimited).
+    #[arg(long, env = "VERGENT_REPAIR_MAX_BYTES_PER_SEC")]
+    repair_max_bytes_per_sec: Option<u64>,
+    /// Start even though the node was down longer than --tombstone-grace
+    /// (keys deleted meanwhile may come back).
+    #[arg(long, env = "VERGENT_ALLOW_STALE_REJOIN")]
+    allow_stale_rejoin: bool,
     /// Testing only: shift this node's physical clock by this many milliseconds.
     #[arg(
         long,
@@ -116,6 +133,13 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde")]
     drain_timeout: Option<Duration>,
     max_log_lag: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    repair_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    tombstone_grace: Option<Duration>,
+    repair_max_sessions: Option<usize>,
+    repair_max_bytes_per_sec: Option<u64>,
+    allow_stale_rejoin: Option<bool>,
 }
 
 /// Everything `main` needs after merging.
@@ -227,6 +251,25 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     if let Some(n) = cli.max_log_lag.or(file.max_log_lag) {
         node.max_log_lag = n;
     }
+    if let Some(d) = cli.repair_interval.or(file.repair_interval) {
+        if d.is_zero() {
+            bail!("--repair-interval must be above 0");
+        }
+        node.repair.interval = d;
+    }
+    if let Some(d) = cli.tombstone_grace.or(file.tombstone_grace) {
+        node.repair.tombstone_grace = d;
+    }
+    if let Some(n) = cli.repair_max_sessions.or(file.repair_max_sessions) {
+        node.repair.max_inbound_sessions = n;
+    }
+    if let Some(n) = cli
+        .repair_max_bytes_per_sec
+        .or(file.repair_max_bytes_per_sec)
+    {
+        node.repair.max_bytes_per_sec = n;
+    }
+    node.allow_stale_rejoin = cli.allow_stale_rejoin || file.allow_stale_rejoin.unwrap_or(false);
     Ok(Settings {
         node,
         log_level,

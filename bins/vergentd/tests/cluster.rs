@@ -8,58 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Certs, Proc, bin, ctl_script, wait_log};
-use vergent_client::{Client, ClientConfig, Entry};
-use vergent_testkit::free_ports;
+use common::{Cluster, Proc, bin, ctl_script, wait_log};
+use vergent_client::{Client, Entry};
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-struct Cluster {
-    tmp: tempfile::TempDir,
-    certs: Certs,
-    ports: Vec<u16>,
-}
-
-impl Cluster {
-    fn new(n: usize) -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let certs = Certs::generate(&tmp.path().join("certs"));
-        Self {
-            tmp,
-            certs,
-            ports: free_ports(n),
-        }
-    }
-
-    /// Starts node `i` with the seed README's flags: `--port` and every other
-    /// node after one `--peers`.
-    fn start(&self, i: usize) -> Proc {
-        let data = self.tmp.path().join(format!("node-{i}"));
-        let port = self.ports[i].to_string();
-        let id = format!("node-{i}");
-        let mut extra = vec!["--node-id".to_string(), id, "--peers".to_string()];
-        extra.extend(
-            self.ports
-                .iter()
-                .filter(|p| **p != self.ports[i])
-                .map(|p| format!("127.0.0.1:{p}")),
-        );
-        extra.push("--port".into());
-        extra.push(port);
-        let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-        Proc::start(&self.certs, &data, &refs)
-    }
-
-    fn addr(&self, i: usize) -> String {
-        format!("127.0.0.1:{}", self.ports[i])
-    }
-
-    async fn client(&self, i: usize) -> Client {
-        let mut c = ClientConfig::new(self.addr(i), self.certs.client.clone());
-        c.request_timeout = Duration::from_secs(30);
-        Client::connect(c).await.expect("connect")
-    }
-}
 
 async fn converge(clients: &[Client], expect: usize) -> Vec<Entry> {
     vergent_testkit::converge(clients, expect, DEADLINE).await

@@ -144,7 +144,16 @@ pub struct NodeStatus {
     pub replication: Vec<(String, u64, u64)>,
     /// Its view of the cluster, itself included.
     pub members: Vec<MemberStatus>,
+    /// `serving`, or `bootstrapping` while an empty node fills from peers.
+    pub state: String,
+    /// Anti-entropy repair with each peer.
+    pub repairs: Vec<RepairStatus>,
+    /// Tombstones and expired values purged since the node started.
+    pub purged: u64,
 }
+
+/// Anti-entropy repair between a node and one peer.
+pub type RepairStatus = pb::RepairPeer;
 
 /// One member in a node's view of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -450,6 +459,9 @@ impl Client {
                     since_ms: m.since_ms,
                 })
                 .collect(),
+            state: s.state,
+            repairs: s.repairs,
+            purged: s.purged,
         })
     }
 }

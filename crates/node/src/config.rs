@@ -37,6 +37,11 @@ pub struct NodeConfig {
     /// Most replication log entries a lagging or dead peer may hold back
     /// truncation by; past it that peer needs anti-entropy repair.
     pub max_log_lag: u64,
+    /// Anti-entropy repair and tombstone purge.
+    pub repair: crate::RepairSettings,
+    /// Start even if the node was down longer than the tombstone grace
+    /// period (deleted keys it still holds may come back).
+    pub allow_stale_rejoin: bool,
 }
 
 impl NodeConfig {
@@ -55,6 +60,8 @@ impl NodeConfig {
             drain_timeout: Duration::from_secs(10),
             clock_offset_ms: 0,
             max_log_lag: 1_000_000,
+            repair: crate::RepairSettings::default(),
+            allow_stale_rejoin: false,
         }
     }
 }

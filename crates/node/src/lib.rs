@@ -3,7 +3,9 @@
 //! [`Node::start`] composes the pieces: it locks the data directory, opens the
 //! RocksDB store, restores the node id and the HLC ceiling, loads the mTLS
 //! identity and serves the gRPC API (plus health and reflection) until
-//! [`NodeHandle::shutdown`].
+//! [`NodeHandle::shutdown`]. Beside the API it runs the peer side: gossip
+//! membership, log replication and anti-entropy repair (bootstrap of an
+//! empty node, tombstone purge).
 //!
 //! Architecture invariants: this is the only crate that knows about both tonic
 //! and RocksDB; it is the only library crate that reads the system clock (see
@@ -22,3 +24,4 @@ mod peer;
 pub use config::NodeConfig;
 pub use error::StartError;
 pub use node::{Node, NodeHandle};
+pub use peer::repair::RepairSettings;

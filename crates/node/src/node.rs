@@ -20,6 +20,10 @@ use crate::datadir::{DirLock, prepare_and_lock};
 use crate::{NodeConfig, StartError};
 
 const NODE_ID_META: &str = "node_id";
+const STORE_ID_META: &str = "store_id";
+/// Present while a node that started empty has not finished bootstrapping,
+/// so a crash mid-bootstrap still reports `bootstrapping` after restart.
+const BOOTSTRAP_META: &str = "bootstrap_pending";
 /// Changes a watcher may fall behind by before its stream is closed.
 const WATCH_BUFFER: usize = 4096;
 
@@ -43,6 +47,10 @@ pub(crate) struct Shared {
     pub(crate) max_log_lag: u64,
     /// The membership view, refreshed by the gossip driver.
     pub(crate) members: std::sync::Mutex<Vec<crate::peer::membership::MemberInfo>>,
+    /// Random id of this data dir, new when it is wiped (see `Hello`).
+    pub(crate) store_id: u64,
+    /// Anti-entropy repair state.
+    pub(crate) repair: crate::peer::repair::RepairState,
 }
 
 impl Shared {
@@ -142,6 +150,21 @@ impl Node {
         }));
         let store = Arc::new(store);
         let node_id = resolve_node_id(&store, config.node_id.clone())?;
+        let store_id = resolve_store_id(&store)?;
+        if !config.peers.is_empty() && !config.allow_stale_rejoin {
+            crate::peer::repair::check_stale_rejoin(
+                &store,
+                config.repair.tombstone_grace,
+                wall_ms(),
+            )
+            .map_err(StartError::StaleRejoin)?;
+        }
+        let bootstrapping = !config.peers.is_empty()
+            && (store.is_empty()? || store.get_meta(BOOTSTRAP_META)?.is_some());
+        if bootstrapping {
+            store.put_meta(BOOTSTRAP_META, &[1])?;
+            info!("starting empty: bootstrapping from peers through repair");
+        }
         let clock = NodeClock::restore(
             &store,
             node_id.clone(),
@@ -215,6 +238,8 @@ impl Node {
             }),
             max_log_lag: config.max_log_lag,
             members: std::sync::Mutex::new(Vec::new()),
+            store_id,
+            repair: crate::peer::repair::RepairState::new(config.repair.clone(), bootstrapping),
         });
         crate::peer::start(
             shared.clone(),
@@ -227,6 +252,7 @@ impl Node {
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<KvServer<KvApi>>().await;
+        spawn_readiness(&shared, health.clone());
         health.set_serving::<ClusterServer<ClusterApi>>().await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vergent_wire::FILE_DESCRIPTOR_SET)
@@ -356,6 +382,58 @@ impl NodeHandle {
         }
         info!("node stopped");
     }
+}
+
+/// Readiness: the KV service reports NOT_SERVING while the node bootstraps,
+/// and the pending-bootstrap mark is cleared once it is done.
+fn spawn_readiness(shared: &Arc<Shared>, health: tonic_health::server::HealthReporter) {
+    let mut rx = shared.repair.bootstrapping.subscribe();
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        loop {
+            let bootstrapping = *rx.borrow_and_update();
+            if bootstrapping {
+                health.set_not_serving::<KvServer<KvApi>>().await;
+            } else {
+                if let Some(shared) = weak.upgrade()
+                    && shared
+                        .store
+                        .get_meta(BOOTSTRAP_META)
+                        .ok()
+                        .flatten()
+                        .is_some()
+                    && let Err(e) = shared.store.delete_meta(BOOTSTRAP_META)
+                {
+                    warn!(error = %e, "cannot record that bootstrap finished");
+                }
+                if !weak.upgrade().is_some_and(|s| s.shutdown.is_cancelled()) {
+                    health.set_serving::<KvServer<KvApi>>().await;
+                }
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The data dir's random store id, created with the dir.
+fn resolve_store_id(store: &Store) -> Result<u64, StartError> {
+    if let Some(raw) = store.get_meta(STORE_ID_META)?
+        && let Ok(bytes) = <[u8; 8]>::try_from(raw.as_slice())
+    {
+        return Ok(u64::from_be_bytes(bytes));
+    }
+    let id = rand::random::<u64>().max(1);
+    store.put_meta(STORE_ID_META, &id.to_be_bytes())?;
+    Ok(id)
 }
 
 /// A peer must be `host:port` with a non-zero port; hostnames are resolved later.

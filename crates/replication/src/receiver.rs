@@ -36,7 +36,17 @@ impl Receiver {
     }
 
     /// Decides what to do with a batch.
+    ///
+    /// A batch flagged `truncated` may start past the cursor: the sender's
+    /// log no longer holds the entries between, so the cursor jumps (what was
+    /// skipped reaches this node through anti-entropy repair).
     pub fn handle_batch<E>(&self, batch: Batch<E>) -> Verdict<E> {
+        if batch.truncated && batch.first > self.durable + 1 {
+            return Verdict::Apply {
+                entries: batch.entries,
+                up_to: batch.last,
+            };
+        }
         if batch.last <= self.durable || batch.first > self.durable + 1 {
             return Verdict::Ack(self.durable);
         }
@@ -63,7 +73,23 @@ mod tests {
             first,
             last,
             entries: (first..=last).collect(),
+            truncated: false,
         }
+    }
+
+    #[test]
+    fn a_batch_from_a_truncated_log_moves_the_cursor_past_the_gap() {
+        let r = Receiver::new(3);
+        let mut b = batch(10, 12);
+        assert_eq!(r.handle_batch(b.clone()), Verdict::Ack(3));
+        b.truncated = true;
+        assert_eq!(
+            r.handle_batch(b),
+            Verdict::Apply {
+                entries: vec![10, 11, 12],
+                up_to: 12
+            }
+        );
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct Batch<E> {
     pub last: u64,
     /// The entries, `first..=last`.
     pub entries: Vec<E>,
+    /// The sender's log no longer holds entries before `first` (truncated
+    /// past the peer's cursor): the receiver moves its cursor up to `first`
+    /// and anti-entropy repair brings it what it missed.
+    pub truncated: bool,
 }
 
 /// What the driver must do.
@@ -130,9 +134,17 @@ impl<E> Sender<E> {
     pub fn handle_log(&mut self, now: Instant, entries: Vec<(u64, E)>) {
         self.reading = false;
         let mut batch: Option<Batch<E>> = None;
+        let mut truncated = false;
         for (seq, entry) in entries {
             if seq <= self.sent {
                 continue;
+            }
+            if batch.is_none() && seq > self.sent + 1 {
+                // The read starts past what the peer needs: the log was
+                // truncated below it. Asking again would spin forever; jump,
+                // and tell the receiver (repair fills the gap).
+                truncated = true;
+                self.sent = seq - 1;
             }
             if seq != self.sent + 1 {
                 // A gap means the log was truncated past the cursor; stop and
@@ -144,6 +156,7 @@ impl<E> Sender<E> {
                 first: seq,
                 last: seq,
                 entries: Vec::new(),
+                truncated,
             });
             b.last = seq;
             b.entries.push(entry);
@@ -268,7 +281,8 @@ mod tests {
             vec![Output::Transmit(Batch {
                 first: 1,
                 last: 2,
-                entries: vec!["a", "b"]
+                entries: vec!["a", "b"],
+                truncated: false,
             })]
         );
         s.handle_ack(t0, 2);
@@ -333,6 +347,28 @@ mod tests {
     }
 
     #[test]
+    fn a_log_truncated_past_the_cursor_is_skipped_once_and_flagged() {
+        let t0 = Instant::now();
+        let mut s: Sender<u8> = Sender::new(SenderConfig::default(), 2, 9, t0);
+        drain(&mut s);
+        s.handle_log(t0, vec![(7, 7), (8, 8), (9, 9)]);
+        let out = drain(&mut s);
+        assert_eq!(
+            out[0],
+            Output::Transmit(Batch {
+                first: 7,
+                last: 9,
+                entries: vec![7, 8, 9],
+                truncated: true,
+            })
+        );
+        // No read is asked for again: the sender does not spin on the gap.
+        assert_eq!(out.len(), 1);
+        s.handle_ack(t0, 9);
+        assert_eq!(s.cursor(), 9);
+    }
+
+    #[test]
     fn a_gap_in_the_log_stops_the_batch_before_it() {
         let t0 = Instant::now();
         let mut s: Sender<u8> = Sender::new(SenderConfig::default(), 0, 5, t0);
@@ -344,7 +380,8 @@ mod tests {
             Output::Transmit(Batch {
                 first: 1,
                 last: 2,
-                entries: vec![1, 2]
+                entries: vec![1, 2],
+                truncated: false
             })
         );
     }

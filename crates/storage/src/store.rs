@@ -9,7 +9,7 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
     Direction, ErrorKind, IteratorMode, MergeOperands, Options, WriteBatch, WriteOptions,
 };
-use vergent_types::digest::{LEAVES, leaf_of, record_hash};
+use vergent_types::digest::{LEAVES, LeafEntry, leaf_of, record_hash};
 use vergent_types::{NodeId, Version};
 
 use crate::locks::StripedLocks;
@@ -19,8 +19,8 @@ use crate::{Error, Record, StampError};
 const CF_DATA: &str = "data";
 const CF_LOG: &str = "log";
 const CF_META: &str = "meta";
-/// `leaf:u16 | key` → `hlc:u64 | origin`: lists a digest bucket's keys and
-/// versions without reading values.
+/// `leaf:u16 | key` → `tombstone:u8 | hlc:u64 | origin`: lists a digest
+/// bucket's keys and versions without reading values.
 const CF_INDEX: &str = "index";
 /// `leaf:u16` → `u64`, the XOR of the bucket's record hashes (merge: XOR).
 const CF_DIGEST: &str = "digest";
@@ -153,8 +153,8 @@ pub struct Store {
     log_seq: Mutex<u64>,
 }
 
-/// The `(key, version)` pairs of one digest bucket, in key order.
-pub type LeafVersions = Vec<(Vec<u8>, Version)>;
+/// The entries of one digest bucket, in key order.
+pub type LeafVersions = Vec<LeafEntry>;
 
 /// One entry of the replication log: a local write, in commit order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -502,7 +502,8 @@ impl Store {
         Ok(out)
     }
 
-    /// The keys and versions stored in each of `leaves`, in key order.
+    /// The keys, versions and tombstone flags stored in each of `leaves`, in
+    /// key order, read from the index (values are not read).
     pub fn leaf_versions(&self, leaves: &[u16]) -> Result<Vec<LeafVersions>, Error> {
         let mut out = Vec::with_capacity(leaves.len());
         for &leaf in leaves {
@@ -517,11 +518,16 @@ impl Store {
                 if !k.starts_with(&start) {
                     break;
                 }
-                let version = decode_version(&v).map_err(|source| Error::CorruptRecord {
-                    key: escape(&k[2..]),
-                    source,
-                })?;
-                entries.push((k[2..].to_vec(), version));
+                let (version, tombstone) =
+                    decode_index(&v).map_err(|source| Error::CorruptRecord {
+                        key: escape(&k[2..]),
+                        source,
+                    })?;
+                entries.push(LeafEntry {
+                    key: k[2..].to_vec(),
+                    version,
+                    tombstone,
+                });
             }
             out.push(entries);
         }
@@ -618,6 +624,17 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a node metadata entry (synced, like [`Self::put_meta`]).
+    pub fn delete_meta(&self, name: &str) -> Result<(), Error> {
+        self.check_failed()?;
+        let mut opts = WriteOptions::default();
+        opts.set_sync(true);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_META), meta_key(name));
+        self.io(self.db.write_opt(batch, &opts))?;
+        Ok(())
+    }
+
     /// Adds the record, its index entry, its digest change and the live-key
     /// delta to `batch`; returns the digest change to fold into memory once
     /// the batch is committed.
@@ -630,11 +647,7 @@ impl Store {
     ) -> (u16, u64) {
         batch.put_cf(self.cf(CF_DATA), key, new.encode());
         let leaf = leaf_of(key);
-        batch.put_cf(
-            self.cf(CF_INDEX),
-            index_key(leaf, key),
-            encode_version(&new.version),
-        );
+        batch.put_cf(self.cf(CF_INDEX), index_key(leaf, key), encode_index(new));
         let digest_delta =
             record_hash(key, &new.version) ^ old.map_or(0, |o| record_hash(key, &o.version));
         batch.merge_cf(
@@ -822,15 +835,17 @@ fn index_key(leaf: u16, key: &[u8]) -> Vec<u8> {
     k
 }
 
-fn encode_version(version: &Version) -> Vec<u8> {
-    let origin = version.origin.as_str().as_bytes();
-    let mut out = Vec::with_capacity(8 + origin.len());
-    out.extend_from_slice(&version.hlc.as_u64().to_be_bytes());
+fn encode_index(record: &Record) -> Vec<u8> {
+    let origin = record.version.origin.as_str().as_bytes();
+    let mut out = Vec::with_capacity(9 + origin.len());
+    out.push(u8::from(record.is_tombstone()));
+    out.extend_from_slice(&record.version.hlc.as_u64().to_be_bytes());
     out.extend_from_slice(origin);
     out
 }
 
-fn decode_version(bytes: &[u8]) -> Result<Version, crate::DecodeError> {
+fn decode_index(bytes: &[u8]) -> Result<(Version, bool), crate::DecodeError> {
+    let (&flag, bytes) = bytes.split_first().ok_or(crate::DecodeError::Truncated)?;
     let hlc = bytes
         .get(..8)
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -839,7 +854,10 @@ fn decode_version(bytes: &[u8]) -> Result<Version, crate::DecodeError> {
     let origin = String::from_utf8(bytes[8..].to_vec())
         .map_err(|e| crate::DecodeError::BadOrigin(e.to_string()))?;
     let origin = NodeId::new(origin).map_err(|e| crate::DecodeError::BadOrigin(e.to_string()))?;
-    Ok(Version::new(vergent_hlc::Timestamp::from_u64(hlc), origin))
+    Ok((
+        Version::new(vergent_hlc::Timestamp::from_u64(hlc), origin),
+        flag == 1,
+    ))
 }
 
 /// Data dirs written before the digest existed get their index and bucket
@@ -863,11 +881,7 @@ fn build_digest_once(db: &DB) -> Result<(), Error> {
         })?;
         let leaf = leaf_of(&key);
         digest[leaf as usize] ^= record_hash(&key, &record.version);
-        batch.put_cf(
-            cf(CF_INDEX),
-            index_key(leaf, &key),
-            encode_version(&record.version),
-        );
+        batch.put_cf(cf(CF_INDEX), index_key(leaf, &key), encode_index(&record));
         if batch.len() >= 10_000 {
             db.write(std::mem::take(&mut batch))?;
         }

@@ -402,6 +402,13 @@ fn leaf_versions_list_every_key_of_a_bucket_with_its_current_version() {
             (k, version)
         })
         .collect();
+    let listed: Vec<(Vec<u8>, Version)> = listed
+        .into_iter()
+        .map(|e| {
+            assert_eq!(e.tombstone, e.key == b"k7", "tombstone flag of {:?}", e.key);
+            (e.key, e.version)
+        })
+        .collect();
     assert!(listed.contains(&(b"k7".to_vec(), v(99, "b"))));
     let mut sorted = expect.clone();
     sorted.sort();

@@ -285,3 +285,76 @@ pub fn wait_output(mut child: Child, deadline: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// N nodes on fixed loopback ports, each seeded with all the others.
+pub struct Cluster {
+    pub tmp: tempfile::TempDir,
+    pub certs: Certs,
+    pub ports: Vec<u16>,
+    /// Flags every node gets (e.g. `--repair-interval 1s`).
+    pub flags: Vec<String>,
+}
+
+impl Cluster {
+    pub fn new(n: usize) -> Self {
+        Self::with_flags(n, &[])
+    }
+
+    pub fn with_flags(n: usize, flags: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let certs = Certs::generate(&tmp.path().join("certs"));
+        Self {
+            tmp,
+            certs,
+            ports: vergent_testkit::free_ports(n),
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Node `i`'s data dir.
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.tmp.path().join(format!("node-{i}"))
+    }
+
+    /// Node `i`'s flags: the seed README's `--port` and every other node
+    /// after one `--peers`, then the cluster's flags and `extra`.
+    pub fn args(&self, i: usize, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "--node-id".to_string(),
+            format!("node-{i}"),
+            "--peers".into(),
+        ];
+        args.extend(
+            self.ports
+                .iter()
+                .filter(|p| **p != self.ports[i])
+                .map(|p| format!("127.0.0.1:{p}")),
+        );
+        args.extend(["--port".to_string(), self.ports[i].to_string()]);
+        args.extend(self.flags.iter().cloned());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// Starts node `i` and waits until it is ready.
+    pub fn start(&self, i: usize) -> Proc {
+        self.start_with(i, &[])
+    }
+
+    /// Starts node `i` with `extra` flags and waits until it is ready.
+    pub fn start_with(&self, i: usize, extra: &[&str]) -> Proc {
+        let args = self.args(i, extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Proc::start(&self.certs, &self.data_dir(i), &refs)
+    }
+
+    pub fn addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[i])
+    }
+
+    pub async fn client(&self, i: usize) -> vergent_client::Client {
+        let mut c = vergent_client::ClientConfig::new(self.addr(i), self.certs.client.clone());
+        c.request_timeout = Duration::from_secs(30);
+        vergent_client::Client::connect(c).await.expect("connect")
+    }
+}

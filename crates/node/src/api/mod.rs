@@ -301,6 +301,28 @@ impl pb::cluster_server::Cluster for ClusterApi {
                     since_ms: m.since_ms,
                 })
                 .collect(),
+            state: if *s.repair.bootstrapping.borrow() {
+                "bootstrapping"
+            } else {
+                "serving"
+            }
+            .to_string(),
+            repairs: s
+                .repair
+                .peers()
+                .into_iter()
+                .map(|(peer_id, p)| pb::RepairPeer {
+                    peer_id,
+                    last_repair_ms: p.last_repair_ms,
+                    sessions: p.sessions,
+                    differing_buckets: p.differing_buckets,
+                    keys_received: p.keys_received,
+                    keys_sent: p.keys_sent,
+                    bytes: p.bytes,
+                    last_error: p.last_error,
+                })
+                .collect(),
+            purged: s.repair.purged.load(std::sync::atomic::Ordering::Relaxed),
         }))
     }
 }

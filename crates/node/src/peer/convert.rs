@@ -20,15 +20,19 @@ pub(crate) enum DecodeError {
     Unexpected(&'static str),
 }
 
-pub(crate) fn record_to_wire(e: &LogEntry) -> pb::Record {
+pub(crate) fn entry_to_wire(e: &LogEntry) -> pb::Record {
+    record_to_wire(e.seq, &e.key, &e.record)
+}
+
+pub(crate) fn record_to_wire(seq: u64, key: &[u8], record: &Record) -> pb::Record {
     pb::Record {
-        seq: e.seq,
-        key: e.key.clone(),
-        hlc: e.record.version.hlc.as_u64(),
-        origin: e.record.version.origin.to_string(),
-        tombstone: e.record.is_tombstone(),
-        value: e.record.value.clone().unwrap_or_default(),
-        expires_at_ms: e.record.expires_at_ms,
+        seq,
+        key: key.to_vec(),
+        hlc: record.version.hlc.as_u64(),
+        origin: record.version.origin.to_string(),
+        tombstone: record.is_tombstone(),
+        value: record.value.clone().unwrap_or_default(),
+        expires_at_ms: record.expires_at_ms,
     }
 }
 
@@ -68,7 +72,7 @@ mod tests {
                 key: b"k".to_vec(),
                 record: record.clone(),
             };
-            let (k, back) = record_from_wire(record_to_wire(&e)).expect("decode");
+            let (k, back) = record_from_wire(entry_to_wire(&e)).expect("decode");
             assert_eq!((k, back), (b"k".to_vec(), record));
         }
     }

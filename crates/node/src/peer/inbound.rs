@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use vergent_replication::{Batch, Receiver, Verdict};
 use vergent_transport::{FrameReader, FrameWriter, PeerIdentity};
 use vergent_types::NodeId;
@@ -41,9 +41,16 @@ async fn serve_inner(
     gossip: &mpsc::Sender<(String, vergent_gossip::Message)>,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
-    let origin = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
+    let (origin, origin_store) = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
         Ok(Ok(Some(bytes))) => match decode(&bytes).map_err(|e| e.to_string())? {
-            Body::Hello(h) => NodeId::new(h.node_id).map_err(|e| e.to_string())?,
+            Body::Hello(h) => (
+                NodeId::new(h.node_id).map_err(|e| e.to_string())?,
+                h.store_id,
+            ),
+            Body::RepairOpen(o) => {
+                super::repair::serve(shared.clone(), o.node_id, writer, reader).await;
+                return Ok(());
+            }
             // A gossip message too large for a datagram.
             Body::Gossip(g) => {
                 let msg = super::gossip_convert::from_wire(g).map_err(|e| e.to_string())?;
@@ -59,6 +66,7 @@ async fn serve_inner(
     let hello = Body::Hello(pb::Hello {
         node_id: shared.node_id.to_string(),
         advertise: shared.advertise.to_string(),
+        store_id: shared.store_id,
     });
     writer
         .send(&encode(hello))
@@ -68,7 +76,7 @@ async fn serve_inner(
         return Ok(());
     }
     let cursor_key = received_cursor_key(origin.as_str());
-    let mut receiver = Receiver::new(read_cursor(shared, &cursor_key));
+    let mut receiver = Receiver::new(read_cursor(shared, &cursor_key, origin_store));
     loop {
         let frame = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -87,10 +95,15 @@ async fn serve_inner(
                 b.first, b.last
             ));
         }
+        if b.truncated && b.first > receiver.durable() + 1 {
+            info!(origin = %origin, cursor = receiver.durable(), first = b.first, "origin's log was truncated past this node's cursor; repair fills the gap");
+            shared.repair.trigger.notify_one();
+        }
         let batch = Batch {
             first: b.first,
             last: b.last,
             entries: b.records,
+            truncated: b.truncated,
         };
         let ack = match receiver.handle_batch(batch) {
             Verdict::Ack(c) => c,
@@ -114,7 +127,7 @@ async fn serve_inner(
                 let key = cursor_key.clone();
                 tokio::task::spawn_blocking(move || {
                     store.apply_batch(records)?;
-                    store.put_meta(&key, &up_to.to_be_bytes())
+                    store.put_meta(&key, &super::encode_cursor(origin_store, up_to))
                 })
                 .await
                 .map_err(|e| e.to_string())?

@@ -204,10 +204,12 @@ async fn on_event(targets: &mut Targets, event: &Event) {
         Event::Joined(m) => {
             info!(peer_id = %m.id, addr = %m.addr, incarnation = m.incarnation, "member joined");
             targets.start(m).await;
+            targets.shared.repair.trigger.notify_one();
         }
         Event::Alive(m) => {
             info!(peer_id = %m.id, addr = %m.addr, incarnation = m.incarnation, "member alive again");
             targets.start(m).await;
+            targets.shared.repair.trigger.notify_one();
         }
         Event::AddrChanged { member, old_addr } => {
             info!(peer_id = %member.id, addr = %member.addr, %old_addr, "member address changed");

@@ -11,6 +11,7 @@ mod gossip_convert;
 mod inbound;
 pub(crate) mod membership;
 mod outbound;
+pub(crate) mod repair;
 pub(crate) mod truncation;
 
 use std::sync::Arc;
@@ -42,10 +43,7 @@ pub(crate) fn load_sent_cursors(
         .into_iter()
         .filter_map(|(name, v)| {
             let id = name.strip_prefix(&prefix)?.to_string();
-            let c = <[u8; 8]>::try_from(v.as_slice())
-                .ok()
-                .map(u64::from_be_bytes)?;
-            Some((id, c))
+            Some((id, decode_cursor(&v)?.1))
         })
         .collect())
 }
@@ -82,15 +80,47 @@ pub(crate) fn maybe_truncate(shared: &Shared) {
 /// Entries dropped at once at the least.
 const TRUNCATE_STEP: u64 = 1024;
 
-fn read_cursor(shared: &Shared, key: &str) -> u64 {
-    shared
+/// A persisted cursor: the other side's store id, then the sequence number.
+fn encode_cursor(store_id: u64, seq: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&store_id.to_be_bytes());
+    out[8..].copy_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// Reads a cursor as `(store id, seq)`; cursors written before store ids
+/// existed have none.
+fn decode_cursor(bytes: &[u8]) -> Option<(Option<u64>, u64)> {
+    let word = |b: &[u8]| <[u8; 8]>::try_from(b).ok().map(u64::from_be_bytes);
+    match bytes.len() {
+        8 => Some((None, word(bytes)?)),
+        16 => Some((Some(word(&bytes[..8])?), word(&bytes[8..])?)),
+        _ => None,
+    }
+}
+
+/// The cursor persisted under `key`, void when it was recorded against
+/// another incarnation of the other side's data dir (wiped: its log
+/// restarted at 1, and so must the cursor).
+fn read_cursor(shared: &Shared, key: &str, other_store: u64) -> u64 {
+    match shared
         .store
         .get_meta(key)
         .ok()
         .flatten()
-        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
+        .as_deref()
+        .and_then(decode_cursor)
+    {
+        Some((Some(id), _)) if id != other_store => {
+            tracing::info!(
+                cursor = key,
+                "the other side's data dir is new; its cursor restarts at 0"
+            );
+            0
+        }
+        Some((_, seq)) => seq,
+        None => 0,
+    }
 }
 
 /// Starts the peer side of the node: membership (gossip, seeded from
@@ -104,6 +134,12 @@ pub(crate) fn start(
     shutdown: CancellationToken,
 ) {
     let (gossip_tx, gossip_rx) = mpsc::channel(1024);
+    tokio::spawn(repair::run_scheduler(
+        shared.clone(),
+        transport.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(repair::run_purge(shared.clone(), shutdown.clone()));
     tokio::spawn(membership::run(
         shared.clone(),
         transport.clone(),

@@ -12,7 +12,7 @@ use vergent_transport::{FrameReader, Transport};
 use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
-use super::convert::{decode, encode, record_to_wire};
+use super::convert::{decode, encode, entry_to_wire};
 use super::{read_cursor, sent_cursor_key};
 use crate::node::Shared;
 
@@ -101,13 +101,14 @@ async fn session(
     let hello = Body::Hello(pb::Hello {
         node_id: shared.node_id.to_string(),
         advertise: shared.advertise.to_string(),
+        store_id: shared.store_id,
     });
     if let Err(e) = writer.send(&encode(hello)).await {
         return retry(&e);
     }
-    let peer_id = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
+    let (peer_id, peer_store) = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
         Ok(Ok(Some(bytes))) => match decode(&bytes) {
-            Ok(Body::Hello(h)) => h.node_id,
+            Ok(Body::Hello(h)) => (h.node_id, h.store_id),
             Ok(_) => return End::Retry("peer did not answer hello".into()),
             Err(e) => return retry(&e),
         },
@@ -126,7 +127,7 @@ async fn session(
         return End::Stop;
     }
     let cursor_key = sent_cursor_key(&peer_id);
-    let cursor = read_cursor(shared, &cursor_key);
+    let cursor = read_cursor(shared, &cursor_key, peer_store);
     {
         let mut progress = shared.lock_progress();
         if first_hello {
@@ -155,7 +156,8 @@ async fn session(
                         Err(e) => return retry(&e),
                     };
                     if entries.first().is_some_and(|e| e.seq > after + 1) {
-                        warn!(peer_id = %peer_id, cursor = after, "peer is behind the truncated log; it needs anti-entropy repair");
+                        warn!(peer_id = %peer_id, cursor = after, "peer is behind the truncated log; skipping the gap, anti-entropy repair fills it");
+                        shared.repair.trigger.notify_one();
                     }
                     sender.handle_log(
                         Instant::now(),
@@ -166,14 +168,18 @@ async fn session(
                     let body = Body::Batch(pb::Batch {
                         first: batch.first,
                         last: batch.last,
-                        records: batch.entries.iter().map(record_to_wire).collect(),
+                        records: batch.entries.iter().map(entry_to_wire).collect(),
+                        truncated: batch.truncated,
                     });
                     if let Err(e) = writer.send(&encode(body)).await {
                         return retry(&e);
                     }
                 }
                 Output::PersistCursor { cursor } => {
-                    if let Err(e) = shared.store.put_meta(&cursor_key, &cursor.to_be_bytes()) {
+                    if let Err(e) = shared
+                        .store
+                        .put_meta(&cursor_key, &super::encode_cursor(peer_store, cursor))
+                    {
                         return retry(&e);
                     }
                     shared
