@@ -363,3 +363,105 @@ fn a_node_down_longer_than_the_grace_period_is_refused_until_wiped_or_forced() {
     });
     drop((a, b));
 }
+
+/// Not a test: the repair throughput benchmark for docs/benchmarks.md (it
+/// asserts only that repair finished, and prints the figures). Run with
+/// `cargo test --release -p vergentd --test repair -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; run in release, see docs/benchmarks.md"]
+fn bench_repair_throughput() {
+    let keys: usize = std::env::var("VERGENT_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let cluster = Cluster::with_flags(2, &["--repair-interval", "1s", "--log-level", "info"]);
+    preload(&cluster, 0, "k", keys);
+    let a = cluster.start(0);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // Rebuild: an empty node bootstraps every key.
+    let started = Instant::now();
+    let b = cluster.start(1);
+    let full = rt.block_on(async {
+        let c1 = cluster.client(1).await;
+        serving(&c1).await;
+        let took = started.elapsed();
+        let s = c1.status().await.expect("status");
+        let r = &s.repairs;
+        let (got, bytes): (u64, u64) = (
+            r.iter().map(|p| p.keys_received).sum(),
+            r.iter().map(|p| p.bytes).sum(),
+        );
+        assert_eq!(s.key_count, keys as u64);
+        println!(
+            "rebuild: {got} keys in {:.2} s (incl. process start): {:.0} keys/s, {:.1} bytes/key on the wire",
+            took.as_secs_f64(),
+            got as f64 / took.as_secs_f64(),
+            bytes as f64 / got as f64
+        );
+        bytes
+    });
+    // 1% divergence: node-1 misses newer versions of 1% of the keys.
+    b.kill9();
+    drop(a);
+    preload_newer(&cluster, 0, "k", keys, 100);
+    let a_restarted = cluster.start(0);
+    let started = Instant::now();
+    let b = cluster.start(1);
+    rt.block_on(async {
+        let (c0, c1) = (cluster.client(0).await, cluster.client(1).await);
+        let until = Instant::now() + DEADLINE;
+        let differing = keys / 100;
+        loop {
+            let s = c1.status().await.expect("status");
+            let got: u64 = s.repairs.iter().map(|p| p.keys_received).sum();
+            if got >= differing as u64 {
+                let took = started.elapsed();
+                let bytes: u64 = s.repairs.iter().map(|p| p.bytes).sum::<u64>()
+                    + c0.status()
+                        .await
+                        .expect("status")
+                        .repairs
+                        .iter()
+                        .map(|p| p.bytes)
+                        .sum::<u64>();
+                println!(
+                    "1% divergence: {got} keys repaired in {:.2} s (incl. process start), {bytes} bytes in all sessions \
+                     ({:.1} bytes per differing key; {:.2}% of the {full} bytes of the full rebuild)",
+                    took.as_secs_f64(),
+                    bytes as f64 / got as f64,
+                    bytes as f64 * 100.0 / full as f64
+                );
+                break;
+            }
+            assert!(Instant::now() < until, "divergence not repaired: {:?}", s.repairs);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    drop((a_restarted, b));
+}
+
+/// Gives every `every`-th key of node `i`'s (stopped) store a newer version.
+fn preload_newer(cluster: &Cluster, i: usize, prefix: &str, count: usize, every: usize) {
+    use vergent_storage::{Record, Store, StoreOptions};
+    let store =
+        Store::open(&cluster.data_dir(i).join("db"), &StoreOptions::default()).expect("open store");
+    let origin = vergent_types::NodeId::new(format!("node-{i}")).expect("id");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let records = (0..count)
+        .step_by(every)
+        .map(|k| {
+            let version = vergent_types::Version::new(
+                vergent_hlc::Timestamp::new(now - 1_000, k as u16),
+                origin.clone(),
+            );
+            (
+                format!("{prefix}{k:06}").into_bytes(),
+                Record::value(version, format!("newer-{k}").into_bytes(), None),
+            )
+        })
+        .collect();
+    store.apply_batch(records).expect("newer versions");
+}
