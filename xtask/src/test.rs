@@ -1,5 +1,5 @@
 //! `cargo xtask test`: the whole gate, in the order that fails fastest, ending
-//! with a short chaos run (3 nodes, 20 s, kill and partition faults).
+//! with a short chaos run (3 nodes, 20 s, kill, partition and wipe faults).
 
 use std::process::Command;
 
@@ -66,7 +66,7 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
             "--duration".into(),
             "20s".into(),
             "--faults".into(),
-            "kill,partition".into(),
+            "kill,partition,wipe".into(),
         ])?;
     }
     eprintln!("xtask test: all checks passed");

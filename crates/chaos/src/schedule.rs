@@ -34,11 +34,14 @@ pub enum FaultKind {
     Faketime,
     /// Make fsync fail with EIO on one node (strace fault injection).
     Disk,
+    /// Kill one node, delete its data dir, restart it empty: it must rebuild
+    /// from its peers through anti-entropy.
+    Wipe,
 }
 
 impl FaultKind {
     /// Every kind, in command-line order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Kill,
         Self::Pause,
         Self::Partition,
@@ -47,6 +50,7 @@ impl FaultKind {
         Self::Skew,
         Self::Faketime,
         Self::Disk,
+        Self::Wipe,
     ];
 
     /// The command-line name.
@@ -60,6 +64,7 @@ impl FaultKind {
             Self::Skew => "skew",
             Self::Faketime => "faketime",
             Self::Disk => "disk",
+            Self::Wipe => "wipe",
         }
     }
 
@@ -158,6 +163,12 @@ pub enum Fault {
         /// The node.
         node: usize,
     },
+    /// Wipe `node`'s data dir (after its writes reached its peers) and
+    /// restart it empty when healed.
+    Wipe {
+        /// The node.
+        node: usize,
+    },
 }
 
 impl Fault {
@@ -174,6 +185,7 @@ impl Fault {
             } => FaultKind::Skew,
             Self::Skew { faketime: true, .. } => FaultKind::Faketime,
             Self::Disk { .. } => FaultKind::Disk,
+            Self::Wipe { .. } => FaultKind::Wipe,
         }
     }
 }
@@ -207,6 +219,7 @@ impl fmt::Display for Fault {
                 node + 1
             ),
             Self::Disk { node } => write!(f, "fsync EIO on n{}", node + 1),
+            Self::Wipe { node } => write!(f, "wipe n{} and rebuild", node + 1),
         }
     }
 }
@@ -310,6 +323,9 @@ fn draw(rng: &mut StdRng, kind: FaultKind, nodes: usize, max_offset_ms: u64) -> 
             }
         }
         FaultKind::Disk => Fault::Disk {
+            node: rng.random_range(0..nodes),
+        },
+        FaultKind::Wipe => Fault::Wipe {
             node: rng.random_range(0..nodes),
         },
     }
@@ -435,7 +451,9 @@ mod tests {
                     Fault::Partition { drops, .. } => {
                         assert!(drops.iter().all(|(a, b)| a != b && *a < 5 && *b < 5));
                     }
-                    Fault::Skew { node, .. } | Fault::Disk { node } => assert!(*node < 5),
+                    Fault::Skew { node, .. } | Fault::Disk { node } | Fault::Wipe { node } => {
+                        assert!(*node < 5);
+                    }
                     Fault::Loss { percent } => assert!(*percent <= 30),
                     Fault::Delay { .. } => {}
                 }

@@ -184,9 +184,20 @@ impl Proc {
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let (mut child, log) = spawn_vergentd(&refs);
-        let ready = wait_log(&log, START_DEADLINE, |l| {
-            l.lines().any(is_ready_line) || l.contains("failed to")
-        });
+        // Ready, failed, or exited (e.g. refused flags): whichever comes first.
+        let start = Instant::now();
+        let ready = loop {
+            if wait_log(&log, Duration::from_millis(100), |l| {
+                l.lines().any(is_ready_line) || l.contains("failed to")
+            }) {
+                break true;
+            }
+            if start.elapsed() > START_DEADLINE || child.try_wait().ok().flatten().is_some() {
+                // Let the log reader catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                break false;
+            }
+        };
         let text = log.lock().expect("log lock").clone();
         if !ready || !text.lines().any(is_ready_line) {
             let _ = child.kill();

@@ -43,6 +43,9 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Retry delay while bootstrapping and no peer could be repaired with.
 const BOOTSTRAP_RETRY: Duration = Duration::from_secs(1);
+/// Uptime before a clustered node purges anything: time for gossip to
+/// list every member (dead ones included), so none is missed by the rule.
+const PURGE_AFTER_UPTIME: Duration = Duration::from_secs(20);
 /// Meta key of the wall time this node was last known running.
 const LAST_ALIVE_META: &str = "last_alive_ms";
 
@@ -75,6 +78,9 @@ impl Default for RepairSettings {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PeerRepair {
     pub(crate) last_repair_ms: u64,
+    /// Last session attempt, completed or not: the scheduler rotates on it
+    /// so one failing peer does not starve the others.
+    pub(crate) last_attempt_ms: u64,
     /// Start of the last completed session: the peer held every record this
     /// node held at that time.
     pub(crate) synced_from_ms: u64,
@@ -98,6 +104,8 @@ pub(crate) struct RepairState {
     /// Wakes the scheduler early (a member joined or came back).
     pub(crate) trigger: Notify,
     started_any: AtomicBool,
+    /// The peer this node is running a session against right now, if any.
+    outbound: Mutex<Option<String>>,
 }
 
 impl RepairState {
@@ -110,6 +118,7 @@ impl RepairState {
             purged: AtomicU64::new(0),
             trigger: Notify::new(),
             started_any: AtomicBool::new(false),
+            outbound: Mutex::new(None),
         }
     }
 
@@ -131,6 +140,7 @@ impl RepairState {
     fn record(&self, peer: &str, started_ms: u64, outcome: Result<&RepairStats, &str>) {
         let mut peers = self.lock();
         let p = peers.entry(peer.to_string()).or_default();
+        p.last_attempt_ms = wall_ms();
         match outcome {
             Ok(s) => {
                 p.last_repair_ms = wall_ms();
@@ -288,9 +298,13 @@ fn message_to_wire(msg: ToResponder<Rec>) -> Body {
     }
 }
 
-async fn recv(reader: &mut FrameReader) -> Result<Body, String> {
+/// Receives one frame, adding its size to `bytes`.
+async fn recv(reader: &mut FrameReader, bytes: &mut u64) -> Result<Body, String> {
     match tokio::time::timeout(REPLY_TIMEOUT, reader.recv()).await {
-        Ok(Ok(Some(bytes))) => decode(&bytes).map_err(|e| e.to_string()),
+        Ok(Ok(Some(frame))) => {
+            *bytes += frame.len() as u64;
+            decode(&frame).map_err(|e| e.to_string())
+        }
         Ok(Ok(None)) => Err("peer closed the repair stream".into()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("peer did not answer in time".into()),
@@ -317,13 +331,16 @@ async fn initiate(
     let tree = Tree::from_leaves(shared.store.digest());
     let mut core: Initiator<Rec> = Initiator::new(RepairConfig::default(), tree);
     let mut pacer = Pacer::new(shared.repair.settings.max_bytes_per_sec);
+    // Bytes on the wire, both ways (the core's own count is an estimate).
+    let mut wire = 0u64;
     while let Some(out) = core.poll_output() {
         match out {
             InitiatorOutput::Send(msg) => {
                 let bytes = encode(message_to_wire(msg));
+                wire += bytes.len() as u64;
                 pacer.pace(bytes.len()).await;
                 writer.send(&bytes).await.map_err(|e| e.to_string())?;
-                let reply = match recv(&mut reader).await? {
+                let reply = match recv(&mut reader, &mut wire).await? {
                     Body::RepairDiffer(d) => ToInitiator::Differ {
                         level: u8::try_from(d.level).map_err(|_| "bad level".to_string())?,
                         nodes: d.nodes,
@@ -356,8 +373,9 @@ async fn initiate(
                 let records = read_records(shared, keys).await?;
                 core.handle_records(records);
             }
-            InitiatorOutput::Done(stats) => {
+            InitiatorOutput::Done(mut stats) => {
                 let _ = writer.finish();
+                stats.bytes = wire;
                 return Ok(stats);
             }
         }
@@ -372,8 +390,23 @@ pub(super) async fn serve(
     mut writer: FrameWriter,
     mut reader: FrameReader,
 ) {
-    let Ok(_permit) = shared.repair.inbound.clone().try_acquire_owned() else {
-        debug!(peer_id = %peer_id, "refusing a repair session: too many running");
+    // Two nodes that start sessions against each other at once (both saw
+    // the other join) would do the work twice: the smaller id's session wins.
+    let crossing = shared
+        .repair
+        .outbound
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_deref()
+        == Some(peer_id.as_str())
+        && shared.node_id.as_str() < peer_id.as_str();
+    let permit = if crossing {
+        None
+    } else {
+        shared.repair.inbound.clone().try_acquire_owned().ok()
+    };
+    let Some(_permit) = permit else {
+        debug!(peer_id = %peer_id, crossing, "refusing a repair session: busy");
         let _ = writer
             .send(&encode(Body::RepairBusy(pb::RepairBusy {})))
             .await;
@@ -403,7 +436,7 @@ async fn respond(
     let mut stats = RepairStats::default();
     let mut pacer = Pacer::new(shared.repair.settings.max_bytes_per_sec);
     loop {
-        let body = recv(reader).await?;
+        let body = recv(reader, &mut stats.bytes).await?;
         let reply = match body {
             Body::RepairCompare(c) => {
                 let level = u8::try_from(c.level).map_err(|_| "bad level".to_string())?;
@@ -517,7 +550,7 @@ fn tombstone_horizon(shared: &Shared) -> Timestamp {
     Timestamp::new(shared.clock.physical_ms().saturating_sub(grace), 0)
 }
 
-/// The live member to repair with next: the one repaired longest ago.
+/// The live member to repair with next: the one tried longest ago.
 fn pick_peer(shared: &Shared) -> Option<(String, String)> {
     let members = shared
         .members
@@ -528,7 +561,7 @@ fn pick_peer(shared: &Shared) -> Option<(String, String)> {
     members
         .into_iter()
         .filter(|m| m.id != shared.node_id.as_str() && m.state == State::Alive)
-        .min_by_key(|m| history.get(&m.id).map_or(0, |p| p.last_repair_ms))
+        .min_by_key(|m| history.get(&m.id).map_or(0, |p| p.last_attempt_ms))
         .map(|m| (m.id, m.addr))
 }
 
@@ -593,12 +626,22 @@ async fn session_with(
         return false;
     };
     let started_ms = wall_ms();
+    *shared
+        .repair
+        .outbound
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(peer_id.to_string());
     let outcome = tokio::select! {
         () = shutdown.cancelled() => return false,
         r = tokio::time::timeout(SESSION_TIMEOUT, initiate(shared, transport, addr)) => {
             r.unwrap_or_else(|_| Err("session took too long; the next one resumes".into()))
         }
     };
+    *shared
+        .repair
+        .outbound
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = None;
     match outcome {
         Ok(stats) => {
             log_session(peer_id, "started", &stats);
@@ -648,7 +691,11 @@ pub(super) async fn run_purge(shared: Arc<Shared>, shutdown: CancellationToken) 
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        if !shared.repair.started_any.load(Ordering::Relaxed) && !shared.peers.is_empty() {
+        let clustered = !shared.peers.is_empty();
+        if clustered
+            && (!shared.repair.started_any.load(Ordering::Relaxed)
+                || shared.started.elapsed() < PURGE_AFTER_UPTIME)
+        {
             continue;
         }
         let Some(horizon) = purge_horizon_ms(&shared, shared.clock.physical_ms()) else {

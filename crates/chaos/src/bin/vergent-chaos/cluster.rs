@@ -132,6 +132,8 @@ impl Cluster {
             .arg(&self.node_tls.ca)
             .arg("--max-clock-offset")
             .arg(humantime::format_duration(self.max_clock_offset).to_string())
+            // Frequent repair sessions, so repair runs under every fault.
+            .args(["--repair-interval", "5s"])
             .args(["--log-level", "info"]);
         if !peers.is_empty() {
             cmd.arg("--peers").args(&peers);
@@ -168,6 +170,19 @@ impl Cluster {
         node.paused = false;
         node.starts += 1;
         Ok(())
+    }
+
+    /// Deletes node `i`'s data dir (the node must be down).
+    pub(crate) fn wipe(&mut self, i: usize) -> anyhow::Result<()> {
+        let node = &self.nodes[i];
+        if node.child.is_some() {
+            bail!("{} is running; kill it before wiping its data", node.id);
+        }
+        match std::fs::remove_dir_all(&node.data_dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("wipe {}", node.data_dir.display())),
+        }
     }
 
     /// `kill -9` node `i` and reaps it.

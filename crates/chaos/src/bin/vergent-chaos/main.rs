@@ -276,6 +276,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
     let n_clients = args
         .clients
         .unwrap_or(u32::try_from(args.nodes * 2).unwrap_or(u32::MAX));
+    let gates: Vec<workload::Gate> = (0..args.nodes).map(|_| workload::Gate::default()).collect();
     let mut tasks = Vec::new();
     for p in 0..n_clients {
         let node = p as usize % args.nodes;
@@ -283,6 +284,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
             p,
             cluster.nodes[node].id.clone(),
             clients[node].clone(),
+            gates[node].clone(),
             shape,
             seed,
             history.clone(),
@@ -290,7 +292,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         )));
     }
     let start = Instant::now();
-    let mut nemesis = Nemesis::new(cluster, firewall, proxies);
+    let mut nemesis = Nemesis::new(cluster, firewall, proxies, gates);
     let stop_at = start + args.duration;
     let nemesis_stop = CancellationToken::new();
     {

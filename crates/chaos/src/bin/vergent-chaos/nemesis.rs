@@ -52,6 +52,10 @@ pub(crate) struct Nemesis {
     pub(crate) self_exits: Vec<SelfExit>,
     /// The node whose fsync is failing, if any.
     disk_fault: Option<usize>,
+    /// Per node: held for writing to stop its clients.
+    gates: Vec<crate::workload::Gate>,
+    /// The wiped node and the gate guard holding its clients back.
+    wiped: Option<(usize, tokio::sync::OwnedRwLockWriteGuard<()>)>,
 }
 
 impl Nemesis {
@@ -60,6 +64,7 @@ impl Nemesis {
         cluster: Cluster,
         firewall: Option<Firewall>,
         proxies: Vec<ProxyHandle>,
+        gates: Vec<crate::workload::Gate>,
     ) -> Self {
         Self {
             cluster,
@@ -69,6 +74,8 @@ impl Nemesis {
             skew_windows: Vec::new(),
             self_exits: Vec::new(),
             disk_fault: None,
+            gates,
+            wiped: None,
         }
     }
 
@@ -198,8 +205,71 @@ impl Nemesis {
                 self.disk_fault = Some(*node);
                 self.cluster.break_fsync(*node).await?;
             }
+            Fault::Wipe { node } => {
+                // A wiped disk loses what it alone held: at consistency one,
+                // writes not yet replicated. That is not what this fault
+                // tests (rebuild is), so the node's clients stop and its log
+                // drains to every peer first.
+                let guard = self.gates[*node].clone().write_owned().await;
+                self.wait_replicated(*node).await;
+                self.cluster.kill(*node).await?;
+                self.cluster.wipe(*node)?;
+                self.wiped = Some((*node, guard));
+            }
         }
         self.note_exits(start);
+        Ok(())
+    }
+
+    /// Waits (up to 30 s) until every peer acknowledged node `i`'s log.
+    async fn wait_replicated(&self, i: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let Ok(client) = self
+            .cluster
+            .connect(i, Duration::from_secs(2), deadline)
+            .await
+        else {
+            tracing::warn!("nemesis: cannot reach n{} before wiping it", i + 1);
+            return;
+        };
+        let peers = self.cluster.nodes.len() - 1;
+        while std::time::Instant::now() < deadline {
+            if let Ok(s) = client.status().await
+                && s.replication.len() >= peers
+                && s.replication.iter().all(|(_, _, lag)| *lag == 0)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!(
+            "nemesis: n{}'s log did not drain within 30 s; wiping anyway",
+            i + 1
+        );
+    }
+
+    /// Restarts the wiped node empty and lets its clients go once it says
+    /// it has rebuilt (up to 120 s).
+    async fn rebuild(&mut self) -> anyhow::Result<()> {
+        let Some((i, guard)) = self.wiped.take() else {
+            return Ok(());
+        };
+        self.cluster.start(i)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let client = self
+            .cluster
+            .connect(i, Duration::from_secs(2), deadline)
+            .await?;
+        loop {
+            match client.status().await {
+                Ok(s) if s.state == "serving" => break,
+                _ if std::time::Instant::now() >= deadline => {
+                    anyhow::bail!("n{} did not finish bootstrapping within 120 s", i + 1)
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        drop(guard);
         Ok(())
     }
 
@@ -246,6 +316,7 @@ impl Nemesis {
                     self.cluster.start(*node)?;
                 }
             }
+            Fault::Wipe { .. } => self.rebuild().await?,
         }
         self.note_exits(start);
         Ok(())
@@ -261,6 +332,7 @@ impl Nemesis {
             p.clear();
         }
         self.note_exits(start);
+        self.rebuild().await?;
         for i in 0..self.cluster.nodes.len() {
             self.cluster.stop_strace(i).await;
             self.cluster.resume(i).await?;

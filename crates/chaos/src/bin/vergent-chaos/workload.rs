@@ -41,6 +41,9 @@ fn stamp(v: &Version) -> Stamp {
     }
 }
 
+/// Lets the nemesis hold a node's clients back (see [`client`]).
+pub(crate) type Gate = Arc<tokio::sync::RwLock<()>>;
+
 /// Workload shape.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Shape {
@@ -51,10 +54,16 @@ pub(crate) struct Shape {
 }
 
 /// One client process: bound to one node, one operation in flight.
+///
+/// Each operation holds `gate` for reading: the nemesis takes it for
+/// writing to stop a node's clients (before a wipe, until it has rebuilt),
+/// as a load balancer drains a node that is not ready.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn client(
     process: u32,
     node: String,
     client: Client,
+    gate: Gate,
     shape: Shape,
     seed: u64,
     history: Recorder,
@@ -84,6 +93,7 @@ pub(crate) async fn client(
             wall_ms: wall_ms(),
             error,
         };
+        let _open = gate.read().await;
         history.push(event(Outcome::Invoke, value.clone(), None, None));
         let done = match f {
             Op::Put => match client
@@ -112,6 +122,7 @@ pub(crate) async fn client(
             },
         };
         history.push(done);
+        drop(_open);
         // Pacing, not synchronisation: keeps the history a readable size.
         let jitter = rng.random_range(0..=pace.as_micros() as u64 / 2);
         tokio::time::sleep(pace / 2 + Duration::from_micros(jitter)).await;
