@@ -78,16 +78,19 @@ fn keys_received(s: &vergent_client::NodeStatus) -> u64 {
     s.repairs.iter().map(|r| r.keys_received).sum()
 }
 
-/// Writes `count` records straight into node `i`'s store before it first
-/// starts, as if node `i` had written them: far faster than 100k puts
-/// through a debug-built server, and the other nodes still get them only
-/// through the cluster (by bootstrap).
-fn preload(cluster: &Cluster, i: usize, prefix: &str, count: usize) {
-    preload_sized(cluster, i, prefix, count, 0);
-}
-
-/// [`preload`] with values padded to `value_len` bytes.
-fn preload_sized(cluster: &Cluster, i: usize, prefix: &str, count: usize, value_len: usize) {
+/// Writes records straight into node `i`'s store while it is stopped, as
+/// if node `i` had written them: far faster than 100k puts through a
+/// debug-built server, and the other nodes still get them only through the
+/// cluster. Keys are `k<n>` for each `n` in `keys`, values `<label>-<n>`
+/// padded to `value_len` bytes, versions `age_ms` in the past.
+fn preload(
+    cluster: &Cluster,
+    i: usize,
+    keys: impl Iterator<Item = usize>,
+    label: &str,
+    value_len: usize,
+    age_ms: u64,
+) {
     use vergent_storage::{Record, Store, StoreOptions};
     let path = cluster.data_dir(i).join("db");
     std::fs::create_dir_all(&path).expect("data dir");
@@ -97,18 +100,22 @@ fn preload_sized(cluster: &Cluster, i: usize, prefix: &str, count: usize, value_
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as u64;
-    let keys: Vec<usize> = (0..count).collect();
+    let keys: Vec<usize> = keys.collect();
     for chunk in keys.chunks(10_000) {
         let records = chunk
             .iter()
             .map(|&k| {
                 let version = vergent_types::Version::new(
-                    vergent_hlc::Timestamp::new(now - 60_000, k as u16),
+                    vergent_hlc::Timestamp::new(now - age_ms, k as u16),
                     origin.clone(),
                 );
+                let mut value = format!("{label}-{k}");
+                while value.len() < value_len {
+                    value.push('.');
+                }
                 (
-                    format!("{prefix}{k:06}").into_bytes(),
-                    Record::value(version, padded(format!("value-{k}"), value_len), None),
+                    format!("k{k:06}").into_bytes(),
+                    Record::value(version, value.into_bytes(), None),
                 )
             })
             .collect();
@@ -119,7 +126,7 @@ fn preload_sized(cluster: &Cluster, i: usize, prefix: &str, count: usize, value_
 #[test]
 fn a_wiped_node_of_three_rebuilds_100k_keys_with_the_same_versions() {
     let cluster = Cluster::with_flags(3, &["--repair-interval", "2s"]);
-    preload(&cluster, 0, "k", 100_000);
+    preload(&cluster, 0, 0..100_000, "value", 0, 60_000);
     let a = cluster.start(0);
     let b = cluster.start(1);
     let c = cluster.start(2);
@@ -380,7 +387,7 @@ fn bench_repair_throughput() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let cluster = Cluster::with_flags(2, &["--repair-interval", "1s"]);
-    preload_sized(&cluster, 0, "k", keys, 100);
+    preload(&cluster, 0, 0..keys, "value", 100, 60_000);
     let a = cluster.start(0);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     // Rebuild: an empty node bootstraps every key.
@@ -408,7 +415,7 @@ fn bench_repair_throughput() {
     // 1% divergence: node-1 misses newer versions of 1% of the keys.
     b.kill9();
     drop(a);
-    preload_newer(&cluster, 0, "k", keys, 100);
+    preload(&cluster, 0, (0..keys).step_by(100), "newer", 100, 1_000);
     let a_restarted = cluster.start(0);
     let started = Instant::now();
     let b = cluster.start(1);
@@ -438,37 +445,4 @@ fn bench_repair_throughput() {
         }
     });
     drop((a_restarted, b));
-}
-
-fn padded(mut value: String, len: usize) -> Vec<u8> {
-    while value.len() < len {
-        value.push('.');
-    }
-    value.into_bytes()
-}
-
-/// Gives every `every`-th key of node `i`'s (stopped) store a newer version.
-fn preload_newer(cluster: &Cluster, i: usize, prefix: &str, count: usize, every: usize) {
-    use vergent_storage::{Record, Store, StoreOptions};
-    let store =
-        Store::open(&cluster.data_dir(i).join("db"), &StoreOptions::default()).expect("open store");
-    let origin = vergent_types::NodeId::new(format!("node-{i}")).expect("id");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
-    let records = (0..count)
-        .step_by(every)
-        .map(|k| {
-            let version = vergent_types::Version::new(
-                vergent_hlc::Timestamp::new(now - 1_000, k as u16),
-                origin.clone(),
-            );
-            (
-                format!("{prefix}{k:06}").into_bytes(),
-                Record::value(version, padded(format!("newer-{k}"), 100), None),
-            )
-        })
-        .collect();
-    store.apply_batch(records).expect("newer versions");
 }

@@ -14,6 +14,16 @@ use vergent_types::{NodeId, Version};
 
 const CEILING_META: &str = "hlc_ceiling";
 
+/// Wall-clock time in ms since the Unix epoch, unshifted: for records of
+/// when something happened (member changes, repair sessions, last alive),
+/// never for versions.
+pub fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// How far ahead of issued timestamps the persisted ceiling runs: half the
 /// max clock offset (within 10 ms..10 s). After a crash the clock restarts at
 /// the ceiling, so a wide window would make a restarted node stamp writes far

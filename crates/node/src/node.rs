@@ -155,7 +155,7 @@ impl Node {
             crate::peer::repair::check_stale_rejoin(
                 &store,
                 config.repair.tombstone_grace,
-                wall_ms(),
+                crate::clock::wall_ms(),
             )
             .map_err(StartError::StaleRejoin)?;
         }
@@ -251,8 +251,12 @@ impl Node {
         );
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<KvServer<KvApi>>().await;
-        spawn_readiness(&shared, health.clone());
+        if bootstrapping {
+            health.set_not_serving::<KvServer<KvApi>>().await;
+            spawn_readiness(&shared, health.clone());
+        } else {
+            health.set_serving::<KvServer<KvApi>>().await;
+        }
         health.set_serving::<ClusterServer<ClusterApi>>().await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vergent_wire::FILE_DESCRIPTOR_SET)
@@ -384,44 +388,26 @@ impl NodeHandle {
     }
 }
 
-/// Readiness: the KV service reports NOT_SERVING while the node bootstraps,
-/// and the pending-bootstrap mark is cleared once it is done.
+/// Readiness of a bootstrapping node: once bootstrap is done, clears the
+/// pending-bootstrap mark and turns the KV service to SERVING.
 fn spawn_readiness(shared: &Arc<Shared>, health: tonic_health::server::HealthReporter) {
     let mut rx = shared.repair.bootstrapping.subscribe();
     let weak = Arc::downgrade(shared);
     tokio::spawn(async move {
-        loop {
-            let bootstrapping = *rx.borrow_and_update();
-            if bootstrapping {
-                health.set_not_serving::<KvServer<KvApi>>().await;
-            } else {
-                if let Some(shared) = weak.upgrade()
-                    && shared
-                        .store
-                        .get_meta(BOOTSTRAP_META)
-                        .ok()
-                        .flatten()
-                        .is_some()
-                    && let Err(e) = shared.store.delete_meta(BOOTSTRAP_META)
-                {
-                    warn!(error = %e, "cannot record that bootstrap finished");
-                }
-                if !weak.upgrade().is_some_and(|s| s.shutdown.is_cancelled()) {
-                    health.set_serving::<KvServer<KvApi>>().await;
-                }
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
+        if rx.wait_for(|bootstrapping| !*bootstrapping).await.is_err() {
+            return;
+        }
+        let Some(shared) = weak.upgrade() else { return };
+        if let Err(e) = shared.store.delete_meta(BOOTSTRAP_META) {
+            warn!(error = %e, "cannot record that bootstrap finished");
+        }
+        let stopping = shared.shutdown.is_cancelled();
+        // Not held across the await: shutdown waits for the last reference.
+        drop(shared);
+        if !stopping {
+            health.set_serving::<KvServer<KvApi>>().await;
         }
     });
-}
-
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// The data dir's random store id, created with the dir.

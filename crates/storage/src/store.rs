@@ -491,14 +491,10 @@ impl Store {
     /// for verification (the maintained digest must always equal it).
     pub fn recompute_digest(&self) -> Result<Vec<u64>, Error> {
         let mut out = vec![0u64; LEAVES];
-        for item in self.db.iterator_cf(self.cf(CF_DATA), IteratorMode::Start) {
-            let (key, bytes) = item?;
-            let record = Record::decode(&bytes).map_err(|source| Error::CorruptRecord {
-                key: escape(&key),
-                source,
-            })?;
-            out[leaf_of(&key) as usize] ^= record_hash(&key, &record.version);
-        }
+        each_record(&self.db, |key, record| {
+            out[leaf_of(key) as usize] ^= record_hash(key, &record.version);
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -860,6 +856,25 @@ fn decode_index(bytes: &[u8]) -> Result<(Version, bool), crate::DecodeError> {
     ))
 }
 
+/// Calls `f` with every stored record, in key order.
+fn each_record(
+    db: &DB,
+    mut f: impl FnMut(&[u8], &Record) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let cf = db
+        .cf_handle(CF_DATA)
+        .expect("column families are created at open");
+    for item in db.iterator_cf(cf, IteratorMode::Start) {
+        let (key, bytes) = item?;
+        let record = Record::decode(&bytes).map_err(|source| Error::CorruptRecord {
+            key: escape(&key),
+            source,
+        })?;
+        f(&key, &record)?;
+    }
+    Ok(())
+}
+
 /// Data dirs written before the digest existed get their index and bucket
 /// digests built from the data once (a full scan); a meta marker records it.
 fn build_digest_once(db: &DB) -> Result<(), Error> {
@@ -873,19 +888,15 @@ fn build_digest_once(db: &DB) -> Result<(), Error> {
     }
     let mut digest = vec![0u64; LEAVES];
     let mut batch = WriteBatch::default();
-    for item in db.iterator_cf(cf(CF_DATA), IteratorMode::Start) {
-        let (key, bytes) = item?;
-        let record = Record::decode(&bytes).map_err(|source| Error::CorruptRecord {
-            key: escape(&key),
-            source,
-        })?;
-        let leaf = leaf_of(&key);
-        digest[leaf as usize] ^= record_hash(&key, &record.version);
-        batch.put_cf(cf(CF_INDEX), index_key(leaf, &key), encode_index(&record));
+    each_record(db, |key, record| {
+        let leaf = leaf_of(key);
+        digest[leaf as usize] ^= record_hash(key, &record.version);
+        batch.put_cf(cf(CF_INDEX), index_key(leaf, key), encode_index(record));
         if batch.len() >= 10_000 {
             db.write(std::mem::take(&mut batch))?;
         }
-    }
+        Ok(())
+    })?;
     for (leaf, value) in digest.iter().enumerate() {
         if *value != 0 {
             batch.put_cf(

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -20,6 +20,7 @@ use vergent_wire::peer::v1::frame::Body as FrameBody;
 
 use super::convert::encode;
 use super::gossip_convert::to_wire;
+use crate::clock::wall_ms;
 use crate::node::Shared;
 
 /// Datagrams above this go on a stream instead (QUIC datagrams must fit in
@@ -37,13 +38,6 @@ pub(crate) struct MemberInfo {
     pub(crate) incarnation: u64,
     /// Wall time of the last state change, ms since the Unix epoch.
     pub(crate) since_ms: u64,
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 async fn resolve(addr: &str) -> Option<SocketAddr> {

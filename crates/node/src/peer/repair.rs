@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, watch};
@@ -35,6 +35,7 @@ use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
 use super::convert::{decode, encode, record_from_wire, record_to_wire};
+use crate::clock::wall_ms;
 use crate::node::Shared;
 
 /// How long one reply may take before the session is abandoned.
@@ -155,13 +156,6 @@ impl RepairState {
             Err(e) => e.clone_into(&mut p.last_error),
         }
     }
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// A stored record as the repair core sees it.
