@@ -7,7 +7,9 @@
 //! - `cargo xtask stop`  stop nodes left running by `run`.
 //! - `cargo xtask deps`  install the system packages the build needs.
 //! - `cargo xtask chaos` run a real cluster under faults and check the history.
+//! - `cargo xtask bench` the standard benchmark scenarios on fresh local clusters.
 
+mod bench;
 mod chaos;
 mod deps;
 mod run;
@@ -30,9 +32,13 @@ commands:
   deps           install the system packages the build needs (libclang, a C++ compiler)
   chaos [--release] [--out DIR] [--nodes N] [--duration 60s] [--seed S] [--faults LIST]
                  fault-injection suite: N real nodes in a network namespace of their own
-                 under kill, pause, partition, loss, delay, skew, faketime, disk faults
+                 under kill, pause, partition, loss, delay, skew, faketime, disk, wipe faults
                  (LIST: comma-separated, or all); checks the history for lost writes,
-                 convergence, resurrection and clock poisoning (docs/testing.md)";
+                 convergence, resurrection and clock poisoning (docs/testing.md)
+  bench [--quick] [--duration 10s] [--warmup 2s] [--clients 1,16,64,256] [--nodes 1,3] [--out DIR]
+                 release build; fresh 1- and 3-node clusters on 127.0.0.1:4101..; put-only,
+                 get-only and 50/50 through `vergentctl bench` (100-byte values, 100k keys),
+                 plus 3-node puts with --fsync per-write; writes DIR/summary.md (docs/benchmarks.md)";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Some("test") => test::test(&args[1..]),
         Some("deps") => deps::ensure(),
         Some("chaos") => chaos::chaos(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             eprintln!("{USAGE}");
             return std::process::ExitCode::SUCCESS;

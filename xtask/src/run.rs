@@ -48,7 +48,7 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
     Ok(o)
 }
 
-fn bin_dir(release: bool) -> PathBuf {
+pub(crate) fn bin_dir(release: bool) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
@@ -77,7 +77,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             .filter(|p| *p != port)
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        start_node(&bins.join("vergentd"), &dir, &certs, i + 1, *port, &peers)?;
+        start_node(
+            &bins.join("vergentd"),
+            &dir,
+            &certs,
+            i + 1,
+            *port,
+            &peers,
+            &[],
+        )?;
     }
     let connect = format!(
         "{} connect 127.0.0.1:{BASE_PORT} --tls-certfile {c}/client.crt --tls-keyfile {c}/client.key --tls-cafile {c}/ca.pem",
@@ -114,7 +122,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn make_certs(vergentctl: &Path, dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn make_certs(vergentctl: &Path, dir: &Path) -> anyhow::Result<()> {
     if dir.join("client.key").exists() {
         return Ok(());
     }
@@ -184,13 +192,16 @@ fn make_certs(vergentctl: &Path, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_node(
+/// Starts node `n` with its data and log in `dir` (plus `extra` flags) and
+/// waits until it is ready.
+pub(crate) fn start_node(
     vergentd: &Path,
     dir: &Path,
     certs: &Path,
     n: usize,
     port: u16,
     peers: &[String],
+    extra: &[&str],
 ) -> anyhow::Result<()> {
     let log_path = dir.join(format!("node-{n}.log"));
     let log = std::fs::File::create(&log_path)
@@ -213,6 +224,7 @@ fn start_node(
     if !peers.is_empty() {
         cmd.arg("--peers").args(peers);
     }
+    cmd.args(extra);
     // Its own process group: Ctrl-C in the shell must not stop the nodes.
     let child = cmd
         .process_group(0)
@@ -239,7 +251,12 @@ fn start_node(
 
 /// Stops every node whose pid file is in the dev dir (SIGTERM, then waits).
 pub(crate) fn stop() -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(dev_dir()) else {
+    stop_dir(&dev_dir())
+}
+
+/// Stops every node whose pid file is in `dir` (SIGTERM, then waits).
+pub(crate) fn stop_dir(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for e in entries.flatten() {

@@ -1,0 +1,269 @@
+//! `cargo xtask bench`: Vergent's standard benchmark scenarios on fresh
+//! local clusters (release build, mTLS on, loopback), driven by
+//! `vergentctl bench`, written as a markdown table.
+//!
+//! Scenarios: 1 and 3 nodes; put-only, get-only and 50/50 at 1, 16, 64 and
+//! 256 clients, 100-byte values over 100k keys; on 3 nodes also puts at 64
+//! clients with `--fsync per-write` (fsync before every acknowledgement, as
+//! etcd does) beside the default group commit.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::run::{bin_dir, make_certs, start_node, stop_dir};
+use crate::{cargo, root, sh};
+
+const BASE_PORT: u16 = 4101;
+
+struct Opts {
+    duration: String,
+    warmup: String,
+    clients: Vec<usize>,
+    nodes: Vec<usize>,
+    out: PathBuf,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Opts> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut o = Opts {
+        duration: "10s".into(),
+        warmup: "2s".into(),
+        clients: vec![1, 16, 64, 256],
+        nodes: vec![1, 3],
+        out: root()
+            .join("target")
+            .join("bench")
+            .join(format!("run-{stamp}")),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--duration" => o.duration = value()?.clone(),
+            "--warmup" => o.warmup = value()?.clone(),
+            "--clients" => o.clients = list(value()?)?,
+            "--nodes" => o.nodes = list(value()?)?,
+            "--out" => o.out = PathBuf::from(value()?),
+            "--quick" => {
+                o.duration = "3s".into();
+                o.warmup = "1s".into();
+                o.clients = vec![1, 64];
+            }
+            other => bail!("parse arguments: unknown option {other:?}"),
+        }
+    }
+    if o.nodes.iter().any(|&n| n == 0 || n > 9) {
+        bail!("use --nodes between 1 and 9");
+    }
+    Ok(o)
+}
+
+fn list(s: &str) -> anyhow::Result<Vec<usize>> {
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse()
+                .with_context(|| format!("parse {p:?} as a number"))
+        })
+        .collect()
+}
+
+/// One measured run: its label and `vergentctl bench --json` output.
+struct Row {
+    nodes: usize,
+    fsync: &'static str,
+    scenario: &'static str,
+    clients: usize,
+    result: serde_json::Value,
+}
+
+pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
+    let opts = parse(args)?;
+    crate::deps::ensure()?;
+    sh(cargo().args(["build", "--release", "-p", "vergentd", "-p", "vergentctl"]))?;
+    let bins = bin_dir(true);
+    let certs = opts.out.join("certs");
+    make_certs(&bins.join("vergentctl"), &certs)?;
+    let mut rows = Vec::new();
+    for &nodes in &opts.nodes {
+        let dir = opts.out.join(format!("{nodes}-node"));
+        let endpoints = started(start_cluster(&bins, &dir, &certs, nodes, "group"), &dir)?;
+        let result = (|| -> anyhow::Result<()> {
+            for (scenario, mix) in [("put", "100:0:0"), ("get", "0:100:0"), ("50/50", "50:50:0")] {
+                for &clients in &opts.clients {
+                    let result = load(&bins, &certs, &endpoints, &opts, clients, mix)?;
+                    eprintln!("{nodes} node(s) {scenario} c={clients}: {}", brief(&result));
+                    rows.push(Row {
+                        nodes,
+                        fsync: "group",
+                        scenario,
+                        clients,
+                        result,
+                    });
+                }
+            }
+            Ok(())
+        })();
+        stop_dir(&dir)?;
+        result?;
+    }
+    if opts.nodes.contains(&3) {
+        let dir = opts.out.join("3-node-per-write");
+        let endpoints = started(start_cluster(&bins, &dir, &certs, 3, "per-write"), &dir)?;
+        let result = load(&bins, &certs, &endpoints, &opts, 64, "100:0:0");
+        stop_dir(&dir)?;
+        let result = result?;
+        eprintln!("3 nodes put c=64 fsync per-write: {}", brief(&result));
+        rows.push(Row {
+            nodes: 3,
+            fsync: "per-write",
+            scenario: "put",
+            clients: 64,
+            result,
+        });
+    }
+    let table = markdown(&rows, &opts);
+    let path = opts.out.join("summary.md");
+    std::fs::write(&path, &table).with_context(|| format!("write {}", path.display()))?;
+    println!("{table}");
+    eprintln!("written to {}", path.display());
+    Ok(())
+}
+
+/// Stops what did start when a cluster failed to come up.
+fn started<T>(result: anyhow::Result<T>, dir: &Path) -> anyhow::Result<T> {
+    if result.is_err() {
+        let _ = stop_dir(dir);
+    }
+    result
+}
+
+fn start_cluster(
+    bins: &Path,
+    dir: &Path,
+    certs: &Path,
+    nodes: usize,
+    fsync: &str,
+) -> anyhow::Result<Vec<String>> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let ports: Vec<u16> = (0..nodes as u16).map(|i| BASE_PORT + i).collect();
+    for (i, port) in ports.iter().enumerate() {
+        let peers: Vec<String> = ports
+            .iter()
+            .filter(|p| *p != port)
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        start_node(
+            &bins.join("vergentd"),
+            dir,
+            certs,
+            i + 1,
+            *port,
+            &peers,
+            &["--fsync", fsync],
+        )?;
+    }
+    // Let gossip find every member, so replication runs from the start.
+    std::thread::sleep(Duration::from_secs(if nodes > 1 { 2 } else { 0 }));
+    Ok(ports.iter().map(|p| format!("127.0.0.1:{p}")).collect())
+}
+
+fn load(
+    bins: &Path,
+    certs: &Path,
+    endpoints: &[String],
+    opts: &Opts,
+    clients: usize,
+    mix: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let connections = clients.clamp(1, 8);
+    let out = Command::new(bins.join("vergentctl"))
+        .arg("bench")
+        .arg("--endpoints")
+        .arg(endpoints.join(","))
+        .arg("--tls-certfile")
+        .arg(certs.join("client.crt"))
+        .arg("--tls-keyfile")
+        .arg(certs.join("client.key"))
+        .arg("--tls-cafile")
+        .arg(certs.join("ca.pem"))
+        .args(["--clients", &clients.to_string()])
+        .args(["--connections", &connections.to_string()])
+        .args(["--duration", &opts.duration, "--warmup", &opts.warmup])
+        .args(["--key-space", "100000", "--value-size", "100", "--mix", mix])
+        .arg("--json")
+        .output()
+        .context("run vergentctl bench")?;
+    if !out.status.success() {
+        bail!(
+            "run vergentctl bench: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).context("parse vergentctl bench --json")
+}
+
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v.get(key)
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0)
+}
+
+fn brief(v: &serde_json::Value) -> String {
+    format!(
+        "{:.0} ops/s, p99 {:.2} ms, {} errors",
+        num(v, "throughput_ops_s"),
+        num(v, "p99_us") / 1000.0,
+        num(v, "errors")
+    )
+}
+
+fn markdown(rows: &[Row], opts: &Opts) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Command: `cargo xtask bench --duration {} --warmup {} --clients {} --nodes {}` \
+         (release build, mTLS, 100-byte values, 100k keys, uniform keys, consistency one, \
+         connections = min(clients, 8), loopback, load generator on the same 2 cores)\n\n",
+        opts.duration,
+        opts.warmup,
+        opts.clients
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        opts.nodes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    ));
+    s.push_str("| nodes | fsync | scenario | clients | ops/s | p50 ms | p99 ms | p99.9 ms | errors | get misses |\n");
+    s.push_str("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let v = &r.result;
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+            r.nodes,
+            r.fsync,
+            r.scenario,
+            r.clients,
+            num(v, "throughput_ops_s"),
+            num(v, "p50_us") / 1000.0,
+            num(v, "p99_us") / 1000.0,
+            num(v, "p999_us") / 1000.0,
+            num(v, "errors"),
+            num(v, "misses"),
+        ));
+    }
+    s
+}
