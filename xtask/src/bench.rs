@@ -97,7 +97,9 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         let result = (|| -> anyhow::Result<()> {
             for (scenario, mix) in [("put", "100:0:0"), ("get", "0:100:0"), ("50/50", "50:50:0")] {
                 for &clients in &opts.clients {
-                    let result = load(&bins, &certs, &endpoints, &opts, clients, mix)?;
+                    // Reads need the keys: the first get run loads all of them.
+                    let preload = scenario == "get" && clients == opts.clients[0];
+                    let result = load(&bins, &certs, &endpoints, &opts, clients, mix, preload)?;
                     eprintln!("{nodes} node(s) {scenario} c={clients}: {}", brief(&result));
                     rows.push(Row {
                         nodes,
@@ -116,7 +118,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     if opts.nodes.contains(&3) {
         let dir = opts.out.join("3-node-per-write");
         let endpoints = started(start_cluster(&bins, &dir, &certs, 3, "per-write"), &dir)?;
-        let result = load(&bins, &certs, &endpoints, &opts, 64, "100:0:0");
+        let result = load(&bins, &certs, &endpoints, &opts, 64, "100:0:0", false);
         stop_dir(&dir)?;
         let result = result?;
         eprintln!("3 nodes put c=64 fsync per-write: {}", brief(&result));
@@ -184,10 +186,15 @@ fn load(
     opts: &Opts,
     clients: usize,
     mix: &str,
+    preload: bool,
 ) -> anyhow::Result<serde_json::Value> {
     let connections = clients.clamp(1, 8);
-    let out = Command::new(bins.join("vergentctl"))
-        .arg("bench")
+    let mut cmd = Command::new(bins.join("vergentctl"));
+    cmd.arg("bench");
+    if preload {
+        cmd.arg("--preload");
+    }
+    let out = cmd
         .arg("--endpoints")
         .arg(endpoints.join(","))
         .arg("--tls-certfile")

@@ -74,6 +74,10 @@ pub(crate) struct BenchArgs {
     /// Seed of the key and operation choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Before the run, put every key of the key space once (not measured, at
+    /// least 64 in flight), so reads find values.
+    #[arg(long)]
+    preload: bool,
     /// Print one JSON line on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -151,6 +155,11 @@ impl Keys {
             Some(z) => (z.sample(rng) as u64).saturating_sub(1).min(self.space - 1),
             None => rng.random_range(0..self.space),
         };
+        self.name(i)
+    }
+
+    /// The key with index `i`.
+    fn name(&self, i: u64) -> Vec<u8> {
         let digits = self.size.saturating_sub(1).max(1);
         format!("k{i:0digits$}").into_bytes()
     }
@@ -202,6 +211,42 @@ fn error_kind(e: &vergent_client::Error) -> String {
     }
 }
 
+/// Puts every key once, `clients` at a time, within `limit`.
+async fn preload(
+    conns: &[Client],
+    keys: &Arc<Keys>,
+    value: &Arc<Vec<u8>>,
+    clients: usize,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + limit;
+    let mut tasks = Vec::new();
+    for t in 0..clients {
+        let (client, keys, value, next) = (
+            conns[t % conns.len()].clone(),
+            keys.clone(),
+            value.clone(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= keys.space || Instant::now() >= deadline {
+                    return Ok::<_, vergent_client::Error>(());
+                }
+                client.put(keys.name(i), value.as_slice()).await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await
+            .context("preload task")?
+            .context("preload the key space")?;
+    }
+    Ok(())
+}
+
 pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mix = parse_mix(&args)?;
     let consistency = parse_consistency(&args.consistency)?;
@@ -248,6 +293,17 @@ async fn bench(
     }
     let total_weight: u32 = mix.iter().sum();
     let value: Arc<Vec<u8>> = Arc::new(vec![b'v'; args.value_size]);
+    if args.preload {
+        // At least 64 in flight: a 1-client run should not wait minutes for it.
+        preload(
+            &conns,
+            &keys,
+            &value,
+            args.clients.max(64),
+            args.max_duration,
+        )
+        .await?;
+    }
     let start = Instant::now();
     let measure_from = start + args.warmup;
     let stop_at = (measure_from + args.duration).min(start + args.max_duration);

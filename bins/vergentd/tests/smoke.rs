@@ -359,7 +359,7 @@ fn sigterm_stops_the_node_gracefully_and_releases_the_data_dir() {
 }
 
 #[test]
-fn vergentctl_bench_runs_a_bounded_load_and_reports_one_json_line() {
+fn vergentctl_bench_runs_a_bounded_load_reports_one_json_line_and_preloads_every_key() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let certs = Certs::generate(&tmp.path().join("certs"));
     let node = Proc::start(&certs, &tmp.path().join("data"), &[]);
@@ -405,6 +405,27 @@ fn vergentctl_bench_runs_a_bounded_load_and_reports_one_json_line() {
     // The puts really landed.
     let scan = ctl_script(&node.addr, &certs.client, "scan k 100\n");
     assert!(stdout(&scan).lines().count() > 1, "{}", stdout(&scan));
+
+    // --preload puts every key first, so a read-only run finds them all.
+    let child = Command::new(common::bin("vergentctl"))
+        .args(["bench", "--endpoints", &node.addr, "--tls-certfile"])
+        .arg(&certs.client.cert)
+        .arg("--tls-keyfile")
+        .arg(&certs.client.key)
+        .arg("--tls-cafile")
+        .arg(&certs.client.ca)
+        .args(["--preload", "--key-space", "500", "--mix", "0:100:0"])
+        .args(["--requests", "300", "--duration", "60s", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bench");
+    let out = common::wait_output(child, Duration::from_secs(90));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    assert!(v["by_op"]["get"]["ops"].as_u64().expect("gets") >= 300, "{line}");
+    assert_eq!(v["misses"].as_u64(), Some(0), "every read found its key: {line}");
 }
 
 /// Regression (found by the chaos suite's disk fault): after one failed fsync
