@@ -424,8 +424,15 @@ fn vergentctl_bench_runs_a_bounded_load_reports_one_json_line_and_preloads_every
     assert!(out.status.success(), "{}", stderr(&out));
     let line = stdout(&out);
     let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
-    assert!(v["by_op"]["get"]["ops"].as_u64().expect("gets") >= 300, "{line}");
-    assert_eq!(v["misses"].as_u64(), Some(0), "every read found its key: {line}");
+    assert!(
+        v["by_op"]["get"]["ops"].as_u64().expect("gets") >= 300,
+        "{line}"
+    );
+    assert_eq!(
+        v["misses"].as_u64(),
+        Some(0),
+        "every read found its key: {line}"
+    );
 }
 
 /// Regression (found by the chaos suite's disk fault): after one failed fsync

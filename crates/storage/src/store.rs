@@ -148,6 +148,9 @@ pub struct Store {
     /// In-memory copy of the persisted bucket digests, updated after each
     /// commit; XOR commutes, so concurrent writers need no ordering.
     leaves: Box<[AtomicU64]>,
+    /// Oldest entry still in the log (0: empty), kept in memory so the hot
+    /// path never seeks to the log's start over truncation tombstones.
+    first_seq: AtomicU64,
     /// Next replication log sequence number. Held across the RocksDB write so
     /// that log order is commit order: a reader never sees seq n+1 before n.
     log_seq: Mutex<u64>,
@@ -237,6 +240,7 @@ impl Store {
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)
             .map_err(|e| classify_open_error(path, e))?;
         let last_seq = last_log_seq(&db)?;
+        let first_seq = first_log_seq(&db)?;
         build_digest_once(&db)?;
         let leaves = load_leaves(&db)?;
         Ok(Self {
@@ -249,6 +253,7 @@ impl Store {
             failure: OnceLock::new(),
             failure_hook: None,
             leaves,
+            first_seq: AtomicU64::new(first_seq),
             log_seq: Mutex::new(last_seq + 1),
         })
     }
@@ -393,6 +398,18 @@ impl Store {
     /// Each record is stored only if its version is above the stored one (or
     /// above an earlier record for the same key in this batch).
     pub fn apply_batch(&self, records: Vec<(Vec<u8>, Record)>) -> Result<Vec<Applied>, Error> {
+        self.apply_batch_with_meta(records, &[])
+    }
+
+    /// [`Self::apply_batch`], writing the metadata entries `meta` in the same
+    /// atomic batch and under the same sync (e.g. a replication cursor that
+    /// must never say more than what is applied, and need not cost a sync of
+    /// its own).
+    pub fn apply_batch_with_meta(
+        &self,
+        records: Vec<(Vec<u8>, Record)>,
+        meta: &[(&str, &[u8])],
+    ) -> Result<Vec<Applied>, Error> {
         self.check_failed()?;
         let mut results = Vec::with_capacity(records.len());
         let ticket = {
@@ -417,6 +434,9 @@ impl Store {
                 changes.push(self.stage(&mut batch, key, record, current.as_ref()));
                 pending.insert(key.as_slice(), record);
                 results.push(Applied::Stored { previous: current });
+            }
+            for (name, value) in meta {
+                batch.put_cf(self.cf(CF_META), meta_key(name), value);
             }
             if batch.is_empty() {
                 return Ok(results);
@@ -608,6 +628,18 @@ impl Store {
         Ok(self.db.get_cf(self.cf(CF_META), meta_key(name))?)
     }
 
+    /// Writes a node metadata entry without waiting for an fsync: it is in
+    /// the WAL (so it survives `kill -9`) but may be lost with the page cache
+    /// on power loss. For progress markers whose loss only causes redone
+    /// work, such as a peer's replication cursor.
+    pub fn put_meta_relaxed(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.check_failed()?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), meta_key(name), value);
+        self.io(self.db.write(batch))?;
+        Ok(())
+    }
+
     /// Writes a node metadata entry and syncs it before returning, whatever the
     /// fsync policy: metadata such as the HLC ceiling must survive power loss.
     pub fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), Error> {
@@ -695,6 +727,9 @@ impl Store {
             encode_log_value(key, record),
         );
         let ticket = self.commit(batch)?;
+        let _ = self
+            .first_seq
+            .compare_exchange(0, *next, Ordering::Relaxed, Ordering::Relaxed);
         *next += 1;
         Ok(ticket)
     }
@@ -743,29 +778,40 @@ impl Store {
 
     /// The oldest entry still in the log (None when it is empty).
     pub fn first_log_seq(&self) -> Result<Option<u64>, Error> {
-        let mut iter = self.db.iterator_cf(self.cf(CF_LOG), IteratorMode::Start);
-        match iter.next() {
-            None => Ok(None),
-            Some(item) => {
-                let (k, _) = item?;
-                Ok(<[u8; 8]>::try_from(&*k).ok().map(u64::from_be_bytes))
-            }
-        }
+        Ok(match self.first_seq.load(Ordering::Relaxed) {
+            0 => None,
+            seq => Some(seq),
+        })
     }
 
     /// Drops log entries with `seq < below`: every peer that matters has them.
     ///
     /// The newest entry is always kept, so sequence numbers continue after a
     /// restart instead of starting again at 1 below the peers' cursors.
+    /// Entries are deleted one by one, not with a range delete: every range
+    /// tombstone in the memtable is re-fragmented by every new iterator, and
+    /// with one truncation per acknowledgement that came to dominate the
+    /// node's CPU (profile in docs/benchmarks.md).
     pub fn truncate_log(&self, below: u64) -> Result<(), Error> {
         let below = below.min(self.last_log_seq());
-        if below <= 1 {
+        let first = self.first_seq.load(Ordering::Relaxed);
+        if below <= 1 || first == 0 || below <= first {
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(CF_LOG), 0u64.to_be_bytes(), below.to_be_bytes());
         self.check_failed()?;
-        self.io(self.db.write(batch))?;
+        // In bounded batches: a peer that caught up from far behind can free
+        // millions of entries at once.
+        let mut from = first;
+        while from < below {
+            let to = below.min(from + 65_536);
+            let mut batch = WriteBatch::default();
+            for seq in from..to {
+                batch.delete_cf(self.cf(CF_LOG), seq.to_be_bytes());
+            }
+            self.io(self.db.write(batch))?;
+            self.first_seq.fetch_max(to, Ordering::Relaxed);
+            from = to;
+        }
         Ok(())
     }
 
@@ -803,6 +849,23 @@ fn decode_log_value(bytes: &[u8]) -> Result<(Vec<u8>, Record), crate::DecodeErro
     let key = bytes.get(4..4 + len).ok_or(crate::DecodeError::Truncated)?;
     let record = Record::decode(&bytes[4 + len..])?;
     Ok((key.to_vec(), record))
+}
+
+/// The lowest sequence number in the log (0 when it is empty), read once at open.
+fn first_log_seq(db: &DB) -> Result<u64, Error> {
+    let cf = db
+        .cf_handle(CF_LOG)
+        .expect("column families are created at open");
+    let mut iter = db.iterator_cf(cf, IteratorMode::Start);
+    match iter.next() {
+        None => Ok(0),
+        Some(item) => {
+            let (k, _) = item?;
+            Ok(<[u8; 8]>::try_from(&*k)
+                .map(u64::from_be_bytes)
+                .unwrap_or(0))
+        }
+    }
 }
 
 /// The highest sequence number in the log; truncation always keeps the newest

@@ -557,3 +557,35 @@ fn concurrent_writers_never_leave_a_gap_below_a_visible_log_entry() {
     });
     assert_eq!(store.last_log_seq(), 400);
 }
+
+#[test]
+fn metadata_written_with_an_applied_batch_persists_even_when_no_record_is_newer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(&dir);
+        store
+            .apply(b"k", Record::value(v(5, "a"), b"x".to_vec(), None))
+            .expect("apply");
+        let stale = vec![(
+            b"k".to_vec(),
+            Record::value(v(4, "a"), b"old".to_vec(), None),
+        )];
+        let out = store
+            .apply_batch_with_meta(stale, &[("cursor", b"7".as_slice())])
+            .expect("apply with meta");
+        assert_eq!(out, vec![Applied::NotNewer]);
+        store
+            .put_meta_relaxed("relaxed", b"1")
+            .expect("relaxed meta");
+    }
+    let store = open(&dir);
+    assert_eq!(store.get_meta("cursor").expect("meta"), Some(b"7".to_vec()));
+    assert_eq!(
+        store.get_meta("relaxed").expect("meta"),
+        Some(b"1".to_vec())
+    );
+    assert_eq!(
+        store.get(b"k").expect("get").expect("kept").version,
+        v(5, "a")
+    );
+}

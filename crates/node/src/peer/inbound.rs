@@ -125,9 +125,13 @@ async fn serve_inner(
                 }
                 let store = shared.store.clone();
                 let key = cursor_key.clone();
+                // The cursor rides in the records' batch: one sync covers both,
+                // and it can never claim more than what is applied.
                 tokio::task::spawn_blocking(move || {
-                    store.apply_batch(records)?;
-                    store.put_meta(&key, &super::encode_cursor(origin_store, up_to))
+                    let cursor = super::encode_cursor(origin_store, up_to);
+                    store
+                        .apply_batch_with_meta(records, &[(key.as_str(), cursor.as_slice())])
+                        .map(|_| ())
                 })
                 .await
                 .map_err(|e| e.to_string())?

@@ -178,7 +178,9 @@ async fn session(
                 Output::PersistCursor { cursor } => {
                     if let Err(e) = shared
                         .store
-                        .put_meta(&cursor_key, &super::encode_cursor(peer_store, cursor))
+                        // Not synced: a cursor lost on power loss only means
+                        // entries are sent again (applies are idempotent).
+                        .put_meta_relaxed(&cursor_key, &super::encode_cursor(peer_store, cursor))
                     {
                         return retry(&e);
                     }
