@@ -24,6 +24,8 @@ struct Opts {
     clients: Vec<usize>,
     nodes: Vec<usize>,
     out: PathBuf,
+    /// Keys for the footprint scenario (0: skip it).
+    scale: u64,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Opts> {
@@ -40,6 +42,7 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
             .join("target")
             .join("bench")
             .join(format!("run-{stamp}")),
+        scale: 0,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -50,6 +53,11 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
             "--clients" => o.clients = list(value()?)?,
             "--nodes" => o.nodes = list(value()?)?,
             "--out" => o.out = PathBuf::from(value()?),
+            "--scale" => {
+                o.scale = value()?
+                    .parse()
+                    .context("parse --scale as a number of keys")?;
+            }
             "--quick" => {
                 o.duration = "3s".into();
                 o.warmup = "1s".into();
@@ -130,7 +138,10 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
             result,
         });
     }
-    let table = markdown(&rows, &opts);
+    let mut table = markdown(&rows, &opts);
+    if opts.scale > 0 {
+        table.push_str(&footprint(&bins, &certs, &opts)?);
+    }
     let path = opts.out.join("summary.md");
     std::fs::write(&path, &table).with_context(|| format!("write {}", path.display()))?;
     println!("{table}");
@@ -273,4 +284,154 @@ fn markdown(rows: &[Row], opts: &Opts) -> String {
         ));
     }
     s
+}
+
+/// The footprint scenario: `opts.scale` keys of 100 bytes into a fresh
+/// 3-node cluster, then peak RSS and disk per node, and how long node 1
+/// takes to restart and serve.
+fn footprint(bins: &Path, certs: &Path, opts: &Opts) -> anyhow::Result<String> {
+    let dir = opts.out.join("3-node-footprint");
+    let endpoints = started(start_cluster(bins, &dir, certs, 3, "group"), &dir)?;
+    let result = (|| -> anyhow::Result<String> {
+        let load_start = std::time::Instant::now();
+        let mut cmd = Command::new(bins.join("vergentctl"));
+        cmd.arg("bench")
+            .args(tls_args(certs))
+            .args(["--endpoints", &endpoints.join(",")])
+            .args(["--preload", "--key-space", &opts.scale.to_string()])
+            .args(["--value-size", "100", "--mix", "0:100:0", "--requests", "1"])
+            .args([
+                "--clients",
+                "64",
+                "--connections",
+                "8",
+                "--max-duration",
+                "30m",
+                "--json",
+            ]);
+        let out = cmd.output().context("run vergentctl bench --preload")?;
+        if !out.status.success() {
+            bail!("preload: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let loaded_in = load_start.elapsed();
+        // Replication settles: every node holds every key.
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        for addr in &endpoints {
+            while key_count(bins, certs, addr)? < opts.scale {
+                if std::time::Instant::now() > deadline {
+                    bail!("{addr} did not get all {} keys", opts.scale);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        let raw = opts.scale * (16 + 100);
+        let mut s = format!(
+            "\nFootprint: {} keys (16-byte keys, 100-byte values, {:.1} MiB raw) loaded into 3 nodes \
+             at 64 clients in {:.1} s (`cargo xtask bench --scale {}`):\n\n\
+             | node | peak RSS MiB | data dir MiB | data dir / raw |\n|---|---:|---:|---:|\n",
+            opts.scale,
+            raw as f64 / 1048576.0,
+            loaded_in.as_secs_f64(),
+            opts.scale
+        );
+        for n in 1..=3 {
+            let pid = std::fs::read_to_string(dir.join(format!("node-{n}.pid")))?;
+            let rss_kib = peak_rss_kib(pid.trim())?;
+            let disk = dir_bytes(&dir.join(format!("node-{n}")))?;
+            s.push_str(&format!(
+                "| node-{n} | {:.0} | {:.0} | {:.2} |\n",
+                rss_kib as f64 / 1024.0,
+                disk as f64 / 1048576.0,
+                disk as f64 / raw as f64
+            ));
+        }
+        // Restart node 1 and time it until it serves a read.
+        crate::run::stop_pid_file(&dir.join("node-1.pid"))?;
+        let restart = std::time::Instant::now();
+        let peers: Vec<String> = endpoints[1..].to_vec();
+        start_node(
+            &bins.join("vergentd"),
+            &dir,
+            certs,
+            1,
+            BASE_PORT,
+            &peers,
+            &["--fsync", "group"],
+        )?;
+        while key_count(bins, certs, &endpoints[0])? < opts.scale {
+            if restart.elapsed() > Duration::from_secs(120) {
+                bail!("node-1 did not serve its keys after restart");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s.push_str(&format!(
+            "\nnode-1 restarted and served all {} keys {:.2} s after it was started again.\n",
+            opts.scale,
+            restart.elapsed().as_secs_f64()
+        ));
+        Ok(s)
+    })();
+    stop_dir(&dir)?;
+    result
+}
+
+fn tls_args(certs: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "--tls-certfile".into(),
+        certs.join("client.crt").into(),
+        "--tls-keyfile".into(),
+        certs.join("client.key").into(),
+        "--tls-cafile".into(),
+        certs.join("ca.pem").into(),
+    ]
+}
+
+/// The live-key count `vergentctl status` reports for `addr`.
+fn key_count(bins: &Path, certs: &Path, addr: &str) -> anyhow::Result<u64> {
+    use std::io::Write;
+    let mut child = Command::new(bins.join("vergentctl"))
+        .args(["connect", addr])
+        .args(tls_args(certs))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("run vergentctl status")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(b"status\n")
+            .context("write to vergentctl")?;
+    }
+    let out = child.wait_with_output().context("wait for vergentctl")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("keys:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0))
+}
+
+/// Peak resident set size of a process (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc status")
+}
+
+/// Bytes of every file under `dir`.
+fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }

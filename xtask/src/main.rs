@@ -35,10 +35,12 @@ commands:
                  under kill, pause, partition, loss, delay, skew, faketime, disk, wipe faults
                  (LIST: comma-separated, or all); checks the history for lost writes,
                  convergence, resurrection and clock poisoning (docs/testing.md)
-  bench [--quick] [--duration 10s] [--warmup 2s] [--clients 1,16,64,256] [--nodes 1,3] [--out DIR]
+  bench [--quick] [--duration 10s] [--warmup 2s] [--clients 1,16,64,256] [--nodes 1,3]
+        [--scale KEYS] [--out DIR]
                  release build; fresh 1- and 3-node clusters on 127.0.0.1:4101..; put-only,
                  get-only and 50/50 through `vergentctl bench` (100-byte values, 100k keys),
-                 plus 3-node puts with --fsync per-write; writes DIR/summary.md (docs/benchmarks.md)";
+                 plus 3-node puts with --fsync per-write; --scale KEYS adds the footprint
+                 scenario (peak RSS, disk, restart time); writes DIR/summary.md (docs/benchmarks.md)";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -264,22 +264,29 @@ pub(crate) fn stop_dir(dir: &Path) -> anyhow::Result<()> {
         if path.extension().is_none_or(|x| x != "pid") {
             continue;
         }
-        let pid = std::fs::read_to_string(&path).unwrap_or_default();
-        let pid = pid.trim();
-        let alive = |pid: &str| Path::new(&format!("/proc/{pid}")).exists();
-        if !pid.is_empty() && alive(pid) && is_vergentd(pid) {
-            let _ = Command::new("kill").args(["-TERM", pid]).status();
-            let start = Instant::now();
-            while alive(pid) && start.elapsed() < Duration::from_secs(15) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            eprintln!(
-                "stopped {} (pid {pid})",
-                path.file_stem().unwrap_or_default().to_string_lossy()
-            );
-        }
-        let _ = std::fs::remove_file(&path);
+        stop_pid_file(&path)?;
     }
+    Ok(())
+}
+
+/// Stops the vergentd whose pid is in `path` (SIGTERM, then waits up to
+/// 15 s) and removes the file.
+pub(crate) fn stop_pid_file(path: &Path) -> anyhow::Result<()> {
+    let pid = std::fs::read_to_string(path).unwrap_or_default();
+    let pid = pid.trim();
+    let alive = |pid: &str| Path::new(&format!("/proc/{pid}")).exists();
+    if !pid.is_empty() && alive(pid) && is_vergentd(pid) {
+        let _ = Command::new("kill").args(["-TERM", pid]).status();
+        let start = Instant::now();
+        while alive(pid) && start.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!(
+            "stopped {} (pid {pid})",
+            path.file_stem().unwrap_or_default().to_string_lossy()
+        );
+    }
+    let _ = std::fs::remove_file(path);
     Ok(())
 }
 
