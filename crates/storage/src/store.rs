@@ -28,6 +28,8 @@ const META_LIVE_KEYS: &[u8] = b"live_keys";
 /// Set once the index and digest cover every record (see `build_digest_once`).
 const META_DIGEST_BUILT: &str = "digest_built";
 const LOCK_STRIPES: usize = 1024;
+/// Memory for all memtables together (see `Store::open`).
+const MEMTABLE_BUDGET: usize = 64 << 20;
 
 /// When a write is forced to stable storage before it is acknowledged.
 ///
@@ -209,6 +211,13 @@ impl Store {
         // A torn last WAL record after a crash is dropped; everything before it
         // (every acknowledged write) is replayed.
         db_opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+        // Five column families take writes; with RocksDB's default of 64 MiB
+        // per memtable (two each) they held most of a node's memory (350 MiB
+        // peak RSS at 1M keys) and made restarts replay a long WAL. One
+        // budget for all memtables, flushed largest-first, and a bound on the
+        // WAL keep both small.
+        db_opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
+        db_opts.set_max_total_wal_size(4 * MEMTABLE_BUDGET as u64);
 
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let mut table = BlockBasedOptions::default();
@@ -218,6 +227,7 @@ impl Store {
 
         let mut data_opts = Options::default();
         data_opts.set_block_based_table_factory(&table);
+        data_opts.set_write_buffer_size(MEMTABLE_BUDGET / 2);
         data_opts.set_compression_type(DBCompressionType::Lz4);
         data_opts.set_bottommost_compression_type(DBCompressionType::Zstd);
 
@@ -230,9 +240,19 @@ impl Store {
         let mut digest_opts = Options::default();
         digest_opts.set_merge_operator_associative("vergent.xor_u64", xor_u64);
 
+        let small = |mut o: Options| {
+            o.set_write_buffer_size(MEMTABLE_BUDGET / 4);
+            o
+        };
+        let (log_opts, meta_opts, index_opts, digest_opts) = (
+            small(Options::default()),
+            small(meta_opts),
+            small(index_opts),
+            small(digest_opts),
+        );
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_DATA, data_opts),
-            ColumnFamilyDescriptor::new(CF_LOG, Options::default()),
+            ColumnFamilyDescriptor::new(CF_LOG, log_opts),
             ColumnFamilyDescriptor::new(CF_META, meta_opts),
             ColumnFamilyDescriptor::new(CF_INDEX, index_opts),
             ColumnFamilyDescriptor::new(CF_DIGEST, digest_opts),
