@@ -208,12 +208,7 @@ fn load(
     let out = cmd
         .arg("--endpoints")
         .arg(endpoints.join(","))
-        .arg("--tls-certfile")
-        .arg(certs.join("client.crt"))
-        .arg("--tls-keyfile")
-        .arg(certs.join("client.key"))
-        .arg("--tls-cafile")
-        .arg(certs.join("ca.pem"))
+        .args(tls_args(certs))
         .args(["--clients", &clients.to_string()])
         .args(["--connections", &connections.to_string()])
         .args(["--duration", &opts.duration, "--warmup", &opts.warmup])
