@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::run::{bin_dir, make_certs, start_node, stop_dir};
+use crate::run::{bin_dir, make_certs, start_node, start_nodes, stop_dir};
 use crate::{cargo, root, sh};
 
 const BASE_PORT: u16 = 4101;
@@ -169,22 +169,13 @@ fn start_cluster(
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let ports: Vec<u16> = (0..nodes as u16).map(|i| BASE_PORT + i).collect();
-    for (i, port) in ports.iter().enumerate() {
-        let peers: Vec<String> = ports
-            .iter()
-            .filter(|p| *p != port)
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        start_node(
-            &bins.join("vergentd"),
-            dir,
-            certs,
-            i + 1,
-            *port,
-            &peers,
-            &["--fsync", fsync],
-        )?;
-    }
+    start_nodes(
+        &bins.join("vergentd"),
+        dir,
+        certs,
+        &ports,
+        &["--fsync", fsync],
+    )?;
     // Let gossip find every member, so replication runs from the start.
     std::thread::sleep(Duration::from_secs(if nodes > 1 { 2 } else { 0 }));
     Ok(ports.iter().map(|p| format!("127.0.0.1:{p}")).collect())

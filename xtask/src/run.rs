@@ -71,22 +71,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     stop()?;
 
     let ports: Vec<u16> = (0..opts.nodes).map(|i| BASE_PORT + i).collect();
-    for (i, port) in ports.iter().enumerate() {
-        let peers: Vec<String> = ports
-            .iter()
-            .filter(|p| *p != port)
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        start_node(
-            &bins.join("vergentd"),
-            &dir,
-            &certs,
-            i + 1,
-            *port,
-            &peers,
-            &[],
-        )?;
-    }
+    start_nodes(&bins.join("vergentd"), &dir, &certs, &ports, &[])?;
     let connect = format!(
         "{} connect 127.0.0.1:{BASE_PORT} --tls-certfile {c}/client.crt --tls-keyfile {c}/client.key --tls-cafile {c}/ca.pem",
         bins.join("vergentctl").display(),
@@ -189,6 +174,26 @@ pub(crate) fn make_certs(vergentctl: &Path, dir: &Path) -> anyhow::Result<()> {
         "created a throwaway CA and certificates in {} (CA passphrase: {DEV_PASSPHRASE})",
         dir.display()
     );
+    Ok(())
+}
+
+/// Starts one node per port on 127.0.0.1 (node-1 on the first), each seeded
+/// with all the others, and waits until each is ready.
+pub(crate) fn start_nodes(
+    vergentd: &Path,
+    dir: &Path,
+    certs: &Path,
+    ports: &[u16],
+    extra: &[&str],
+) -> anyhow::Result<()> {
+    for (i, port) in ports.iter().enumerate() {
+        let peers: Vec<String> = ports
+            .iter()
+            .filter(|p| *p != port)
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        start_node(vergentd, dir, certs, i + 1, *port, &peers, extra)?;
+    }
     Ok(())
 }
 

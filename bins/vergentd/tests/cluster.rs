@@ -23,11 +23,7 @@ fn three_processes_writing_everywhere_end_with_identical_contents() {
     let _nodes: Vec<Proc> = (0..3).map(|i| cluster.start(i)).collect();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let clients = [
-            cluster.client(0).await,
-            cluster.client(1).await,
-            cluster.client(2).await,
-        ];
+        let clients = cluster.clients(3).await;
         for (i, c) in clients.iter().enumerate() {
             for k in 0..100 {
                 c.put(format!("n{i}/{k}"), format!("{i}-{k}"))
@@ -70,11 +66,7 @@ fn kill_9_of_a_node_under_writes_loses_nothing_and_it_catches_up_on_restart() {
     });
     let _c = cluster.start(2);
     rt.block_on(async {
-        let clients = [
-            cluster.client(0).await,
-            cluster.client(1).await,
-            cluster.client(2).await,
-        ];
+        let clients = cluster.clients(3).await;
         let state = converge(&clients, 1100).await;
         for (key, version) in &acked_on_c {
             let e = state

@@ -132,11 +132,7 @@ fn a_wiped_node_of_three_rebuilds_100k_keys_with_the_same_versions() {
     let c = cluster.start(2);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let before = rt.block_on(async {
-        let clients = [
-            cluster.client(0).await,
-            cluster.client(1).await,
-            cluster.client(2).await,
-        ];
+        let clients = cluster.clients(3).await;
         serving(&clients[1]).await;
         serving(&clients[2]).await;
         converged(&clients, |d| d.len() == 100_000).await
@@ -145,11 +141,7 @@ fn a_wiped_node_of_three_rebuilds_100k_keys_with_the_same_versions() {
     std::fs::remove_dir_all(cluster.data_dir(2)).expect("wipe node-2");
     let _c = cluster.start(2);
     rt.block_on(async {
-        let clients = [
-            cluster.client(0).await,
-            cluster.client(1).await,
-            cluster.client(2).await,
-        ];
+        let clients = cluster.clients(3).await;
         serving(&clients[2]).await;
         let after = converged(&clients, |d| d.len() == 100_000).await;
         assert!(after == before, "rebuilt contents or versions differ");
@@ -193,12 +185,7 @@ fn a_fourth_node_joining_a_cluster_with_data_ends_with_the_same_contents() {
     ];
     let _d = Proc::start(&cluster.certs, &cluster.data_dir(3), &args);
     rt.block_on(async {
-        let clients = [
-            cluster.client(0).await,
-            cluster.client(1).await,
-            cluster.client(2).await,
-            cluster.client(3).await,
-        ];
+        let clients = cluster.clients(4).await;
         serving(&clients[3]).await;
         let state = converged(&clients, |d| d.len() == 3_000).await;
         let deleted = state
@@ -245,11 +232,7 @@ fn a_peer_kept_dead_past_the_log_bound_converges_when_it_returns() {
     assert!(first_seq > 300);
     let c = cluster.start(2);
     rt.block_on(async {
-        let clients = [
-            cluster.client(0).await,
-            cluster.client(1).await,
-            cluster.client(2).await,
-        ];
+        let clients = cluster.clients(3).await;
         let state = converged(&clients, |d| d.len() == 6_200).await;
         assert!(
             state
@@ -285,11 +268,7 @@ fn a_deleted_key_never_comes_back_through_repair_and_its_tombstone_is_purged_aft
     let c = cluster.start(2);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let clients = [
-            cluster.client(0).await,
-            cluster.client(1).await,
-            cluster.client(2).await,
-        ];
+        let clients = cluster.clients(3).await;
         clients[0].put("doomed", "old").await.expect("put");
         converged(&clients, |d| d.iter().any(|r| r.key == b"doomed")).await;
     });
@@ -303,11 +282,7 @@ fn a_deleted_key_never_comes_back_through_repair_and_its_tombstone_is_purged_aft
     });
     let c = cluster.start(2);
     rt.block_on(async {
-        let clients = [
-            cluster.client(0).await,
-            cluster.client(1).await,
-            cluster.client(2).await,
-        ];
+        let clients = cluster.clients(3).await;
         let state = converged(&clients, |d| d.len() == 501).await;
         let doomed = state
             .iter()

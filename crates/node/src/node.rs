@@ -62,6 +62,14 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// A copy of the current membership view.
+    pub(crate) fn members_view(&self) -> Vec<crate::peer::membership::MemberInfo> {
+        self.members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Tells the peer senders that the local log grew.
     pub(crate) fn log_appended(&self) {
         let last = self.store.last_log_seq();

@@ -363,6 +363,15 @@ impl Cluster {
         format!("127.0.0.1:{}", self.ports[i])
     }
 
+    /// Clients of nodes `0..n`.
+    pub async fn clients(&self, n: usize) -> Vec<vergent_client::Client> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            out.push(self.client(i).await);
+        }
+        out
+    }
+
     pub async fn client(&self, i: usize) -> vergent_client::Client {
         let mut c = vergent_client::ClientConfig::new(self.addr(i), self.certs.client.clone());
         c.request_timeout = Duration::from_secs(30);

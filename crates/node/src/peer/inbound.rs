@@ -13,7 +13,7 @@ use vergent_types::NodeId;
 use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
-use super::convert::{decode, encode, record_from_wire};
+use super::convert::{decode, encode};
 use super::{read_cursor, received_cursor_key};
 use crate::node::Shared;
 
@@ -110,18 +110,9 @@ async fn serve_inner(
             Verdict::Apply { entries, up_to } => {
                 let mut records = Vec::with_capacity(entries.len());
                 for r in entries {
-                    let (key, record) = record_from_wire(r).map_err(|e| e.to_string())?;
-                    shared.limits.check_key(&key).map_err(|e| e.to_string())?;
-                    if let Some(v) = &record.value {
-                        shared.limits.check_value(v).map_err(|e| e.to_string())?;
-                    }
-                    // A timestamp too far ahead would drag our clock along:
-                    // refuse the batch (unacknowledged, so it is resent later).
-                    shared
-                        .clock
-                        .update(record.version.hlc)
-                        .map_err(|e| format!("refusing writes from {origin}: {e}"))?;
-                    records.push((key, record));
+                    // A refused record refuses the batch: unacknowledged, it
+                    // is resent later.
+                    records.push(super::accept_record(shared, r, origin.as_str())?);
                 }
                 let store = shared.store.clone();
                 let key = cursor_key.clone();

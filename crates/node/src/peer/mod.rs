@@ -77,6 +77,27 @@ pub(crate) fn maybe_truncate(shared: &Shared) {
     }
 }
 
+/// Decodes a record a peer sent (replicated or repaired) and checks it as
+/// every peer record is checked: the size limits, and a timestamp no
+/// further ahead of this node's clock than the max offset (one further
+/// ahead would drag the clock along, so it is refused, not adopted).
+fn accept_record(
+    shared: &Shared,
+    r: vergent_wire::peer::v1::Record,
+    from: &str,
+) -> Result<(Vec<u8>, vergent_storage::Record), String> {
+    let (key, record) = convert::record_from_wire(r).map_err(|e| e.to_string())?;
+    shared.limits.check_key(&key).map_err(|e| e.to_string())?;
+    if let Some(v) = &record.value {
+        shared.limits.check_value(v).map_err(|e| e.to_string())?;
+    }
+    shared
+        .clock
+        .update(record.version.hlc)
+        .map_err(|e| format!("refusing writes from {from}: {e}"))?;
+    Ok((key, record))
+}
+
 /// Entries dropped at once at the least.
 const TRUNCATE_STEP: u64 = 1024;
 

@@ -34,7 +34,8 @@ use vergent_types::{NodeId, Version};
 use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
-use super::convert::{decode, encode, record_from_wire, record_to_wire};
+use super::accept_record;
+use super::convert::{decode, encode, record_to_wire};
 use crate::clock::wall_ms;
 use crate::node::Shared;
 
@@ -173,21 +174,6 @@ impl RepairRecord for Rec {
 
 fn to_wire(key: &[u8], rec: &Rec) -> pb::Record {
     record_to_wire(0, key, &rec.0)
-}
-
-/// Checks a record received from a peer like replication does: limits, and
-/// a timestamp not too far ahead of this node's clock.
-fn accept(shared: &Shared, r: pb::Record) -> Result<(Vec<u8>, Record), String> {
-    let (key, record) = record_from_wire(r).map_err(|e| e.to_string())?;
-    shared.limits.check_key(&key).map_err(|e| e.to_string())?;
-    if let Some(v) = &record.value {
-        shared.limits.check_value(v).map_err(|e| e.to_string())?;
-    }
-    shared
-        .clock
-        .update(record.version.hlc)
-        .map_err(|e| format!("refusing a repaired record: {e}"))?;
-    Ok((key, record))
 }
 
 async fn apply(shared: &Arc<Shared>, records: Vec<(Vec<u8>, Record)>) -> Result<(), String> {
@@ -342,7 +328,7 @@ async fn initiate(
                     Body::RepairReply(r) => {
                         let mut records = Vec::with_capacity(r.records.len());
                         for rec in r.records {
-                            let (k, rec) = accept(shared, rec)?;
+                            let (k, rec) = accept_record(shared, rec, &addr.to_string())?;
                             records.push((k, Rec(rec)));
                         }
                         ToInitiator::LeafReply {
@@ -408,7 +394,7 @@ pub(super) async fn serve(
         return;
     };
     let started_ms = wall_ms();
-    match respond(&shared, &mut writer, &mut reader).await {
+    match respond(&shared, &peer_id, &mut writer, &mut reader).await {
         Ok(stats) => {
             log_session(&peer_id, "answered", &stats);
             shared.repair.record(&peer_id, started_ms, Ok(&stats));
@@ -422,6 +408,7 @@ pub(super) async fn serve(
 
 async fn respond(
     shared: &Arc<Shared>,
+    peer_id: &str,
     writer: &mut FrameWriter,
     reader: &mut FrameReader,
 ) -> Result<RepairStats, String> {
@@ -449,7 +436,7 @@ async fn respond(
                 let last = l.leaves.is_empty();
                 let mut push = Vec::with_capacity(l.push.len());
                 for r in l.push {
-                    push.push(accept(shared, r)?);
+                    push.push(accept_record(shared, r, peer_id)?);
                 }
                 stats.records_received += push.len() as u64;
                 apply(shared, push).await?;
@@ -546,11 +533,7 @@ fn tombstone_horizon(shared: &Shared) -> Timestamp {
 
 /// The live member to repair with next: the one tried longest ago.
 fn pick_peer(shared: &Shared) -> Option<(String, String)> {
-    let members = shared
-        .members
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let members = shared.members_view();
     let history = shared.repair.lock();
     members
         .into_iter()
@@ -655,11 +638,7 @@ async fn session_with(
 fn purge_horizon_ms(shared: &Shared, now_ms: u64) -> Option<u64> {
     let grace = shared.repair.settings.tombstone_grace.as_millis() as u64;
     let mut horizon = now_ms.checked_sub(grace)?;
-    let members = shared
-        .members
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let members = shared.members_view();
     let history = shared.repair.lock();
     for m in members.iter().filter(|m| m.id != shared.node_id.as_str()) {
         let gone_long = matches!(m.state, State::Dead | State::Left)
