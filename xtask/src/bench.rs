@@ -3,9 +3,11 @@
 //! `vergentctl bench`, written as a markdown table.
 //!
 //! Scenarios: 1 and 3 nodes; put-only, get-only and 50/50 at 1, 16, 64 and
-//! 256 clients, 100-byte values over 100k keys; on 3 nodes also puts at 64
-//! clients with `--fsync per-write` (fsync before every acknowledgement, as
-//! etcd does) beside the default group commit.
+//! 256 clients, 100-byte values over 100k keys; on 3 nodes also the
+//! replication lag (puts on node-1 at 16 clients, timed until they reach
+//! node-2's watch stream) and puts at 64 clients with `--fsync per-write`
+//! (fsync before every acknowledgement, as etcd does) beside the default
+//! group commit; with `--scale`, the memory/disk/restart footprint.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -123,6 +125,47 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         stop_dir(&dir)?;
         result?;
     }
+    let mut lag_line = String::new();
+    if opts.nodes.contains(&3) {
+        // Replication lag: puts on node-1 only, 16 clients (about half the
+        // 3-node peak), node-2 watched.
+        let dir = opts.out.join("3-node-lag");
+        let endpoints = started(start_cluster(&bins, &dir, &certs, 3, "group"), &dir)?;
+        let out = Command::new(bins.join("vergentctl"))
+            .arg("bench")
+            .args(tls_args(&certs))
+            .args(["--endpoints", &endpoints[0], "--lag-from", &endpoints[1]])
+            .args(["--clients", "16", "--connections", "4", "--mix", "100:0:0"])
+            .args([
+                "--duration",
+                &opts.duration,
+                "--warmup",
+                &opts.warmup,
+                "--json",
+            ])
+            .output()
+            .context("run vergentctl bench --lag-from");
+        stop_dir(&dir)?;
+        let out = out?;
+        if !out.status.success() {
+            bail!("lag run: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+                .context("parse vergentctl bench --json")?;
+        let lag = &v["lag"];
+        lag_line = format!(
+            "\nReplication lag (3 nodes, puts on node-1 at 16 clients: {:.0} ops/s; acknowledgement on node-1 to \
+             arrival in node-2's watch stream): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} puts, {} never seen.\n",
+            num(&v, "throughput_ops_s"),
+            num(lag, "p50_us") / 1000.0,
+            num(lag, "p99_us") / 1000.0,
+            num(lag, "max_us") / 1000.0,
+            num(lag, "samples"),
+            num(lag, "unseen"),
+        );
+        eprintln!("{}", lag_line.trim());
+    }
     if opts.nodes.contains(&3) {
         let dir = opts.out.join("3-node-per-write");
         let endpoints = started(start_cluster(&bins, &dir, &certs, 3, "per-write"), &dir)?;
@@ -139,6 +182,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         });
     }
     let mut table = markdown(&rows, &opts);
+    table.push_str(&lag_line);
     if opts.scale > 0 {
         table.push_str(&footprint(&bins, &certs, &opts)?);
     }

@@ -39,7 +39,8 @@ commands:
         [--scale KEYS] [--out DIR]
                  release build; fresh 1- and 3-node clusters on 127.0.0.1:4101..; put-only,
                  get-only and 50/50 through `vergentctl bench` (100-byte values, 100k keys),
-                 plus 3-node puts with --fsync per-write; --scale KEYS adds the footprint
+                 3-node replication lag (puts on node-1, watched on node-2) and puts with
+                 --fsync per-write; --scale KEYS adds the footprint
                  scenario (peak RSS, disk, restart time); writes DIR/summary.md (docs/benchmarks.md)";
 
 fn main() -> std::process::ExitCode {

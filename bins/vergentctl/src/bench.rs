@@ -78,9 +78,85 @@ pub(crate) struct BenchArgs {
     /// least 64 in flight), so reads find values.
     #[arg(long)]
     preload: bool,
+    /// Also measure replication lag: watch this node (HOST:PORT, one the
+    /// load does not write to) and time each put from its acknowledgement
+    /// to its arrival there.
+    #[arg(long)]
+    lag_from: Option<String>,
     /// Print one JSON line on stdout instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+/// Puts or events waiting for their other half: (key, hlc) → (when, was it
+/// the acknowledgement).
+type Pending = std::collections::HashMap<(Vec<u8>, u64), (Instant, bool)>;
+
+/// Replication lag probe: matches acknowledged puts with the watch events of
+/// another node; whichever comes second records the lag (0 when the event
+/// came first).
+#[derive(Default)]
+struct LagProbe {
+    pending: std::sync::Mutex<Pending>,
+    hist: std::sync::Mutex<Option<Histogram<u64>>>,
+}
+
+impl LagProbe {
+    fn new() -> anyhow::Result<Self> {
+        let h = Histogram::new_with_bounds(1, 60_000_000, 3).context("create lag histogram")?;
+        Ok(Self {
+            pending: Default::default(),
+            hist: std::sync::Mutex::new(Some(h)),
+        })
+    }
+
+    /// `acked` is true for the client's acknowledgement, false for the
+    /// watch event.
+    fn note(&self, key: Vec<u8>, hlc: u64, acked: bool) {
+        let now = Instant::now();
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match pending.remove(&(key.clone(), hlc)) {
+            Some((first, first_was_ack)) if first_was_ack != acked => {
+                let lag = if acked {
+                    0
+                } else {
+                    now.duration_since(first).as_micros() as u64
+                };
+                if let Some(h) = self
+                    .hist
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_mut()
+                {
+                    let _ = h.record(lag.clamp(1, 60_000_000));
+                }
+            }
+            _ => {
+                pending.insert((key, hlc), (now, acked));
+            }
+        }
+    }
+
+    /// The histogram, and how many acknowledged puts were never seen.
+    fn finish(&self) -> (Histogram<u64>, u64) {
+        let unseen = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|(_, acked)| *acked)
+            .count() as u64;
+        let h = self
+            .hist
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| Histogram::new(3).expect("valid precision"));
+        (h, unseen)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +243,9 @@ impl Keys {
 
 /// What one client task measured.
 struct Tally {
+    /// Replication lag (µs) and the acknowledged puts never seen, with
+    /// `--lag-from`.
+    lag: Option<(Histogram<u64>, u64)>,
     hist: Vec<Histogram<u64>>,
     errors: std::collections::BTreeMap<String, u64>,
     misses: u64,
@@ -182,6 +261,7 @@ impl Tally {
             hist,
             errors: Default::default(),
             misses: 0,
+            lag: None,
         })
     }
 
@@ -304,6 +384,29 @@ async fn bench(
         )
         .await?;
     }
+    let probe = match &args.lag_from {
+        None => None,
+        Some(endpoint) => {
+            let watcher = Client::connect(ClientConfig::new(endpoint.clone(), tls.clone()))
+                .await
+                .with_context(|| format!("connect to {endpoint}"))?;
+            let mut stream = watcher
+                .watch(Vec::new())
+                .await
+                .with_context(|| format!("watch {endpoint}"))?;
+            let probe = Arc::new(LagProbe::new()?);
+            let p = probe.clone();
+            tokio::spawn(async move {
+                use futures::StreamExt as _;
+                while let Some(Ok(event)) = stream.next().await {
+                    if !event.local {
+                        p.note(event.key, event.version.hlc.as_u64(), false);
+                    }
+                }
+            });
+            Some(probe)
+        }
+    };
     let start = Instant::now();
     let measure_from = start + args.warmup;
     let stop_at = (measure_from + args.duration).min(start + args.max_duration);
@@ -336,6 +439,7 @@ async fn bench(
             .seed
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(t as u64);
+        let probe = probe.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut tally = Tally::new()?;
@@ -356,17 +460,27 @@ async fn bench(
                 let key = keys.pick(&mut rng);
                 let t0 = Instant::now();
                 let result = match op {
-                    Op::Put => client
-                        .put_with(
-                            key,
-                            value.as_slice(),
-                            PutOptions {
-                                ttl: None,
-                                consistency: Some(consistency),
-                            },
-                        )
-                        .await
-                        .map(|_| true),
+                    Op::Put => {
+                        let probed = probe.as_ref().map(|p| (p, key.clone()));
+                        client
+                            .put_with(
+                                key,
+                                value.as_slice(),
+                                PutOptions {
+                                    ttl: None,
+                                    consistency: Some(consistency),
+                                },
+                            )
+                            .await
+                            .map(|version| {
+                                if let Some((p, key)) = probed
+                                    && t0 >= measure_from
+                                {
+                                    p.note(key, version.hlc.as_u64(), true);
+                                }
+                                true
+                            })
+                    }
                     Op::Get => client
                         .get_with(key, Some(consistency))
                         .await
@@ -442,6 +556,12 @@ async fn bench(
     let elapsed = (Instant::now().min(stop_at) - measure_from.min(Instant::now()))
         .as_secs_f64()
         .max(1e-6);
+    if let Some(probe) = &probe {
+        // Let the last replicated puts arrive before counting the unseen.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (lag, unseen) = probe.finish();
+        total.lag = Some((lag, unseen));
+    }
     report(&args, &total, elapsed);
     Ok(())
 }
@@ -486,6 +606,10 @@ fn report(args: &BenchArgs, t: &Tally, elapsed: f64) {
             "errors": errors,
             "errors_by_kind": t.errors,
             "misses": t.misses,
+            "lag": t.lag.as_ref().map(|(h, unseen)| serde_json::json!({
+                "samples": h.len(), "unseen": unseen,
+                "p50_us": q(h, 0.5), "p99_us": q(h, 0.99), "max_us": h.max(),
+            })),
             "elapsed_s": elapsed,
             "throughput_ops_s": ops as f64 / elapsed,
             "p50_us": q(&all, 0.5), "p90_us": q(&all, 0.9), "p99_us": q(&all, 0.99),
@@ -500,6 +624,15 @@ fn report(args: &BenchArgs, t: &Tally, elapsed: f64) {
         ops as f64 / elapsed,
         t.misses
     );
+    if let Some((h, unseen)) = &t.lag {
+        println!(
+            "replication lag: {} puts, p50 {} µs, p99 {} µs, max {} µs, {unseen} not seen",
+            h.len(),
+            q(h, 0.5),
+            q(h, 0.99),
+            h.max()
+        );
+    }
     println!(
         "{:<8} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "op", "ops", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"
@@ -598,5 +731,25 @@ mod tests {
                 assert!(i < 10);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+
+    #[test]
+    fn the_lag_probe_pairs_acks_with_events_in_either_order_and_counts_the_unseen() {
+        let probe = LagProbe::new().expect("probe");
+        probe.note(b"a".to_vec(), 1, true);
+        probe.note(b"a".to_vec(), 1, false);
+        // The event may overtake the acknowledgement: lag 0, still a sample.
+        probe.note(b"b".to_vec(), 2, false);
+        probe.note(b"b".to_vec(), 2, true);
+        // Same key, another version: a different write.
+        probe.note(b"a".to_vec(), 3, true);
+        let (hist, unseen) = probe.finish();
+        assert_eq!(hist.len(), 2);
+        assert_eq!(unseen, 1);
     }
 }
