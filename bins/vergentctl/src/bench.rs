@@ -442,6 +442,10 @@ async fn bench(
         let probe = probe.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
+            let put_options = PutOptions {
+                ttl: None,
+                consistency: Some(consistency),
+            };
             let mut tally = Tally::new()?;
             loop {
                 let now = Instant::now();
@@ -463,14 +467,7 @@ async fn bench(
                     Op::Put => {
                         let probed = probe.as_ref().map(|p| (p, key.clone()));
                         client
-                            .put_with(
-                                key,
-                                value.as_slice(),
-                                PutOptions {
-                                    ttl: None,
-                                    consistency: Some(consistency),
-                                },
-                            )
+                            .put_with(key, value.as_slice(), put_options)
                             .await
                             .map(|version| {
                                 if let Some((p, key)) = probed
@@ -489,14 +486,7 @@ async fn bench(
                     Op::ReadModifyWrite => {
                         match client.get_with(key.clone(), Some(consistency)).await {
                             Ok(_) => client
-                                .put_with(
-                                    key,
-                                    value.as_slice(),
-                                    PutOptions {
-                                        ttl: None,
-                                        consistency: Some(consistency),
-                                    },
-                                )
+                                .put_with(key, value.as_slice(), put_options)
                                 .await
                                 .map(|_| true),
                             Err(e) => Err(e),
