@@ -358,11 +358,9 @@ fn sigterm_stops_the_node_gracefully_and_releases_the_data_dir() {
     assert_eq!(stdout(&out), "v\n");
 }
 
-#[test]
-fn vergentctl_bench_runs_a_bounded_load_reports_one_json_line_and_preloads_every_key() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let certs = Certs::generate(&tmp.path().join("certs"));
-    let node = Proc::start(&certs, &tmp.path().join("data"), &[]);
+/// Runs `vergentctl bench --json` against `node` with `args`; returns the
+/// parsed JSON line and the line itself.
+fn run_bench(node: &Proc, certs: &Certs, args: &[&str]) -> (serde_json::Value, String) {
     let child = Command::new(common::bin("vergentctl"))
         .args(["bench", "--endpoints", &node.addr, "--tls-certfile"])
         .arg(&certs.client.cert)
@@ -370,7 +368,28 @@ fn vergentctl_bench_runs_a_bounded_load_reports_one_json_line_and_preloads_every
         .arg(&certs.client.key)
         .arg("--tls-cafile")
         .arg(&certs.client.ca)
-        .args([
+        .args(args)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bench");
+    let out = common::wait_output(child, Duration::from_secs(90));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out);
+    let v = serde_json::from_str(line.trim()).expect("one JSON line");
+    (v, line)
+}
+
+#[test]
+fn vergentctl_bench_runs_a_bounded_load_reports_one_json_line_and_preloads_every_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = Certs::generate(&tmp.path().join("certs"));
+    let node = Proc::start(&certs, &tmp.path().join("data"), &[]);
+    let (v, line) = run_bench(
+        &node,
+        &certs,
+        &[
             "--requests",
             "300",
             "--clients",
@@ -383,16 +402,8 @@ fn vergentctl_bench_runs_a_bounded_load_reports_one_json_line_and_preloads_every
             "50:50:0",
             "--duration",
             "60s",
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bench");
-    let out = common::wait_output(child, Duration::from_secs(90));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let line = stdout(&out);
-    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+        ],
+    );
     let ops = v["ops"].as_u64().expect("ops");
     assert!((300..304).contains(&ops), "{line}");
     assert_eq!(v["errors"].as_u64(), Some(0), "{line}");
@@ -407,23 +418,21 @@ fn vergentctl_bench_runs_a_bounded_load_reports_one_json_line_and_preloads_every
     assert!(stdout(&scan).lines().count() > 1, "{}", stdout(&scan));
 
     // --preload puts every key first, so a read-only run finds them all.
-    let child = Command::new(common::bin("vergentctl"))
-        .args(["bench", "--endpoints", &node.addr, "--tls-certfile"])
-        .arg(&certs.client.cert)
-        .arg("--tls-keyfile")
-        .arg(&certs.client.key)
-        .arg("--tls-cafile")
-        .arg(&certs.client.ca)
-        .args(["--preload", "--key-space", "500", "--mix", "0:100:0"])
-        .args(["--requests", "300", "--duration", "60s", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn bench");
-    let out = common::wait_output(child, Duration::from_secs(90));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let line = stdout(&out);
-    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    let (v, line) = run_bench(
+        &node,
+        &certs,
+        &[
+            "--preload",
+            "--key-space",
+            "500",
+            "--mix",
+            "0:100:0",
+            "--requests",
+            "300",
+            "--duration",
+            "60s",
+        ],
+    );
     assert!(
         v["by_op"]["get"]["ops"].as_u64().expect("gets") >= 300,
         "{line}"
