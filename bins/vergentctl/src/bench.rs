@@ -23,15 +23,8 @@ pub(crate) struct BenchArgs {
     /// Node API addresses, HOST:PORT, comma-separated; connections spread over them.
     #[arg(long, value_delimiter = ',', required = true)]
     endpoints: Vec<String>,
-    /// Client certificate (PEM).
-    #[arg(long, env = "VERGENT_TLS_CERTFILE")]
-    tls_certfile: std::path::PathBuf,
-    /// Client private key (PEM, PKCS#8).
-    #[arg(long, env = "VERGENT_TLS_KEYFILE")]
-    tls_keyfile: std::path::PathBuf,
-    /// Cluster CA certificate (PEM).
-    #[arg(long, env = "VERGENT_TLS_CAFILE")]
-    tls_cafile: std::path::PathBuf,
+    #[command(flatten)]
+    tls: crate::TlsArgs,
     /// Requests in flight (one closed-loop task each).
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -358,11 +351,7 @@ async fn bench(
     consistency: Consistency,
     keys: Arc<Keys>,
 ) -> anyhow::Result<()> {
-    let tls = vergent_tls::TlsFiles {
-        cert: args.tls_certfile.clone(),
-        key: args.tls_keyfile.clone(),
-        ca: args.tls_cafile.clone(),
-    };
+    let tls = args.tls.files();
     let mut conns = Vec::new();
     for i in 0..args.connections {
         let endpoint = &args.endpoints[i % args.endpoints.len()];

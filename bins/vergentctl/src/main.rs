@@ -41,11 +41,9 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Arguments of `connect`.
+/// The client's mTLS files, as `connect` and `bench` take them.
 #[derive(Debug, clap::Args)]
-struct ConnectArgs {
-    /// The node's API address, HOST:PORT.
-    address: String,
+pub(crate) struct TlsArgs {
     /// Client certificate (PEM).
     #[arg(long, env = "VERGENT_TLS_CERTFILE")]
     tls_certfile: std::path::PathBuf,
@@ -55,6 +53,26 @@ struct ConnectArgs {
     /// Cluster CA certificate (PEM).
     #[arg(long, env = "VERGENT_TLS_CAFILE")]
     tls_cafile: std::path::PathBuf,
+}
+
+impl TlsArgs {
+    /// The three files.
+    pub(crate) fn files(&self) -> vergent_tls::TlsFiles {
+        vergent_tls::TlsFiles {
+            cert: self.tls_certfile.clone(),
+            key: self.tls_keyfile.clone(),
+            ca: self.tls_cafile.clone(),
+        }
+    }
+}
+
+/// Arguments of `connect`.
+#[derive(Debug, clap::Args)]
+struct ConnectArgs {
+    /// The node's API address, HOST:PORT.
+    address: String,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Name expected in the node's certificate (default: the address's host).
     #[arg(long)]
     server_name: Option<String>,
@@ -96,14 +114,7 @@ fn connect(args: ConnectArgs) -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let mut config = vergent_client::ClientConfig::new(
-        args.address.clone(),
-        vergent_tls::TlsFiles {
-            cert: args.tls_certfile,
-            key: args.tls_keyfile,
-            ca: args.tls_cafile,
-        },
-    );
+    let mut config = vergent_client::ClientConfig::new(args.address.clone(), args.tls.files());
     config.server_name = args.server_name;
     config.request_timeout = args.timeout;
     let client = match runtime.block_on(vergent_client::Client::connect(config)) {
