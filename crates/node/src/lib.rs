@@ -20,6 +20,7 @@ mod error;
 mod incoming;
 mod node;
 mod peer;
+mod writer;
 
 pub use config::NodeConfig;
 pub use error::StartError;

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) store_id: u64,
     /// Anti-entropy repair state.
     pub(crate) repair: crate::peer::repair::RepairState,
+    /// Client writes, committed in groups.
+    pub(crate) writer: crate::writer::Writer,
 }
 
 impl Shared {
@@ -73,16 +75,19 @@ impl Shared {
     /// Tells the peer senders that the local log grew.
     pub(crate) fn log_appended(&self) {
         let last = self.store.last_log_seq();
-        if last.is_multiple_of(1024) {
-            crate::peer::maybe_truncate(self);
-        }
+        let mut crossed = false;
         self.head.send_if_modified(|h| {
             let grew = last > *h;
             if grew {
+                // A group of writes can step over a multiple of 1024.
+                crossed = last / 1024 > *h / 1024;
                 *h = last;
             }
             grew
         });
+        if crossed {
+            crate::peer::maybe_truncate(self);
+        }
     }
 }
 
@@ -226,6 +231,7 @@ impl Node {
         }
         let (head, head_rx) = tokio::sync::watch::channel(store.last_log_seq());
         let sent_cursors = crate::peer::load_sent_cursors(&store)?;
+        let (writer, writer_queue) = crate::writer::Writer::new();
         let shared = Arc::new(Shared {
             store,
             clock,
@@ -248,7 +254,9 @@ impl Node {
             members: std::sync::Mutex::new(Vec::new()),
             store_id,
             repair: crate::peer::repair::RepairState::new(config.repair.clone(), bootstrapping),
+            writer,
         });
+        tokio::spawn(crate::writer::run(writer_queue, Arc::downgrade(&shared)));
         crate::peer::start(
             shared.clone(),
             transport,

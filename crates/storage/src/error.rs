@@ -55,3 +55,33 @@ pub enum Error {
         stored: String,
     },
 }
+
+impl Error {
+    /// A copy of this error for another caller who shared the failed
+    /// operation (e.g. every writer of a failed group commit). A stamp error,
+    /// which is opaque, is copied as its message.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Engine(e) => Self::Engine(e.clone()),
+            Self::WalSync(s) => Self::WalSync(s.clone()),
+            Self::Failed(s) => Self::Failed(s.clone()),
+            Self::Locked { path, detail } => Self::Locked {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Self::CorruptDir { path, detail } => Self::CorruptDir {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Self::CorruptRecord { key, source } => Self::CorruptRecord {
+                key: key.clone(),
+                source: source.clone(),
+            },
+            Self::Stamp(e) => Self::Stamp(e.to_string().into()),
+            Self::StaleStamp { new, stored } => Self::StaleStamp {
+                new: new.clone(),
+                stored: stored.clone(),
+            },
+        }
+    }
+}

@@ -374,37 +374,102 @@ impl Store {
         mutation: Mutation,
         stamp: impl FnOnce(Option<&Version>) -> Result<Version, StampError>,
     ) -> Result<Written, Error> {
+        // One mutation: the group calls `stamp` at most once.
+        let mut stamp = Some(stamp);
+        let mut out = self.write_many(vec![(key.to_vec(), mutation)], |stored| {
+            let stamp = stamp.take().ok_or("stamp called twice for one write")?;
+            stamp(stored)
+        })?;
+        out.pop()
+            .unwrap_or_else(|| Err(Error::Stamp("the write produced no result".into())))
+    }
+
+    /// Writes many client mutations as one group: one RocksDB batch, one log
+    /// append per mutation in order, and one durability wait for all.
+    ///
+    /// This is the write path's group commit: writers that arrive while a
+    /// batch is being written or synced share the next batch, so the cost of
+    /// a WAL write and an fsync is spread over all of them. `stamp` is called
+    /// once per mutation, in order, under the keys' locks, with the version
+    /// stored for that key (including one written earlier in the same group).
+    /// A mutation whose stamp fails is skipped with its own error; the outer
+    /// error means nothing of the group was written.
+    pub fn write_many(
+        &self,
+        ops: Vec<(Vec<u8>, Mutation)>,
+        mut stamp: impl FnMut(Option<&Version>) -> Result<Version, StampError>,
+    ) -> Result<Vec<Result<Written, Error>>, Error> {
         self.check_failed()?;
-        let (written, ticket) = {
-            let _guard = self.locks.lock(key);
-            let previous = self.get(key)?;
-            let version = stamp(previous.as_ref().map(|r| &r.version)).map_err(Error::Stamp)?;
-            if let Some(prev) = &previous
-                && version <= prev.version
-            {
-                return Err(Error::StaleStamp {
-                    new: version.to_string(),
-                    stored: prev.version.to_string(),
-                });
-            }
-            let record = match mutation {
-                Mutation::Put { value, ttl_ms } => {
-                    let expires = ttl_ms.map(|t| version.hlc.physical_ms().saturating_add(t));
-                    Record::value(version, value, expires)
-                }
-                Mutation::Delete => Record::tombstone(version),
-            };
+        let mut results = Vec::with_capacity(ops.len());
+        let ticket = {
+            let _guards = self.locks.lock_many(ops.iter().map(|(k, _)| k.as_slice()));
+            // Records written earlier in this group, by key: a later mutation
+            // of the same key must see them as its previous version.
+            let mut pending: HashMap<&[u8], Record> = HashMap::new();
             let mut batch = WriteBatch::default();
-            let change = self.stage(&mut batch, key, &record, previous.as_ref());
-            let ticket = self.commit_logged(batch, key, &record)?;
-            self.fold_digest(&[change]);
-            self.notify(key, &record, true);
-            (Written { record, previous }, ticket)
+            let mut changes = Vec::with_capacity(ops.len());
+            let mut logged = Vec::with_capacity(ops.len());
+            for (key, mutation) in &ops {
+                let previous = match pending.get(key.as_slice()) {
+                    Some(r) => Some(r.clone()),
+                    None => self.get(key)?,
+                };
+                let version = match stamp(previous.as_ref().map(|r| &r.version)) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        results.push(Err(Error::Stamp(e)));
+                        continue;
+                    }
+                };
+                if let Some(prev) = &previous
+                    && version <= prev.version
+                {
+                    results.push(Err(Error::StaleStamp {
+                        new: version.to_string(),
+                        stored: prev.version.to_string(),
+                    }));
+                    continue;
+                }
+                let record = match mutation {
+                    Mutation::Put { value, ttl_ms } => {
+                        let expires = ttl_ms.map(|t| version.hlc.physical_ms().saturating_add(t));
+                        Record::value(version, value.clone(), expires)
+                    }
+                    Mutation::Delete => Record::tombstone(version),
+                };
+                changes.push(self.stage(&mut batch, key, &record, previous.as_ref()));
+                logged.push(results.len());
+                pending.insert(key.as_slice(), record.clone());
+                results.push(Ok(Written { record, previous }));
+            }
+            if logged.is_empty() {
+                return Ok(results);
+            }
+            let ticket = self.commit_logged(batch, |batch, mut seq| {
+                for &i in &logged {
+                    if let Some(Ok(w)) = results.get(i) {
+                        batch.put_cf(
+                            self.cf(CF_LOG),
+                            seq.to_be_bytes(),
+                            encode_log_value(&ops[i].0, &w.record),
+                        );
+                        seq += 1;
+                    }
+                }
+                seq
+            })?;
+            self.fold_digest(&changes);
+            for &i in &logged {
+                if let Some(Ok(w)) = results.get(i) {
+                    self.notify(&ops[i].0, &w.record, true);
+                }
+            }
+            ticket
         };
-        // Wait for durability outside the key lock so that writers of other
-        // keys in the same stripe are not held up by the fsync.
+        // Wait for durability outside the key locks so that writers of other
+        // keys in the same stripes are not held up by the fsync.
         self.wait_durable(ticket)?;
-        Ok(written)
+        Ok(results)
     }
 
     /// Applies a record from another node with last-writer-wins.
@@ -731,26 +796,23 @@ impl Store {
         Ok((self.fsync == FsyncPolicy::Group).then(|| self.group.ticket()))
     }
 
-    /// Like [`Self::commit`], appending the local write to the replication
-    /// log in the same batch, so a write is in the log exactly when it is in
-    /// the data.
+    /// Like [`Self::commit`], appending local writes to the replication log
+    /// in the same batch, so a write is in the log exactly when it is in the
+    /// data. `append` is given the next sequence number, adds the entries and
+    /// returns the one after its last.
     fn commit_logged(
         &self,
         mut batch: WriteBatch,
-        key: &[u8],
-        record: &Record,
+        append: impl FnOnce(&mut WriteBatch, u64) -> u64,
     ) -> Result<Option<u64>, Error> {
         let mut next = self.log_seq.lock().unwrap_or_else(PoisonError::into_inner);
-        batch.put_cf(
-            self.cf(CF_LOG),
-            next.to_be_bytes(),
-            encode_log_value(key, record),
-        );
+        let first = *next;
+        let after = append(&mut batch, first);
         let ticket = self.commit(batch)?;
         let _ = self
             .first_seq
-            .compare_exchange(0, *next, Ordering::Relaxed, Ordering::Relaxed);
-        *next += 1;
+            .compare_exchange(0, first, Ordering::Relaxed, Ordering::Relaxed);
+        *next = after;
         Ok(ticket)
     }
 

@@ -589,3 +589,100 @@ fn metadata_written_with_an_applied_batch_persists_even_when_no_record_is_newer(
         v(5, "a")
     );
 }
+
+#[test]
+fn a_write_group_logs_each_mutation_in_order_and_chains_versions_of_a_repeated_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store
+        .write(b"a", put("0"), stamp_as(v(1, "n")))
+        .expect("put");
+    let mut next = 10;
+    let mut seen_previous = Vec::new();
+    let results = store
+        .write_many(
+            vec![
+                (b"a".to_vec(), put("1")),
+                (b"b".to_vec(), put("2")),
+                (b"a".to_vec(), Mutation::Delete),
+            ],
+            |stored| {
+                seen_previous.push(stored.map(|s| s.hlc.as_u64()));
+                next += 1;
+                Ok(v(next, "n"))
+            },
+        )
+        .expect("group written");
+    // The second write of `a` sees the first one of the same group.
+    assert_eq!(seen_previous, vec![Some(1), None, Some(11)]);
+    let versions: Vec<u64> = results
+        .iter()
+        .map(|r| r.as_ref().expect("written").record.version.hlc.as_u64())
+        .collect();
+    assert_eq!(versions, vec![11, 12, 13]);
+    let prev_of_delete = results[2].as_ref().expect("written").previous.clone();
+    assert_eq!(prev_of_delete.map(|p| p.version.hlc.as_u64()), Some(11));
+    assert!(
+        store
+            .get(b"a")
+            .expect("get")
+            .expect("tombstone")
+            .is_tombstone()
+    );
+    let log: Vec<(u64, Vec<u8>, u64)> = store
+        .read_log(0, 100, usize::MAX)
+        .expect("log")
+        .into_iter()
+        .map(|e| (e.seq, e.key, e.record.version.hlc.as_u64()))
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            (1, b"a".to_vec(), 1),
+            (2, b"a".to_vec(), 11),
+            (3, b"b".to_vec(), 12),
+            (4, b"a".to_vec(), 13)
+        ]
+    );
+    assert_eq!(store.recompute_digest().expect("recompute"), store.digest());
+}
+
+#[test]
+fn a_failed_stamp_skips_only_its_own_mutation_in_a_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let mut calls = 0;
+    let results = store
+        .write_many(
+            vec![
+                (b"a".to_vec(), put("1")),
+                (b"b".to_vec(), put("2")),
+                (b"c".to_vec(), put("3")),
+            ],
+            |_| {
+                calls += 1;
+                if calls == 2 {
+                    Err("clock refused".into())
+                } else {
+                    Ok(v(calls, "n"))
+                }
+            },
+        )
+        .expect("group written");
+    assert!(results[0].is_ok());
+    assert!(matches!(results[1], Err(Error::Stamp(_))));
+    assert!(results[2].is_ok());
+    assert!(store.get(b"b").expect("get").is_none());
+    let keys: Vec<Vec<u8>> = store
+        .read_log(0, 100, usize::MAX)
+        .expect("log")
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![b"a".to_vec(), b"c".to_vec()],
+        "no gap in the log"
+    );
+    assert_eq!(store.last_log_seq(), 2);
+}

@@ -57,23 +57,10 @@ impl KvApi {
         key: Vec<u8>,
         mutation: Mutation,
     ) -> Result<vergent_storage::Written, ApiError> {
-        let shared = self.shared.clone();
-        if shared.shutdown.is_cancelled() {
+        if self.shared.shutdown.is_cancelled() {
             return Err(ApiError::ShuttingDown);
         }
-        let written = tokio::task::spawn_blocking(move || {
-            let out = shared
-                .store
-                .write(&key, mutation, |stored| {
-                    shared.clock.stamp(&shared.store, stored)
-                })
-                .map_err(ApiError::from)?;
-            shared.log_appended();
-            Ok::<_, ApiError>(out)
-        })
-        .await
-        .map_err(|_| ApiError::ShuttingDown)??;
-        Ok(written)
+        self.shared.writer.write(key, mutation).await
     }
 }
 

@@ -1,0 +1,123 @@
+//! Group commit for client writes.
+//!
+//! Every put and delete goes through one queue. A task takes whatever has
+//! queued up, hands it to a blocking thread as one group
+//! ([`vergent_storage::Store::write_many`]: one RocksDB batch, one WAL write,
+//! one fsync) and starts collecting the next group while that one syncs.
+//! Under load the groups grow by themselves, so the per-write cost of the
+//! WAL write, the fsync and the thread hand-off shrinks as concurrency grows;
+//! a lone writer waits for nobody.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use vergent_storage::{Mutation, Written};
+
+use crate::api::status::ApiError;
+use crate::node::Shared;
+
+/// Most writes in one group: bounds the batch (and its locks) a slow disk
+/// can build up; at 100-byte values a full group is a few hundred KiB.
+const MAX_GROUP: usize = 512;
+/// Groups in flight at once: one being written while the previous syncs.
+const GROUPS_IN_FLIGHT: usize = 2;
+/// Writes queued before handlers wait for room (back-pressure).
+const QUEUE: usize = 4096;
+
+/// One client mutation waiting for its group.
+struct Request {
+    key: Vec<u8>,
+    mutation: Mutation,
+    reply: oneshot::Sender<Result<Written, ApiError>>,
+}
+
+/// The handle API handlers submit writes through.
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// A writer and the receiving end [`run`] drains.
+    pub(crate) fn new() -> (Self, Queue) {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        (Self { queue }, Queue(rx))
+    }
+
+    /// Writes `mutation` to `key` in the next group; returns once it is
+    /// durable per the store's fsync policy.
+    pub(crate) async fn write(
+        &self,
+        key: Vec<u8>,
+        mutation: Mutation,
+    ) -> Result<Written, ApiError> {
+        let (reply, done) = oneshot::channel();
+        self.queue
+            .send(Request {
+                key,
+                mutation,
+                reply,
+            })
+            .await
+            .map_err(|_| ApiError::ShuttingDown)?;
+        done.await.map_err(|_| ApiError::ShuttingDown)?
+    }
+}
+
+/// The receiving end of a [`Writer`]'s queue.
+pub(crate) struct Queue(mpsc::Receiver<Request>);
+
+/// Commits queued writes in groups until every [`Writer`] is dropped.
+///
+/// Holds the node's state only weakly between groups, so it never keeps a
+/// stopped node's store open.
+pub(crate) async fn run(Queue(mut rx): Queue, shared: Weak<Shared>) {
+    let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Wait for a slot before collecting: what queues up meanwhile joins
+        // this group instead of waiting for the next.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            commit(&shared, group);
+            drop(slot);
+        });
+    }
+}
+
+/// Writes one group and answers each of its writers.
+fn commit(shared: &Shared, group: Vec<Request>) {
+    let mut ops = Vec::with_capacity(group.len());
+    let mut replies = Vec::with_capacity(group.len());
+    for r in group {
+        ops.push((r.key, r.mutation));
+        replies.push(r.reply);
+    }
+    match shared
+        .store
+        .write_many(ops, |stored| shared.clock.stamp(&shared.store, stored))
+    {
+        Ok(results) => {
+            shared.log_appended();
+            for (reply, result) in replies.into_iter().zip(results) {
+                // A writer that gave up (client went away) needs no answer.
+                let _ = reply.send(result.map_err(ApiError::from));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(ApiError::Storage(e.duplicate())));
+            }
+        }
+    }
+}
