@@ -378,6 +378,16 @@ impl Shell {
                 }
                 let _ = writeln!(out, "state:        {}", s.state);
                 let _ = writeln!(out, "purged:       {}", s.purged);
+                let m = &s.storage_memory;
+                let mib = |b: u64| b as f64 / 1048576.0;
+                let _ = writeln!(
+                    out,
+                    "memory:       memtables {:.1} MiB, block cache {:.1}/{:.0} MiB, table readers {:.1} MiB",
+                    mib(m.memtables),
+                    mib(m.block_cache),
+                    mib(m.block_cache_capacity),
+                    mib(m.table_readers)
+                );
                 for r in &s.repairs {
                     let last = if r.last_repair_ms == 0 {
                         "never".to_string()

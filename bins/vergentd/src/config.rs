@@ -96,6 +96,10 @@ pub(crate) struct Cli {
     /// Bytes per second one repair session may send (0: unlimited).
     #[arg(long, env = "VERGENT_REPAIR_MAX_BYTES_PER_SEC")]
     repair_max_bytes_per_sec: Option<u64>,
+    /// Capacity of the storage engine's block cache, in bytes (default 32 MiB;
+    /// the OS page cache holds the rest of a hot data set).
+    #[arg(long, env = "VERGENT_BLOCK_CACHE_BYTES")]
+    block_cache_bytes: Option<usize>,
     /// Start even though the node was down longer than --tombstone-grace
     /// (keys deleted meanwhile may come back).
     #[arg(long, env = "VERGENT_ALLOW_STALE_REJOIN")]
@@ -139,6 +143,7 @@ struct FileConfig {
     tombstone_grace: Option<Duration>,
     repair_max_sessions: Option<usize>,
     repair_max_bytes_per_sec: Option<u64>,
+    block_cache_bytes: Option<usize>,
     allow_stale_rejoin: Option<bool>,
 }
 
@@ -269,6 +274,9 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     {
         node.repair.max_bytes_per_sec = n;
     }
+    if let Some(n) = cli.block_cache_bytes.or(file.block_cache_bytes) {
+        node.block_cache_bytes = n;
+    }
     node.allow_stale_rejoin = cli.allow_stale_rejoin || file.allow_stale_rejoin.unwrap_or(false);
     Ok(Settings {
         node,
@@ -341,10 +349,15 @@ mod tests {
         std::fs::write(
             &path,
             "port = 3001\ndata_dir = \"/tmp/f\"\nfsync = \"off\"\ndrain_timeout = \"3s\"\n\
-             tls_certfile = \"c\"\ntls_keyfile = \"k\"\ntls_cafile = \"a\"\npeers = [\"h:1\"]\n",
+             tls_certfile = \"c\"\ntls_keyfile = \"k\"\ntls_cafile = \"a\"\npeers = [\"h:1\"]\n\
+             block_cache_bytes = 1048576\n",
         )
         .expect("write");
         let p = path.to_str().expect("utf8");
+        let s = parse(&["--config", p, "--port", "4001"]).expect("parses");
+        assert_eq!(s.node.block_cache_bytes, 1 << 20);
+        let s = parse(&["--config", p, "--block-cache-bytes", "2097152"]).expect("parses");
+        assert_eq!(s.node.block_cache_bytes, 2 << 20);
         let s = parse(&["--config", p, "--port", "4001"]).expect("parses");
         assert_eq!(s.node.listen.port(), 4001);
         assert_eq!(s.node.data_dir, PathBuf::from("/tmp/f"));

@@ -150,6 +150,21 @@ pub struct NodeStatus {
     pub repairs: Vec<RepairStatus>,
     /// Tombstones and expired values purged since the node started.
     pub purged: u64,
+    /// Memory the node's storage engine holds.
+    pub storage_memory: StorageMemory,
+}
+
+/// Memory held by a node's storage engine, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageMemory {
+    /// Active and immutable memtables.
+    pub memtables: u64,
+    /// Blocks in the block cache.
+    pub block_cache: u64,
+    /// The block cache's capacity.
+    pub block_cache_capacity: u64,
+    /// Table readers outside the block cache.
+    pub table_readers: u64,
 }
 
 /// Anti-entropy repair between a node and one peer.
@@ -462,6 +477,15 @@ impl Client {
             state: s.state,
             repairs: s.repairs,
             purged: s.purged,
+            storage_memory: s
+                .storage_memory
+                .map(|m| StorageMemory {
+                    memtables: m.memtables,
+                    block_cache: m.block_cache,
+                    block_cache_capacity: m.block_cache_capacity,
+                    table_readers: m.table_readers,
+                })
+                .unwrap_or_default(),
         })
     }
 }

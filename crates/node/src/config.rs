@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// Durability policy of acknowledged writes.
     pub fsync: FsyncPolicy,
+    /// Capacity of the storage engine's block cache, in bytes.
+    pub block_cache_bytes: usize,
     /// Largest clock offset accepted from a remote timestamp, in ms.
     pub max_clock_offset_ms: u64,
     /// How long shutdown waits for in-flight requests.
@@ -56,6 +58,7 @@ impl NodeConfig {
             tls,
             limits: Limits::default(),
             fsync: FsyncPolicy::default(),
+            block_cache_bytes: vergent_storage::StoreOptions::default().block_cache_bytes,
             max_clock_offset_ms: 500,
             drain_timeout: Duration::from_secs(10),
             clock_offset_ms: 0,

@@ -129,7 +129,7 @@ impl Node {
         let store_path = config.data_dir.join("db");
         let store_opts = StoreOptions {
             fsync: config.fsync,
-            ..StoreOptions::default()
+            block_cache_bytes: config.block_cache_bytes,
         };
         let store = tokio::task::spawn_blocking(move || Store::open(&store_path, &store_opts))
             .await

@@ -439,16 +439,21 @@ async fn quorum_all_and_serial_are_refused_as_unimplemented_and_write_nothing() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_reports_the_node_id_a_key_count_following_writes_and_an_hlc_not_behind_them() {
+async fn status_reports_the_node_id_a_key_count_following_writes_an_hlc_not_behind_them_and_engine_memory()
+ {
     let env = Env::new();
     let mut config = env.config();
     config.node_id = Some(NodeId::new("status-node").expect("valid id"));
+    config.block_cache_bytes = 8 << 20;
     let (node, client) = env.start(config).await;
     assert_eq!(node.node_id().as_str(), "status-node");
 
     let status = client.status().await.expect("status");
     assert_eq!(status.node_id, "status-node");
     assert_eq!(status.key_count, 0);
+    // The engine's memory is reported, and the configured cache is in force.
+    assert_eq!(status.storage_memory.block_cache_capacity, 8 << 20);
+    assert!(status.storage_memory.memtables > 0, "memtables hold arenas");
 
     let mut last = client.put("s/a", "1").await.expect("put");
     let steps: Vec<(&str, Option<&str>, u64)> = vec![

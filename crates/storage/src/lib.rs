@@ -25,6 +25,6 @@ mod sync;
 pub use error::{Error, StampError};
 pub use record::{DecodeError, Record};
 pub use store::{
-    Applied, FailureHook, FsyncPolicy, LeafVersions, LogEntry, Mutation, Observer, Store,
-    StoreOptions, Written,
+    Applied, FailureHook, FsyncPolicy, LeafVersions, LogEntry, MemoryUsage, Mutation, Observer,
+    Store, StoreOptions, Written,
 };

@@ -87,7 +87,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             fsync: FsyncPolicy::default(),
-            block_cache_bytes: 64 << 20,
+            block_cache_bytes: 32 << 20,
         }
     }
 }
@@ -156,6 +156,19 @@ pub struct Store {
     /// Next replication log sequence number. Held across the RocksDB write so
     /// that log order is commit order: a reader never sees seq n+1 before n.
     log_seq: Mutex<u64>,
+}
+
+/// Memory held by the storage engine, in bytes (see [`Store::memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Active and immutable memtables of every column family.
+    pub memtables: u64,
+    /// Blocks held in the block cache.
+    pub block_cache: u64,
+    /// The block cache's capacity.
+    pub block_cache_capacity: u64,
+    /// Table readers (index and filter blocks) held outside the block cache.
+    pub table_readers: u64,
 }
 
 /// The entries of one digest bucket, in key order.
@@ -687,6 +700,31 @@ impl Store {
             .map(i64::from_be_bytes)
             .unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Memory the engine holds now: memtables, block cache, table readers.
+    pub fn memory(&self) -> MemoryUsage {
+        let prop = |cf: &str, name: &str| {
+            self.db
+                .property_int_value_cf(self.cf(cf), name)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
+        let all = [CF_DATA, CF_LOG, CF_META, CF_INDEX, CF_DIGEST];
+        MemoryUsage {
+            memtables: all
+                .iter()
+                .map(|cf| prop(cf, "rocksdb.size-all-mem-tables"))
+                .sum(),
+            // One cache is shared by the column families that read through it.
+            block_cache: prop(CF_DATA, "rocksdb.block-cache-usage"),
+            block_cache_capacity: prop(CF_DATA, "rocksdb.block-cache-capacity"),
+            table_readers: all
+                .iter()
+                .map(|cf| prop(cf, "rocksdb.estimate-table-readers-mem"))
+                .sum(),
+        }
     }
 
     /// Lists metadata entries whose name starts with `prefix`.

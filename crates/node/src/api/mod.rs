@@ -310,6 +310,15 @@ impl pb::cluster_server::Cluster for ClusterApi {
                 })
                 .collect(),
             purged: s.repair.purged.load(std::sync::atomic::Ordering::Relaxed),
+            storage_memory: {
+                let m = s.store.memory();
+                Some(pb::StorageMemory {
+                    memtables: m.memtables,
+                    block_cache: m.block_cache,
+                    block_cache_capacity: m.block_cache_capacity,
+                    table_readers: m.table_readers,
+                })
+            },
         }))
     }
 }
