@@ -1,4 +1,5 @@
-//! Criterion benchmarks for the store's hot paths: local write, replicated apply and get.
+//! Criterion benchmarks for the store's hot paths: local write, a group of
+//! writes, replicated apply and get.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use vergent_hlc::Timestamp;
@@ -59,6 +60,36 @@ fn bench_store(c: &mut Criterion) {
             store.get(key.as_bytes()).expect("get")
         })
     });
+
+    // One group commit of 64 client writes (what the node's writer builds
+    // under 64 concurrent clients): one batch, one WAL write.
+    let mut group = c.benchmark_group("storage/write_group");
+    group.throughput(criterion::Throughput::Elements(64));
+    group.bench_function("64x100b", |b| {
+        b.iter(|| {
+            let ops = (0..64)
+                .map(|_| {
+                    i += 1;
+                    let key = format!("key{:08}", i % 100_000).into_bytes();
+                    let value = value.clone();
+                    (
+                        key,
+                        Mutation::Put {
+                            value,
+                            ttl_ms: None,
+                        },
+                    )
+                })
+                .collect();
+            store
+                .write_many(ops, |_| {
+                    hlc += 1;
+                    Ok(Version::new(Timestamp::from_u64(hlc), origin.clone()))
+                })
+                .expect("group")
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_store);
