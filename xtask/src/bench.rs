@@ -6,8 +6,11 @@
 //! 256 clients, 100-byte values over 100k keys; on 3 nodes also the
 //! replication lag (puts on node-1 at 16 clients, timed until they reach
 //! node-2's watch stream) and puts at 64 clients with `--fsync per-write`
-//! (fsync before every acknowledgement, as etcd does) beside the default
-//! group commit; with `--scale`, the memory/disk/restart footprint.
+//! and `--fsync off` beside the default group commit (which, like etcd,
+//! fsyncs before every acknowledgement); with `--scale`, the
+//! memory/disk/restart footprint; with `--anchors DIR`, etcd and Redis from
+//! the peer harness in the same run (see `anchors`); with `--reps N`,
+//! medians of N passes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +31,10 @@ struct Opts {
     out: PathBuf,
     /// Keys for the footprint scenario (0: skip it).
     scale: u64,
+    /// Repetitions of the matrix (and anchors); medians are reported.
+    reps: usize,
+    /// The peer harness with etcd and Redis, measured in the same run.
+    anchors: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Opts> {
@@ -45,6 +52,8 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
             .join("bench")
             .join(format!("run-{stamp}")),
         scale: 0,
+        reps: 1,
+        anchors: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -60,6 +69,13 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
                     .parse()
                     .context("parse --scale as a number of keys")?;
             }
+            "--reps" => {
+                o.reps = value()?.parse().context("parse --reps as a number")?;
+                if o.reps == 0 {
+                    bail!("--reps must be at least 1");
+                }
+            }
+            "--anchors" => o.anchors = Some(PathBuf::from(value()?)),
             "--quick" => {
                 o.duration = "3s".into();
                 o.warmup = "1s".into();
@@ -100,31 +116,31 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     let bins = bin_dir(true);
     let certs = opts.out.join("certs");
     make_certs(&bins.join("vergentctl"), &certs)?;
-    let mut rows = Vec::new();
-    for &nodes in &opts.nodes {
-        let dir = opts.out.join(format!("{nodes}-node"));
-        let endpoints = started(start_cluster(&bins, &dir, &certs, nodes, "group"), &dir)?;
-        let result = (|| -> anyhow::Result<()> {
-            for (scenario, mix) in [("put", "100:0:0"), ("get", "0:100:0"), ("50/50", "50:50:0")] {
-                for &clients in &opts.clients {
-                    // Reads need the keys: the first get run loads all of them.
-                    let preload = scenario == "get" && clients == opts.clients[0];
-                    let result = load(&bins, &certs, &endpoints, &opts, clients, mix, preload)?;
-                    eprintln!("{nodes} node(s) {scenario} c={clients}: {}", brief(&result));
-                    rows.push(Row {
-                        nodes,
-                        fsync: "group",
-                        scenario,
-                        clients,
-                        result,
-                    });
-                }
+    let loadgen = match &opts.anchors {
+        Some(h) => Some(crate::anchors::build_loadgen(h)?),
+        None => None,
+    };
+    let mut reps: Vec<Vec<Row>> = Vec::new();
+    let mut anchor_reps: Vec<Vec<crate::anchors::Anchor>> = Vec::new();
+    for rep in 1..=opts.reps {
+        eprintln!("rep {rep} of {}", opts.reps);
+        reps.push(matrix(&bins, &certs, &opts)?);
+        if let (Some(h), Some(lg)) = (&opts.anchors, &loadgen) {
+            let work = opts.out.join("anchors");
+            let anchors = crate::anchors::run(
+                h,
+                lg,
+                &work,
+                seconds(&opts.warmup)?,
+                seconds(&opts.duration)?,
+            )?;
+            for a in &anchors {
+                eprintln!("anchor {}: {}", a.name, brief(&a.result));
             }
-            Ok(())
-        })();
-        stop_dir(&dir)?;
-        result?;
+            anchor_reps.push(anchors);
+        }
     }
+    let rows = median_rows(&reps);
     let mut lag_line = String::new();
     if opts.nodes.contains(&3) {
         // Replication lag: puts on node-1 only, 16 clients (about half the
@@ -166,23 +182,15 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         );
         eprintln!("{}", lag_line.trim());
     }
-    if opts.nodes.contains(&3) {
-        let dir = opts.out.join("3-node-per-write");
-        let endpoints = started(start_cluster(&bins, &dir, &certs, 3, "per-write"), &dir)?;
-        let result = load(&bins, &certs, &endpoints, &opts, 64, "100:0:0", false);
-        stop_dir(&dir)?;
-        let result = result?;
-        eprintln!("3 nodes put c=64 fsync per-write: {}", brief(&result));
-        rows.push(Row {
-            nodes: 3,
-            fsync: "per-write",
-            scenario: "put",
-            clients: 64,
-            result,
-        });
-    }
     let mut table = markdown(&rows, &opts);
     table.push_str(&lag_line);
+    if !anchor_reps.is_empty() {
+        table.push_str(&against_anchors(
+            &rows,
+            &median_anchors(&anchor_reps),
+            &opts,
+        ));
+    }
     if opts.scale > 0 {
         table.push_str(&footprint(&bins, &certs, &opts)?);
     }
@@ -464,4 +472,216 @@ fn dir_bytes(dir: &Path) -> anyhow::Result<u64> {
         };
     }
     Ok(total)
+}
+
+/// One pass over the scenario matrix: every node count, scenario and client
+/// count on a fresh cluster per node count, then 3-node puts with fsync
+/// before every acknowledgement.
+fn matrix(bins: &Path, certs: &Path, opts: &Opts) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &nodes in &opts.nodes {
+        let dir = opts.out.join(format!("{nodes}-node"));
+        let endpoints = started(start_cluster(bins, &dir, certs, nodes, "group"), &dir)?;
+        let result = (|| -> anyhow::Result<()> {
+            for (scenario, mix) in [("put", "100:0:0"), ("get", "0:100:0"), ("50/50", "50:50:0")] {
+                for &clients in &opts.clients {
+                    // Reads need the keys: the first get run loads all of them.
+                    let preload = scenario == "get" && clients == opts.clients[0];
+                    let result = load(bins, certs, &endpoints, opts, clients, mix, preload)?;
+                    eprintln!("{nodes} node(s) {scenario} c={clients}: {}", brief(&result));
+                    rows.push(Row {
+                        nodes,
+                        fsync: "group",
+                        scenario,
+                        clients,
+                        result,
+                    });
+                }
+            }
+            Ok(())
+        })();
+        stop_dir(&dir)?;
+        result?;
+    }
+    if opts.nodes.contains(&3) {
+        // The default (group) already fsyncs before every acknowledgement;
+        // per-write syncs inside each RocksDB write, off never syncs.
+        for fsync in ["per-write", "off"] {
+            let dir = opts.out.join(format!("3-node-{fsync}"));
+            let endpoints = started(start_cluster(bins, &dir, certs, 3, fsync), &dir)?;
+            let result = load(bins, certs, &endpoints, opts, 64, "100:0:0", false);
+            stop_dir(&dir)?;
+            let result = result?;
+            eprintln!("3 nodes put c=64 fsync {fsync}: {}", brief(&result));
+            rows.push(Row {
+                nodes: 3,
+                fsync,
+                scenario: "put",
+                clients: 64,
+                result,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Per-row medians over the repetitions (rows come in the same order each
+/// time); errors and misses are the largest seen.
+fn median_rows(reps: &[Vec<Row>]) -> Vec<Row> {
+    let Some(first) = reps.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Row {
+            nodes: r.nodes,
+            fsync: r.fsync,
+            scenario: r.scenario,
+            clients: r.clients,
+            result: median_of(reps.iter().filter_map(|rep| rep.get(i)).map(|r| &r.result)),
+        })
+        .collect()
+}
+
+fn median_anchors(reps: &[Vec<crate::anchors::Anchor>]) -> Vec<(&'static str, serde_json::Value)> {
+    let Some(first) = reps.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (
+                a.name,
+                median_of(reps.iter().filter_map(|rep| rep.get(i)).map(|a| &a.result)),
+            )
+        })
+        .collect()
+}
+
+/// Median of each latency/throughput field, max of the error counts.
+fn median_of<'a>(results: impl Iterator<Item = &'a serde_json::Value>) -> serde_json::Value {
+    let results: Vec<&serde_json::Value> = results.collect();
+    let mut out = serde_json::Map::new();
+    for key in ["throughput_ops_s", "p50_us", "p99_us", "p999_us"] {
+        let mut v: Vec<f64> = results.iter().map(|r| num(r, key)).collect();
+        v.sort_by(f64::total_cmp);
+        out.insert(
+            key.into(),
+            serde_json::json!(v.get(v.len() / 2).copied().unwrap_or(0.0)),
+        );
+    }
+    for key in ["errors", "misses"] {
+        let worst = results.iter().map(|r| num(r, key)).fold(0.0, f64::max);
+        out.insert(key.into(), serde_json::json!(worst));
+    }
+    out.insert("reps".into(), serde_json::json!(results.len()));
+    serde_json::Value::Object(out)
+}
+
+/// Seconds of a duration written like `10s` or `1.5s`.
+fn seconds(d: &str) -> anyhow::Result<f64> {
+    d.trim_end_matches('s')
+        .parse()
+        .with_context(|| format!("parse {d:?} as seconds (e.g. 10s)"))
+}
+
+/// The targets of the performance issue, against the anchors of this run.
+fn against_anchors(
+    rows: &[Row],
+    anchors: &[(&'static str, serde_json::Value)],
+    opts: &Opts,
+) -> String {
+    let ours = |fsync: &str, scenario: &str| {
+        rows.iter()
+            .find(|r| r.nodes == 3 && r.clients == 64 && r.fsync == fsync && r.scenario == scenario)
+            .map(|r| &r.result)
+    };
+    let theirs = |name: &str| anchors.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+    let mut s = format!(
+        "\nAgainst the anchors measured in the same run (3 nodes each, mTLS, 64 clients, \
+         medians of {} rep(s); anchors driven by the harness's loadgen with the same keys, \
+         values, warmup and duration):\n\n\
+         | Vergent (3 nodes, c=64) | ops/s | p99 ms | anchor | ops/s | p99 ms | ratio | target |\n\
+         |---|---:|---:|---|---:|---:|---:|---|\n",
+        opts.reps
+    );
+    // (our fsync, scenario, anchor, least ratio, most p99 ms, target)
+    let pairs = [
+        (
+            "group",
+            "put",
+            "etcd put",
+            4.0,
+            5.0,
+            "puts >= 4x etcd, p99 < 5 ms",
+        ),
+        (
+            "per-write",
+            "put",
+            "etcd put",
+            4.0,
+            5.0,
+            "the same with fsync in every write",
+        ),
+        (
+            "group",
+            "put",
+            "Redis-TLS SET",
+            0.5,
+            5.0,
+            "puts >= 0.5x Redis SET",
+        ),
+        (
+            "group",
+            "get",
+            "Redis-TLS GET",
+            0.5,
+            3.0,
+            "gets >= 0.5x Redis GET, p99 < 3 ms",
+        ),
+        (
+            "group",
+            "get",
+            "etcd get (serializable)",
+            0.0,
+            0.0,
+            "(for reference)",
+        ),
+    ];
+    for (fsync, scenario, anchor, want, p99_max, target) in pairs {
+        let (Some(v), Some(a)) = (ours(fsync, scenario), theirs(anchor)) else {
+            continue;
+        };
+        let ratio = num(v, "throughput_ops_s") / num(a, "throughput_ops_s").max(1.0);
+        let p99 = num(v, "p99_us") / 1000.0;
+        let mut verdict = Vec::new();
+        if want > 0.0 {
+            verdict.push(if ratio >= want {
+                "ratio met".to_string()
+            } else {
+                format!("ratio {:.0}% of target", 100.0 * ratio / want)
+            });
+        }
+        if p99_max > 0.0 {
+            verdict.push(if p99 < p99_max {
+                "p99 met".to_string()
+            } else {
+                format!("p99 {:.1}x the limit", p99 / p99_max)
+            });
+        }
+        let verdict = if verdict.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", verdict.join(", "))
+        };
+        s.push_str(&format!(
+            "| {scenario}, fsync {fsync} | {:.0} | {p99:.2} | {anchor} | {:.0} | {:.2} | {ratio:.2}x | {target}{verdict} |\n",
+            num(v, "throughput_ops_s"),
+            num(a, "throughput_ops_s"),
+            num(a, "p99_us") / 1000.0,
+        ));
+    }
+    s
 }

@@ -9,6 +9,7 @@
 //! - `cargo xtask chaos` run a real cluster under faults and check the history.
 //! - `cargo xtask bench` the standard benchmark scenarios on fresh local clusters.
 
+mod anchors;
 mod bench;
 mod chaos;
 mod deps;
@@ -36,12 +37,14 @@ commands:
                  (LIST: comma-separated, or all); checks the history for lost writes,
                  convergence, resurrection and clock poisoning (docs/testing.md)
   bench [--quick] [--duration 10s] [--warmup 2s] [--clients 1,16,64,256] [--nodes 1,3]
-        [--scale KEYS] [--out DIR]
+        [--scale KEYS] [--reps N] [--anchors HARNESS_DIR] [--out DIR]
                  release build; fresh 1- and 3-node clusters on 127.0.0.1:4101..; put-only,
                  get-only and 50/50 through `vergentctl bench` (100-byte values, 100k keys),
                  3-node replication lag (puts on node-1, watched on node-2) and puts with
-                 --fsync per-write; --scale KEYS adds the footprint
-                 scenario (peak RSS, disk, restart time); writes DIR/summary.md (docs/benchmarks.md)";
+                 --fsync per-write and off; --scale KEYS adds the footprint scenario (peak
+                 RSS, disk, restart time); --anchors ../shared/bench measures etcd and
+                 Redis-TLS in the same run and prints the ratios; --reps N reports medians
+                 of N passes; writes DIR/summary.md (docs/benchmarks.md)";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

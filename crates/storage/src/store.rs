@@ -38,12 +38,15 @@ const MEMTABLE_BUDGET: usize = 64 << 20;
 /// differ in what survives a crash of the machine (power loss).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FsyncPolicy {
-    /// fsync the WAL before acknowledging, shared between concurrent writers
-    /// (group commit). Survives power loss; the default.
+    /// fsync the WAL before acknowledging; writers that arrive together share
+    /// one fsync (group commit), and the next group is written while one
+    /// syncs. Survives power loss; the default.
     #[default]
     Group,
-    /// fsync the WAL for every write on its own (RocksDB `sync = true`).
-    /// Survives power loss; slowest under concurrency.
+    /// fsync inside every RocksDB write (`sync = true`) before acknowledging:
+    /// the guarantee of [`Self::Group`] without overlapping a sync with the
+    /// next write. A group of client writes is one RocksDB write and shares
+    /// its sync; each replicated batch syncs on its own.
     PerWrite,
     /// Never fsync explicitly; the OS flushes when it likes. Survives `kill -9`
     /// but may lose recent writes on power loss.

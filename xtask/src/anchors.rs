@@ -1,0 +1,179 @@
+//! The anchors of `cargo xtask bench --anchors DIR`: what users would pick
+//! instead of Vergent, measured in the same run on the same machine.
+//!
+//! DIR is the peer harness (`../shared/bench` on the development machines):
+//! `etcd-cluster.sh` starts 3 etcd members with client and peer mTLS,
+//! `redis.sh` a Redis primary with two replicas over TLS, and its `loadgen`
+//! drives both closed-loop at 64 clients with the same key space, key and
+//! value sizes, warmup and duration as Vergent's runs. The harness directory
+//! is only read; its load generator is built into `target/` and the servers
+//! keep their data under the run's output directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::{cargo, root, sh};
+
+/// One anchor measurement: its label and the load generator's JSON line.
+pub(crate) struct Anchor {
+    /// e.g. `etcd put`.
+    pub(crate) name: &'static str,
+    /// `loadgen` output: `throughput_ops_s`, `p50_us`, `p99_us`, ...
+    pub(crate) result: serde_json::Value,
+}
+
+/// Builds the harness's load generator (once) and returns its path.
+pub(crate) fn build_loadgen(harness: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = harness.join("loadgen").join("Cargo.toml");
+    if !manifest.exists() {
+        bail!(
+            "{} has no loadgen/Cargo.toml; --anchors wants the peer harness directory",
+            harness.display()
+        );
+    }
+    for tool in ["etcd", "redis-server"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            bail!("{tool} is not installed (Debian: apt-get install etcd-server redis-server)");
+        }
+    }
+    let target = root().join("target").join("anchor-loadgen");
+    sh(cargo()
+        .args(["build", "--release", "--manifest-path"])
+        .arg(&manifest)
+        .env("CARGO_TARGET_DIR", &target))?;
+    Ok(target.join("release").join("loadgen"))
+}
+
+/// Runs etcd puts, etcd serializable gets, Redis-TLS puts and gets at 64
+/// clients; servers are fresh for this call and stopped before it returns.
+pub(crate) fn run(
+    harness: &Path,
+    loadgen: &Path,
+    work: &Path,
+    warmup_s: f64,
+    duration_s: f64,
+) -> anyhow::Result<Vec<Anchor>> {
+    let mut out = Vec::new();
+    let kv = [
+        "--key-space",
+        "100000",
+        "--key-size",
+        "16",
+        "--value-size",
+        "100",
+    ];
+    let timing = [
+        "--warmup".to_string(),
+        format!("{warmup_s}"),
+        "--duration".to_string(),
+        format!("{duration_s}"),
+    ];
+
+    let etcd_dir = work.join("etcd");
+    server(harness, "etcd-cluster.sh", "start", &etcd_dir, None)?;
+    let result = (|| -> anyhow::Result<()> {
+        let certs = etcd_dir.join("certs");
+        let base = |mix: &str| {
+            let mut c = Command::new(loadgen);
+            c.args(["--target", "etcd", "--endpoints"])
+                .arg("https://127.0.0.1:2379,https://127.0.0.1:22379,https://127.0.0.1:32379")
+                .args(tls(&certs))
+                .args(["--clients", "64", "--conns", "3", "--mix", mix])
+                .args(kv);
+            c
+        };
+        out.push(Anchor {
+            name: "etcd put",
+            result: measure(base("100:0").args(&timing))?,
+        });
+        preload(base("0:100").arg("--preload-only"))?;
+        out.push(Anchor {
+            name: "etcd get (serializable)",
+            result: measure(base("0:100").args(&timing).arg("--etcd-serializable"))?,
+        });
+        Ok(())
+    })();
+    server(harness, "etcd-cluster.sh", "stop", &etcd_dir, None)?;
+    result?;
+
+    let redis_dir = work.join("redis-tls");
+    server(harness, "redis.sh", "start", &redis_dir, Some("tls"))?;
+    let result = (|| -> anyhow::Result<()> {
+        let certs = redis_dir.join("certs");
+        let base = |mix: &str| {
+            let mut c = Command::new(loadgen);
+            c.args(["--target", "redis", "--endpoints", "127.0.0.1:7379"])
+                .args(tls(&certs))
+                .args(["--clients", "64", "--conns", "64", "--mix", mix])
+                .args(kv);
+            c
+        };
+        out.push(Anchor {
+            name: "Redis-TLS SET",
+            result: measure(base("100:0").args(&timing))?,
+        });
+        preload(base("0:100").arg("--preload-only"))?;
+        out.push(Anchor {
+            name: "Redis-TLS GET",
+            result: measure(base("0:100").args(&timing))?,
+        });
+        Ok(())
+    })();
+    server(harness, "redis.sh", "stop", &redis_dir, None)?;
+    result?;
+    Ok(out)
+}
+
+fn tls(certs: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "--ca".into(),
+        certs.join("ca.crt").into(),
+        "--cert".into(),
+        certs.join("client.crt").into(),
+        "--key".into(),
+        certs.join("client.key").into(),
+    ]
+}
+
+/// `SCRIPT start|stop DIR [VARIANT]` of the harness.
+fn server(
+    harness: &Path,
+    script: &str,
+    action: &str,
+    dir: &Path,
+    variant: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut cmd = Command::new(harness.join(script));
+    cmd.arg(action).arg(dir).args(variant);
+    let out = cmd.output().with_context(|| format!("run {script}"))?;
+    if !out.status.success() {
+        bail!(
+            "{script} {action}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Writes every key once (untimed) so that gets hit.
+fn preload(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd.output().context("run loadgen --preload-only")?;
+    if !out.status.success() {
+        bail!("loadgen preload: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+/// Runs the load generator; returns its last JSON line.
+fn measure(cmd: &mut Command) -> anyhow::Result<serde_json::Value> {
+    let out = cmd.output().context("run loadgen")?;
+    if !out.status.success() {
+        bail!("loadgen: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("parse loadgen output {line:?}"))
+}
