@@ -42,6 +42,21 @@ pub struct Batch<E> {
     pub truncated: bool,
 }
 
+impl<E> Batch<E> {
+    /// Appends `next` when it continues this batch (its first entry follows
+    /// this one's last, and it was not cut from a truncated log), so a
+    /// receiver can apply batches that queued up meanwhile as one write and
+    /// one sync; otherwise hands `next` back untouched.
+    pub fn append(&mut self, next: Self) -> Result<(), Self> {
+        if next.truncated || next.first != self.last.saturating_add(1) {
+            return Err(next);
+        }
+        self.last = next.last;
+        self.entries.extend(next.entries);
+        Ok(())
+    }
+}
+
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output<E> {
@@ -256,6 +271,27 @@ impl<E> Sender<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(first: u64, last: u64, truncated: bool) -> Batch<u64> {
+        Batch {
+            first,
+            last,
+            entries: (first..=last).collect(),
+            truncated,
+        }
+    }
+
+    #[test]
+    fn only_a_batch_that_continues_another_is_appended_to_it() {
+        let mut b = run(5, 7, true);
+        assert_eq!(b.append(run(8, 9, false)), Ok(()));
+        assert_eq!(b, run(5, 9, true), "a truncated start stays flagged");
+        // A gap, an overlap and a truncated continuation are handed back.
+        assert_eq!(b.append(run(11, 12, false)), Err(run(11, 12, false)));
+        assert_eq!(b.append(run(9, 12, false)), Err(run(9, 12, false)));
+        assert_eq!(b.append(run(10, 12, true)), Err(run(10, 12, true)));
+        assert_eq!(b, run(5, 9, true));
+    }
 
     fn drain<E>(s: &mut Sender<E>) -> Vec<Output<E>> {
         std::iter::from_fn(|| s.poll_output()).collect()
