@@ -16,9 +16,13 @@ use vergent_storage::{Mutation, Written};
 use crate::api::status::ApiError;
 use crate::node::Shared;
 
-/// Most writes in one group: bounds the batch (and its locks) a slow disk
-/// can build up; at 100-byte values a full group is a few hundred KiB.
+/// Most writes in one group: bounds the locks a group holds and the batch a
+/// slow disk can build up.
 const MAX_GROUP: usize = 512;
+/// About the most key and value bytes in one group (a single larger write
+/// still forms a group of its own), so large values do not make one huge
+/// RocksDB batch.
+const MAX_GROUP_BYTES: usize = 4 << 20;
 /// Groups in flight at once: one being written while the previous syncs.
 const GROUPS_IN_FLIGHT: usize = 2;
 /// Writes queued before handlers wait for room (back-pressure).
@@ -29,6 +33,17 @@ struct Request {
     key: Vec<u8>,
     mutation: Mutation,
     reply: oneshot::Sender<Result<Written, ApiError>>,
+}
+
+impl Request {
+    /// Key and value bytes, for the group's size bound.
+    fn size(&self) -> usize {
+        self.key.len()
+            + match &self.mutation {
+                Mutation::Put { value, .. } => value.len(),
+                Mutation::Delete => 0,
+            }
+    }
 }
 
 /// The handle API handlers submit writes through.
@@ -78,10 +93,14 @@ pub(crate) async fn run(Queue(mut rx): Queue, shared: Weak<Shared>) {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
+        let mut bytes = first.size();
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
             match rx.try_recv() {
-                Ok(r) => group.push(r),
+                Ok(r) => {
+                    bytes += r.size();
+                    group.push(r);
+                }
                 Err(_) => break,
             }
         }

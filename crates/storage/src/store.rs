@@ -416,18 +416,18 @@ impl Store {
         mut stamp: impl FnMut(Option<&Version>) -> Result<Version, StampError>,
     ) -> Result<Vec<Result<Written, Error>>, Error> {
         self.check_failed()?;
-        let mut results = Vec::with_capacity(ops.len());
+        let mut results: Vec<Result<Written, Error>> = Vec::with_capacity(ops.len());
+        let (keys, mutations): (Vec<Vec<u8>>, Vec<Mutation>) = ops.into_iter().unzip();
         let ticket = {
-            let _guards = self.locks.lock_many(ops.iter().map(|(k, _)| k.as_slice()));
-            // Records written earlier in this group, by key: a later mutation
-            // of the same key must see them as its previous version.
-            let mut pending: HashMap<&[u8], Record> = HashMap::new();
+            let _guards = self.locks.lock_many(keys.iter().map(Vec::as_slice));
+            // The group's latest successful write of each key: a later
+            // mutation of the same key must see it as its previous version.
+            let mut latest: HashMap<&[u8], usize> = HashMap::new();
             let mut batch = WriteBatch::default();
-            let mut changes = Vec::with_capacity(ops.len());
-            let mut logged = Vec::with_capacity(ops.len());
-            for (key, mutation) in &ops {
-                let previous = match pending.get(key.as_slice()) {
-                    Some(r) => Some(r.clone()),
+            let mut changes = Vec::with_capacity(keys.len());
+            for (i, (key, mutation)) in keys.iter().zip(mutations).enumerate() {
+                let previous = match latest.get(key.as_slice()) {
+                    Some(&j) => results[j].as_ref().ok().map(|w: &Written| w.record.clone()),
                     None => self.get(key)?,
                 };
                 let version = match stamp(previous.as_ref().map(|r| &r.version)) {
@@ -449,36 +449,37 @@ impl Store {
                 let record = match mutation {
                     Mutation::Put { value, ttl_ms } => {
                         let expires = ttl_ms.map(|t| version.hlc.physical_ms().saturating_add(t));
-                        Record::value(version, value.clone(), expires)
+                        Record::value(version, value, expires)
                     }
                     Mutation::Delete => Record::tombstone(version),
                 };
                 changes.push(self.stage(&mut batch, key, &record, previous.as_ref()));
-                logged.push(results.len());
-                pending.insert(key.as_slice(), record.clone());
+                latest.insert(key.as_slice(), i);
                 results.push(Ok(Written { record, previous }));
             }
-            if logged.is_empty() {
+            if changes.is_empty() {
                 return Ok(results);
             }
+            // Every successful write gets the next log entry, in group order.
+            let written = || {
+                keys.iter()
+                    .zip(&results)
+                    .filter_map(|(k, r)| r.as_ref().ok().map(|w| (k, &w.record)))
+            };
             let ticket = self.commit_logged(batch, |batch, mut seq| {
-                for &i in &logged {
-                    if let Some(Ok(w)) = results.get(i) {
-                        batch.put_cf(
-                            self.cf(CF_LOG),
-                            seq.to_be_bytes(),
-                            encode_log_value(&ops[i].0, &w.record),
-                        );
-                        seq += 1;
-                    }
+                for (key, record) in written() {
+                    batch.put_cf(
+                        self.cf(CF_LOG),
+                        seq.to_be_bytes(),
+                        encode_log_value(key, record),
+                    );
+                    seq += 1;
                 }
                 seq
             })?;
             self.fold_digest(&changes);
-            for &i in &logged {
-                if let Some(Ok(w)) = results.get(i) {
-                    self.notify(&ops[i].0, &w.record, true);
-                }
+            for (key, record) in written() {
+                self.notify(key, record, true);
             }
             ticket
         };
