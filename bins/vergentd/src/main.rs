@@ -14,8 +14,8 @@ use config::{Cli, LogFormat};
 
 /// jemalloc for the whole process, RocksDB's C++ allocations included (it
 /// replaces `malloc` itself): with glibc's per-thread arenas a node loaded
-/// with 1M keys peaked at 248 MiB resident, with jemalloc at 214 MiB under
-/// the same RocksDB budgets (docs/benchmarks.md).
+/// with 1M keys peaked at 242–246 MiB resident, with jemalloc at 202–215 MiB
+/// under the same RocksDB budgets (docs/benchmarks.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
