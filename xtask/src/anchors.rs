@@ -24,6 +24,50 @@ pub(crate) struct Anchor {
     pub(crate) result: serde_json::Value,
 }
 
+/// One system of the harness and how its load generator reaches it.
+struct System {
+    /// The harness script that starts and stops it, and its variant argument.
+    script: &'static str,
+    variant: Option<&'static str>,
+    /// Its directory under the run's work directory.
+    dir: &'static str,
+    /// `loadgen --target`, `--endpoints` and `--conns`.
+    target: &'static str,
+    endpoints: &'static str,
+    conns: &'static str,
+    /// Labels of its put and get rows, and extra flags of the get run.
+    put: &'static str,
+    get: &'static str,
+    get_flags: &'static [&'static str],
+}
+
+/// etcd over one connection per member, as the harness drives it; Redis over
+/// one connection per client, comparable to `redis-benchmark -c 64 -P 1`.
+const SYSTEMS: [System; 2] = [
+    System {
+        script: "etcd-cluster.sh",
+        variant: None,
+        dir: "etcd",
+        target: "etcd",
+        endpoints: "https://127.0.0.1:2379,https://127.0.0.1:22379,https://127.0.0.1:32379",
+        conns: "3",
+        put: "etcd put",
+        get: "etcd get (serializable)",
+        get_flags: &["--etcd-serializable"],
+    },
+    System {
+        script: "redis.sh",
+        variant: Some("tls"),
+        dir: "redis-tls",
+        target: "redis",
+        endpoints: "127.0.0.1:7379",
+        conns: "64",
+        put: "Redis-TLS SET",
+        get: "Redis-TLS GET",
+        get_flags: &[],
+    },
+];
+
 /// Builds the harness's load generator (once) and returns its path.
 pub(crate) fn build_loadgen(harness: &Path) -> anyhow::Result<PathBuf> {
     let manifest = harness.join("loadgen").join("Cargo.toml");
@@ -71,58 +115,33 @@ pub(crate) fn run(
         format!("{duration_s}"),
     ];
 
-    let etcd_dir = work.join("etcd");
-    server(harness, "etcd-cluster.sh", "start", &etcd_dir, None)?;
-    let result = (|| -> anyhow::Result<()> {
-        let certs = etcd_dir.join("certs");
-        let base = |mix: &str| {
-            let mut c = Command::new(loadgen);
-            c.args(["--target", "etcd", "--endpoints"])
-                .arg("https://127.0.0.1:2379,https://127.0.0.1:22379,https://127.0.0.1:32379")
-                .args(tls(&certs))
-                .args(["--clients", "64", "--conns", "3", "--mix", mix])
-                .args(kv);
-            c
-        };
-        out.push(Anchor {
-            name: "etcd put",
-            result: measure(base("100:0").args(&timing))?,
-        });
-        preload(base("0:100").arg("--preload-only"))?;
-        out.push(Anchor {
-            name: "etcd get (serializable)",
-            result: measure(base("0:100").args(&timing).arg("--etcd-serializable"))?,
-        });
-        Ok(())
-    })();
-    server(harness, "etcd-cluster.sh", "stop", &etcd_dir, None)?;
-    result?;
-
-    let redis_dir = work.join("redis-tls");
-    server(harness, "redis.sh", "start", &redis_dir, Some("tls"))?;
-    let result = (|| -> anyhow::Result<()> {
-        let certs = redis_dir.join("certs");
-        let base = |mix: &str| {
-            let mut c = Command::new(loadgen);
-            c.args(["--target", "redis", "--endpoints", "127.0.0.1:7379"])
-                .args(tls(&certs))
-                .args(["--clients", "64", "--conns", "64", "--mix", mix])
-                .args(kv);
-            c
-        };
-        out.push(Anchor {
-            name: "Redis-TLS SET",
-            result: measure(base("100:0").args(&timing))?,
-        });
-        preload(base("0:100").arg("--preload-only"))?;
-        out.push(Anchor {
-            name: "Redis-TLS GET",
-            result: measure(base("0:100").args(&timing))?,
-        });
-        Ok(())
-    })();
-    server(harness, "redis.sh", "stop", &redis_dir, None)?;
-    result?;
+    for system in SYSTEMS {
+        let dir = work.join(system.dir);
+        server(harness, system.script, "start", &dir, system.variant)?;
+        let result = (|| -> anyhow::Result<()> {
+            let certs = dir.join("certs");
+            let base = |mix: &str| {
+                let mut c = Command::new(loadgen);
+                c.args(["--target", system.target, "--endpoints", system.endpoints])
+                    .args(tls(&certs))
+                    .args(["--clients", "64", "--conns", system.conns, "--mix", mix])
+                    .args(kv);
+                c
+            };
+            out.push(Anchor {
+                name: system.put,
+                result: measure(base("100:0").args(&timing))?,
+            });
+            preload(base("0:100").arg("--preload-only"))?;
+            out.push(Anchor {
+                name: system.get,
+                result: measure(base("0:100").args(&timing).args(system.get_flags))?,
+            });
+            Ok(())
+        })();
+        server(harness, system.script, "stop", &dir, None)?;
+        result?;
+    }
     Ok(out)
 }
 
