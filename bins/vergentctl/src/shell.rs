@@ -9,6 +9,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use futures::StreamExt;
+use indicatif::HumanBytes;
 use rustyline::error::ReadlineError;
 use vergent_client::{Client, Error, PutOptions};
 
@@ -379,14 +380,13 @@ impl Shell {
                 let _ = writeln!(out, "state:        {}", s.state);
                 let _ = writeln!(out, "purged:       {}", s.purged);
                 let m = &s.storage_memory;
-                let mib = |b: u64| b as f64 / 1048576.0;
                 let _ = writeln!(
                     out,
-                    "memory:       memtables {:.1} MiB, block cache {:.1}/{:.0} MiB, table readers {:.1} MiB",
-                    mib(m.memtables),
-                    mib(m.block_cache),
-                    mib(m.block_cache_capacity),
-                    mib(m.table_readers)
+                    "memory:       memtables {}, block cache {} of {}, table readers {}",
+                    HumanBytes(m.memtables),
+                    HumanBytes(m.block_cache),
+                    HumanBytes(m.block_cache_capacity),
+                    HumanBytes(m.table_readers)
                 );
                 for r in &s.repairs {
                     let last = if r.last_repair_ms == 0 {

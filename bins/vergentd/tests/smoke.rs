@@ -67,6 +67,12 @@ status
     assert_eq!(lines[14], "(nil)");
     assert!(text.contains("node_id:      node-a"), "{text}");
     assert!(text.contains("keys:         1"), "{text}");
+    // The default 32 MiB block cache, as the storage engine reports it.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("memory:       memtables ") && l.contains(" of 32.00 MiB")),
+        "{text}"
+    );
     // Versions grow: the delete is stamped above the put it overwrote.
     let put_hlc: vergent_hlc::Timestamp = lines[0]["OK hlc=".len()..].parse().expect("hlc parses");
     let del_hlc: vergent_hlc::Timestamp = lines[13]["OK hlc=".len()..].parse().expect("hlc parses");
