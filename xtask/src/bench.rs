@@ -140,7 +140,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
             anchor_reps.push(anchors);
         }
     }
-    let rows = median_rows(&reps);
+    let rows = with_medians(reps, |r| &mut r.result);
     let mut lag_line = String::new();
     if opts.nodes.contains(&3) {
         // Replication lag: puts on node-1 only, 16 clients (about half the
@@ -185,11 +185,8 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     let mut table = markdown(&rows, &opts);
     table.push_str(&lag_line);
     if !anchor_reps.is_empty() {
-        table.push_str(&against_anchors(
-            &rows,
-            &median_anchors(&anchor_reps),
-            &opts,
-        ));
+        let anchors = with_medians(anchor_reps, |a| &mut a.result);
+        table.push_str(&against_anchors(&rows, &anchors, &opts));
     }
     if opts.scale > 0 {
         table.push_str(&footprint(&bins, &certs, &opts)?);
@@ -525,39 +522,28 @@ fn matrix(bins: &Path, certs: &Path, opts: &Opts) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Per-row medians over the repetitions (rows come in the same order each
-/// time); errors and misses are the largest seen.
-fn median_rows(reps: &[Vec<Row>]) -> Vec<Row> {
-    let Some(first) = reps.first() else {
-        return Vec::new();
-    };
-    first
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Row {
-            nodes: r.nodes,
-            fsync: r.fsync,
-            scenario: r.scenario,
-            clients: r.clients,
-            result: median_of(reps.iter().filter_map(|rep| rep.get(i)).map(|r| &r.result)),
+/// The first repetition's runs (rows or anchors) with each result replaced
+/// by the medians over all repetitions, which list the same runs in the same
+/// order; errors and misses are the largest seen.
+fn with_medians<T>(
+    mut reps: Vec<Vec<T>>,
+    result: impl Fn(&mut T) -> &mut serde_json::Value,
+) -> Vec<T> {
+    let medians: Vec<serde_json::Value> = (0..reps.first().map_or(0, Vec::len))
+        .map(|i| {
+            let results: Vec<serde_json::Value> = reps
+                .iter_mut()
+                .filter_map(|rep| rep.get_mut(i))
+                .map(|run| result(run).clone())
+                .collect();
+            median_of(results.iter())
         })
-        .collect()
-}
-
-fn median_anchors(reps: &[Vec<crate::anchors::Anchor>]) -> Vec<(&'static str, serde_json::Value)> {
-    let Some(first) = reps.first() else {
-        return Vec::new();
-    };
-    first
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            (
-                a.name,
-                median_of(reps.iter().filter_map(|rep| rep.get(i)).map(|a| &a.result)),
-            )
-        })
-        .collect()
+        .collect();
+    let mut runs = reps.into_iter().next().unwrap_or_default();
+    for (run, median) in runs.iter_mut().zip(medians) {
+        *result(run) = median;
+    }
+    runs
 }
 
 /// Median of each latency/throughput field, max of the error counts.
@@ -588,17 +574,13 @@ fn seconds(d: &str) -> anyhow::Result<f64> {
 }
 
 /// The targets of the performance issue, against the anchors of this run.
-fn against_anchors(
-    rows: &[Row],
-    anchors: &[(&'static str, serde_json::Value)],
-    opts: &Opts,
-) -> String {
+fn against_anchors(rows: &[Row], anchors: &[crate::anchors::Anchor], opts: &Opts) -> String {
     let ours = |fsync: &str, scenario: &str| {
         rows.iter()
             .find(|r| r.nodes == 3 && r.clients == 64 && r.fsync == fsync && r.scenario == scenario)
             .map(|r| &r.result)
     };
-    let theirs = |name: &str| anchors.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
+    let theirs = |name: &str| anchors.iter().find(|a| a.name == name).map(|a| &a.result);
     let mut s = format!(
         "\nAgainst the anchors measured in the same run (3 nodes each, mTLS, 64 clients, \
          medians of {} rep(s); anchors driven by the harness's loadgen with the same keys, \
