@@ -194,6 +194,40 @@ pub(crate) fn start_nodes(
             .collect();
         start_node(vergentd, dir, certs, i + 1, *port, &peers, extra)?;
     }
+    wait_serving(&vergentd.with_file_name("vergentctl"), certs, ports)
+}
+
+/// Waits until every node reports `serving`: nodes that start empty refuse
+/// reads until they have met their peers (a new cluster forms within
+/// seconds of its last node starting).
+fn wait_serving(vergentctl: &Path, certs: &Path, ports: &[u16]) -> anyhow::Result<()> {
+    let start = Instant::now();
+    for port in ports {
+        loop {
+            let out = Command::new(vergentctl)
+                .args(["connect", &format!("127.0.0.1:{port}")])
+                .arg("--tls-certfile")
+                .arg(certs.join("client.crt"))
+                .arg("--tls-keyfile")
+                .arg(certs.join("client.key"))
+                .arg("--tls-cafile")
+                .arg(certs.join("ca.pem"))
+                .args(["-e", "status"])
+                .output()
+                .context("run vergentctl status")?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text
+                .lines()
+                .any(|l| l.starts_with("state:") && l.ends_with("serving"))
+            {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("the node on port {port} is not serving after 60 s:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     Ok(())
 }
 

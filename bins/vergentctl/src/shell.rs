@@ -379,6 +379,19 @@ impl Shell {
                 }
                 let _ = writeln!(out, "state:        {}", s.state);
                 let _ = writeln!(out, "purged:       {}", s.purged);
+                if let Some((why, since)) = &s.purge_held_back {
+                    let since = humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + Duration::from_millis(*since),
+                    );
+                    let _ = writeln!(out, "purge:        held back since {since}: {why}");
+                }
+                if s.refused_records + s.records_too_old_for_log + s.refused_peers > 0 {
+                    let _ = writeln!(
+                        out,
+                        "refused:      records={} too_old_for_log={} peers={}",
+                        s.refused_records, s.records_too_old_for_log, s.refused_peers
+                    );
+                }
                 let m = &s.storage_memory;
                 let _ = writeln!(
                     out,

@@ -100,9 +100,18 @@ pub(crate) struct Cli {
     /// the OS page cache holds the rest of a hot data set).
     #[arg(long, env = "VERGENT_BLOCK_CACHE_BYTES")]
     block_cache_bytes: Option<usize>,
-    /// Start even though the node was down longer than --tombstone-grace
-    /// (keys deleted meanwhile may come back).
-    #[arg(long, env = "VERGENT_ALLOW_STALE_REJOIN")]
+    /// Most established client connections (default: what the file
+    /// descriptor limit leaves after the storage engine's share).
+    #[arg(long, env = "VERGENT_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Most client TLS handshakes in progress; a new one evicts the oldest
+    /// (default 256, fewer when file descriptors are scarce).
+    #[arg(long, env = "VERGENT_MAX_HANDSHAKES")]
+    max_handshakes: Option<usize>,
+    /// No longer needed (accepted so old scripts keep working): peers never
+    /// purge a delete this node has not confirmed, so a node down for any
+    /// time rejoins with its data.
+    #[arg(long, env = "VERGENT_ALLOW_STALE_REJOIN", hide = true)]
     allow_stale_rejoin: bool,
     /// Testing only: shift this node's physical clock by this many milliseconds.
     #[arg(
@@ -144,6 +153,8 @@ struct FileConfig {
     repair_max_sessions: Option<usize>,
     repair_max_bytes_per_sec: Option<u64>,
     block_cache_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_handshakes: Option<usize>,
     allow_stale_rejoin: Option<bool>,
 }
 
@@ -274,10 +285,17 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     {
         node.repair.max_bytes_per_sec = n;
     }
+    node.max_connections = cli.max_connections.or(file.max_connections);
+    node.max_handshakes = cli.max_handshakes.or(file.max_handshakes);
     if let Some(n) = cli.block_cache_bytes.or(file.block_cache_bytes) {
         node.block_cache_bytes = n;
     }
-    node.allow_stale_rejoin = cli.allow_stale_rejoin || file.allow_stale_rejoin.unwrap_or(false);
+    if cli.allow_stale_rejoin || file.allow_stale_rejoin.unwrap_or(false) {
+        eprintln!(
+            "vergentd: --allow-stale-rejoin is no longer needed and has no effect: \
+             peers never purge a delete this node has not confirmed"
+        );
+    }
     Ok(Settings {
         node,
         log_level,

@@ -30,6 +30,12 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&settings.log_level, settings.log_format);
+    // Up to the hard limit: the node shares descriptors out between storage
+    // and clients by the soft one (see vergent_node's incoming.rs).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => info!(limit = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

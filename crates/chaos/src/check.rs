@@ -130,8 +130,25 @@ pub fn resurrection(history: &[Event], final_state: &ReplicaState) -> Vec<Violat
     acked_writes_kept(history, final_state, Op::Delete, Checker::Resurrection)
 }
 
+/// Whether a delete of `key` that may have taken effect (acknowledged above
+/// `at`, or of unknown outcome and version) could have superseded a write at
+/// `at` and been purged since.
+fn maybe_deleted_after(history: &[Event], key: &str, at: &Stamp) -> bool {
+    history.iter().any(|d| {
+        d.f == Op::Delete
+            && d.key == key
+            && match d.outcome {
+                Outcome::Ok => d.version.as_ref().is_some_and(|v| v > at),
+                Outcome::Info => true,
+                Outcome::Invoke | Outcome::Fail => false,
+            }
+    })
+}
+
 /// Every acknowledged `f` (put or delete) is in the final state as written
 /// (same version, same value or tombstone) or superseded by a greater version.
+/// A key with nothing left was purged: that keeps a delete, and a put only
+/// when a later delete may have superseded it.
 fn acked_writes_kept(
     history: &[Event],
     final_state: &ReplicaState,
@@ -154,7 +171,7 @@ fn acked_writes_kept(
         };
         let found = final_state.get(&e.key);
         let kept = match found {
-            None => false,
+            None => f == Op::Delete || maybe_deleted_after(history, &e.key, at),
             Some(r) if r.version > *at => true,
             // A put leaves its value, a delete its tombstone (value None).
             Some(r) => r.version == *at && r.value == e.value,
@@ -456,6 +473,21 @@ mod tests {
         assert_eq!(resurrection(&h, &newer), []);
         let tomb = state(&[("k", None, stamp(MS + 2, "n2"))]);
         assert_eq!(resurrection(&h, &tomb), []);
+    }
+
+    #[test]
+    fn a_purged_tombstone_keeps_its_delete_and_the_puts_it_superseded_but_no_others() {
+        let mut h = Vec::new();
+        h.extend(put_ok("n1", "k", "old", stamp(MS + 1, "n1")));
+        h.extend(delete_ok("n2", "k", stamp(MS + 2, "n2")));
+        let purged = state(&[]);
+        assert_eq!(resurrection(&h, &purged), []);
+        assert_eq!(lost_writes(&h, &purged), []);
+        // A put after the delete cannot have been purged away.
+        h.extend(put_ok("n3", "k", "new", stamp(MS + 3, "n3")));
+        let lost = lost_writes(&h, &purged);
+        assert_eq!(lost.len(), 1, "{lost:#?}");
+        assert_eq!(lost[0].checker, Checker::LostWrite);
     }
 
     #[test]

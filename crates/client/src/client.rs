@@ -100,6 +100,9 @@ pub struct ScanPage {
     pub entries: Vec<Entry>,
     /// More entries may follow the last one.
     pub more: bool,
+    /// Where the next page starts (pass it as `start_after`): the last key
+    /// the node looked at, which may lie past the last entry returned.
+    pub resume_after: Option<Vec<u8>>,
 }
 
 /// A change observed by [`Client::watch`].
@@ -152,7 +155,21 @@ pub struct NodeStatus {
     pub purged: u64,
     /// Memory the node's storage engine holds.
     pub storage_memory: StorageMemory,
+    /// Why tombstone purges are held back, and since when (ms since the
+    /// Unix epoch); `None` when they are not.
+    pub purge_held_back: Option<(String, u64)>,
+    /// Records peers sent that the node refused one by one.
+    pub refused_records: u64,
+    /// Replicated records older than the log's horizon, left to repair.
+    pub records_too_old_for_log: u64,
+    /// Peer streams refused for who opened them.
+    pub refused_peers: u64,
+    /// Every peer the node ever learned of.
+    pub roster: Vec<RosterMember>,
 }
+
+/// A peer in a node's roster.
+pub type RosterMember = pb::RosterMember;
 
 /// Memory held by a node's storage engine, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -353,7 +370,7 @@ impl Client {
         start_after: Option<Vec<u8>>,
         limit: u32,
     ) -> Result<ScanPage, Error> {
-        let (entries, more) = self
+        let (entries, more, resume_after) = self
             .scan_raw(prefix.into(), start_after, limit, false)
             .await?;
         let entries = entries
@@ -367,20 +384,25 @@ impl Client {
                 })
             })
             .collect::<Result<_, Error>>()?;
-        Ok(ScanPage { entries, more })
+        Ok(ScanPage {
+            entries,
+            more,
+            resume_after,
+        })
     }
 
     /// Lists every live entry under `prefix`, following pages.
     pub async fn scan_all(&self, prefix: impl Into<Vec<u8>>) -> Result<Vec<Entry>, Error> {
         let prefix = prefix.into();
         let mut out: Vec<Entry> = Vec::new();
+        let mut after = None;
         loop {
-            let after = out.last().map(|e| e.key.clone());
             let page = self.scan(prefix.clone(), after, 0).await?;
             out.extend(page.entries);
             if !page.more {
                 return Ok(out);
             }
+            after = page.resume_after;
         }
     }
 
@@ -393,9 +415,11 @@ impl Client {
     ) -> Result<Vec<StoredRecord>, Error> {
         let prefix = prefix.into();
         let mut out: Vec<StoredRecord> = Vec::new();
+        let mut after = None;
         loop {
-            let after = out.last().map(|e| e.key.clone());
-            let (entries, more) = self.scan_raw(prefix.clone(), after, 0, true).await?;
+            let (entries, more, resume_after) =
+                self.scan_raw(prefix.clone(), after, 0, true).await?;
+            after = resume_after;
             for e in entries {
                 out.push(StoredRecord {
                     version: version_of(e.version)?,
@@ -416,7 +440,7 @@ impl Client {
         start_after: Option<Vec<u8>>,
         limit: u32,
         include_tombstones: bool,
-    ) -> Result<(Vec<pb::Entry>, bool), Error> {
+    ) -> Result<(Vec<pb::Entry>, bool, Option<Vec<u8>>), Error> {
         let req = pb::ScanRequest {
             prefix,
             limit,
@@ -426,7 +450,13 @@ impl Client {
         };
         let mut kv = self.kv.clone();
         let resp = self.call(kv.scan(req)).await?;
-        Ok((resp.entries, resp.more))
+        // A node that predates resume_after: resume after the last entry.
+        let resume = if resp.resume_after.is_empty() {
+            resp.entries.last().map(|e| e.key.clone())
+        } else {
+            Some(resp.resume_after)
+        };
+        Ok((resp.entries, resp.more, resume.filter(|_| resp.more)))
     }
 
     /// Streams changes applied on the node to keys under `prefix`.
@@ -477,6 +507,12 @@ impl Client {
             state: s.state,
             repairs: s.repairs,
             purged: s.purged,
+            purge_held_back: (!s.purge_held_back.is_empty())
+                .then(|| (s.purge_held_back.clone(), s.purge_held_since_ms)),
+            refused_records: s.refused_records,
+            records_too_old_for_log: s.records_too_old_for_log,
+            refused_peers: s.refused_peers,
+            roster: s.roster.clone(),
             storage_memory: s
                 .storage_memory
                 .map(|m| StorageMemory {

@@ -21,7 +21,7 @@ mod error;
 
 pub use client::{
     Client, ClientConfig, Consistency, Deleted, Entry, MemberStatus, NodeStatus, PutOptions,
-    RepairStatus, ScanPage, StorageMemory, StoredRecord, WatchEvent, WatchStream,
+    RepairStatus, RosterMember, ScanPage, StorageMemory, StoredRecord, WatchEvent, WatchStream,
 };
 pub use error::Error;
 pub use vergent_types::Version;

@@ -53,6 +53,6 @@ mod tests;
 
 pub use config::{Config, ConfigError};
 pub use member::{Member, State};
-pub use membership::Membership;
+pub use membership::{MAX_FORMER, Membership};
 pub use message::{Body, Event, Message, Output, Sender, Update};
 pub use vergent_types::NodeId;

@@ -53,6 +53,11 @@ pub struct Membership {
     timers: Timers,
     outputs: VecDeque<Output>,
     seeds: Vec<String>,
+    /// Addresses of dead members that were forgotten (and any the driver
+    /// remembers from an earlier run): contacted now and then alongside the
+    /// seeds, so two sides of a partition that outlived `dead_retention`
+    /// still find each other once the network heals.
+    former: VecDeque<String>,
     join_pending: bool,
     /// A post-join state exchange is waiting for its answer.
     syncing: bool,
@@ -61,6 +66,10 @@ pub struct Membership {
     /// `(id, address)` pairs already reported as conflicts.
     conflicts: BTreeSet<(NodeId, String)>,
 }
+
+/// Most remembered addresses of forgotten members (see
+/// [`Membership::remember_address`]).
+pub const MAX_FORMER: usize = 256;
 
 /// What this node keeps about one member.
 #[derive(Debug)]
@@ -188,6 +197,7 @@ impl Membership {
             timers,
             outputs: VecDeque::new(),
             seeds: Vec::new(),
+            former: VecDeque::new(),
             join_pending: false,
             syncing: false,
             join_retry_armed: false,
@@ -385,6 +395,27 @@ impl Membership {
                 }
             }
         }
+    }
+
+    /// Remembers `addr` as a place a member once lived: like a seed, it is
+    /// contacted now and then while no live member is known there, so a
+    /// partition heals however long it lasted. The driver passes the
+    /// addresses it persisted from an earlier run; forgotten dead members
+    /// are added here by the core itself. At most [`MAX_FORMER`] are kept.
+    pub fn remember_address(&mut self, addr: &str) {
+        if addr == self.addr || self.former.iter().any(|a| a == addr) {
+            return;
+        }
+        if self.former.len() >= MAX_FORMER {
+            self.former.pop_front();
+        }
+        self.former.push_back(addr.to_string());
+    }
+
+    /// The addresses contacted to heal long partitions (see
+    /// [`Self::remember_address`]), for the driver to persist.
+    pub fn former_addresses(&self) -> impl Iterator<Item = &str> {
+        self.former.iter().map(String::as_str)
     }
 
     /// Leaves gracefully: marks this node `Left`, announces it at once to a few
@@ -633,6 +664,13 @@ impl Membership {
         if matches!(e.member.state, State::Dead | State::Left)
             && e.since + self.config.dead_retention <= now
         {
+            // A dead member may only be cut off: keep knocking (a leave
+            // was deliberate, and a returning node rejoins through its seeds).
+            if e.member.state == State::Dead {
+                let addr = e.member.addr.clone();
+                self.remember_address(&addr);
+            }
+            let e = &self.members[id];
             self.counts[slot(e.member.state)] -= 1;
             self.members.remove(id);
             if let Some(at) = self.others.iter().position(|o| o == id) {
@@ -674,6 +712,25 @@ impl Membership {
         }
         let dead = self.random_members(1, |m| m.state == State::Dead);
         if let Some((_, addr)) = dead.into_iter().next() {
+            self.send_push_pull(addr, false);
+        }
+        // And one seed or former member where no live member is known: the
+        // only way back to a side of a partition that everyone here forgot
+        // (Serf keeps reconnecting; HashiCorp tools re-join their seeds).
+        let live: BTreeSet<&str> = self
+            .members
+            .values()
+            .filter(|e| e.member.state.is_live())
+            .map(|e| e.member.addr.as_str())
+            .collect();
+        let candidates: Vec<String> = self
+            .seeds
+            .iter()
+            .chain(self.former.iter())
+            .filter(|a| !live.contains(a.as_str()))
+            .cloned()
+            .collect();
+        if let Some(addr) = candidates.choose(&mut self.rng).cloned() {
             self.send_push_pull(addr, false);
         }
         let period = self.config.push_pull_period(self.live_count());

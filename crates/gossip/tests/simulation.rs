@@ -202,6 +202,41 @@ fn partitioned_majority_and_minority_converge_alive_after_heal() {
     }
 }
 
+/// Bound: two push-pull periods (each node contacts one seed or former
+/// member per period) plus a minute for the news to spread.
+#[test]
+fn a_partition_longer_than_dead_retention_heals_once_the_network_does() {
+    for seed in seeds(700, 10) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = rng.random_range(4..=7);
+        let mut s = converged(seed, n, NetConfig::default());
+        s.record = false;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        let (a, b) = order.split_at(rng.random_range(2..=n - 2));
+        s.partition(&[a, b]);
+        // Long enough for gossip to forget the other side (dead members go
+        // after `dead_retention`; stale news of them may linger a while).
+        s.run_for(3 * s.config.dead_retention);
+        let forgotten = a
+            .iter()
+            .flat_map(|&x| b.iter().map(move |&y| (x, y)))
+            .filter(|&(x, y)| s.node(x).member(s.id(y)).is_none())
+            .count();
+        s.heal();
+        let bound = 2 * s.config.push_pull_interval + 60 * SEC;
+        let all: Vec<usize> = (0..n).collect();
+        let healed = s.run_until_true(bound, SEC / 10, |s| s.all_alive(&all));
+        assert!(
+            healed.is_some(),
+            "seed {seed}: {a:?} and {b:?} not all alive within {bound:?} of the heal"
+        );
+        eprintln!(
+            "seed {seed}: {a:?} | {b:?} ({forgotten} pairs forgotten) healed {healed:?} after the network did"
+        );
+    }
+}
+
 /// One scenario with loss, a restart and a leave; two runs with the same
 /// seed must produce the same events at the same virtual times.
 fn replay(seed: u64) -> (Vec<sim::Record>, sim::Stats) {

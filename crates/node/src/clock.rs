@@ -88,6 +88,11 @@ impl NodeClock {
         self.last().physical_ms().saturating_sub(physical)
     }
 
+    /// Largest offset accepted in a remote timestamp, in ms.
+    pub fn max_offset_ms(&self) -> u64 {
+        self.lock().hlc.config().max_offset_ms
+    }
+
     /// The window the ceiling runs ahead by.
     pub fn ceiling_window_ms(&self) -> u64 {
         ceiling_window_ms(self.lock().hlc.config().max_offset_ms)

@@ -41,9 +41,12 @@ pub struct NodeConfig {
     pub max_log_lag: u64,
     /// Anti-entropy repair and tombstone purge.
     pub repair: crate::RepairSettings,
-    /// Start even if the node was down longer than the tombstone grace
-    /// period (deleted keys it still holds may come back).
-    pub allow_stale_rejoin: bool,
+    /// Most established client connections (default: what the process's
+    /// file-descriptor limit leaves after the storage engine's share).
+    pub max_connections: Option<usize>,
+    /// Most client TLS handshakes in progress; a new one evicts the oldest
+    /// (default 256, less when file descriptors are few).
+    pub max_handshakes: Option<usize>,
 }
 
 impl NodeConfig {
@@ -64,7 +67,8 @@ impl NodeConfig {
             clock_offset_ms: 0,
             max_log_lag: 1_000_000,
             repair: crate::RepairSettings::default(),
-            allow_stale_rejoin: false,
+            max_connections: None,
+            max_handshakes: None,
         }
     }
 }

@@ -43,10 +43,9 @@ pub enum StartError {
         /// Why it is invalid.
         reason: String,
     },
-    /// The node was down longer than the tombstone grace period and still
-    /// holds its old data (see `--allow-stale-rejoin`).
-    #[error("{0}")]
-    StaleRejoin(String),
+    /// A setting the node cannot run with.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The listen address could not be bound.
     #[error("could not listen on {addr}: {source}")]
     Bind {

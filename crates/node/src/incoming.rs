@@ -4,29 +4,131 @@
 //! client cannot hold up the others. Refused handshakes (no client
 //! certificate, unknown CA, expired certificate, TLS 1.2) are logged with the
 //! peer address and never reach the API.
+//!
+//! Nothing a remote party does can exhaust the node's file descriptors:
+//! at most `max_handshakes` unauthenticated connections are held (a new one
+//! evicts the oldest, so a flood of half-open connections cannot lock out a
+//! real client), and at most `max_connections` established ones (beyond
+//! that a new connection is closed at once). The node derives both from its
+//! file-descriptor limit, after setting aside what the storage engine may
+//! open, so storage never fails for want of a descriptor.
 
+use std::collections::BTreeMap;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many client connections the node holds at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnectionLimits {
+    /// Connections still in their TLS handshake.
+    pub(crate) max_handshakes: usize,
+    /// Established (authenticated) connections.
+    pub(crate) max_connections: usize,
+}
+
+/// Counters of refused and evicted connections, for `status` and tests.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionStats {
+    /// Handshakes cut to make room for newer ones.
+    pub(crate) evicted_handshakes: AtomicU64,
+    /// Established connections refused at the cap.
+    pub(crate) refused_connections: AtomicU64,
+}
+
+/// An established client connection; holds its slot until it closes.
+pub(crate) struct Conn {
+    tls: TlsStream<TcpStream>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tls).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tls).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tls).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tls).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tls).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tls.is_write_vectored()
+    }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = <TlsStream<TcpStream> as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.tls.connect_info()
+    }
+}
+
+/// Handshakes in progress, oldest first, so the oldest can be evicted.
+#[derive(Default)]
+struct Pending {
+    next: u64,
+    tasks: BTreeMap<u64, AbortHandle>,
+}
 
 /// A stream of established TLS connections, ending when `cancel` fires.
 pub(crate) fn tls_incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    limits: ConnectionLimits,
+    stats: Arc<ConnectionStats>,
     cancel: CancellationToken,
-) -> ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>> {
+) -> ReceiverStream<Result<Conn, io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
+    // Handshakes hold a slot too, so the two never exceed their sum.
+    let established = Arc::new(Semaphore::new(
+        limits.max_connections.max(1) + limits.max_handshakes.max(1),
+    ));
+    let pending = Arc::new(Mutex::new(Pending::default()));
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -41,14 +143,36 @@ pub(crate) fn tls_incoming(
                     }
                 },
             };
+            let Ok(slot) = established.clone().try_acquire_owned() else {
+                stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+                debug!(%peer, "refused a connection: at the connection limit");
+                drop(tcp);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
-            tokio::spawn(async move {
-                if let Some(tls) = handshake(&acceptor, tcp, peer).await {
-                    let _ = tx.send(Ok(tls)).await;
+            let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            while p.tasks.len() >= limits.max_handshakes.max(1) {
+                if let Some((_, oldest)) = p.tasks.pop_first() {
+                    oldest.abort();
+                    stats.evicted_handshakes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let id = p.next;
+            p.next += 1;
+            let done = pending.clone();
+            let task = tokio::spawn(async move {
+                let tls = handshake(&acceptor, tcp, peer).await;
+                done.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .tasks
+                    .remove(&id);
+                if let Some(tls) = tls {
+                    let _ = tx.send(Ok(Conn { tls, _slot: slot })).await;
                 }
             });
+            p.tasks.insert(id, task.abort_handle());
         }
     });
     ReceiverStream::new(rx)
@@ -77,5 +201,49 @@ async fn handshake(
             warn!(%peer, "refused TLS connection: handshake timed out");
             None
         }
+    }
+}
+
+/// Splits the file-descriptor limit between the storage engine (its table
+/// files), client connections and handshakes, keeping some for everything
+/// else (the WAL, the lock file, sockets of the peer transport, logs).
+/// Returns `(storage files, limits)`.
+pub(crate) fn budget(
+    fd_limit: u64,
+    max_connections: Option<usize>,
+    max_handshakes: Option<usize>,
+) -> (usize, ConnectionLimits) {
+    const OTHER: u64 = 64;
+    let fd_limit = fd_limit.max(256);
+    let storage = (fd_limit / 4).clamp(64, 4096);
+    let network = fd_limit.saturating_sub(storage + OTHER) as usize;
+    let handshakes = max_handshakes.unwrap_or(256).min(network / 4).max(1);
+    let connections = max_connections
+        .unwrap_or(usize::MAX)
+        .min(network - handshakes)
+        .max(1);
+    (
+        storage as usize,
+        ConnectionLimits {
+            max_handshakes: handshakes,
+            max_connections: connections,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_and_storage_never_add_up_to_more_than_the_fd_limit() {
+        for limit in [256u64, 512, 1024, 20_000, 1 << 20] {
+            let (storage, l) = budget(limit, None, None);
+            let total = storage + l.max_connections + l.max_handshakes;
+            assert!(total as u64 <= limit, "limit {limit}: {storage} + {l:?}");
+            assert!(storage >= 64 && l.max_connections >= 1 && l.max_handshakes >= 1);
+        }
+        let (_, l) = budget(1 << 20, Some(100), Some(10));
+        assert_eq!((l.max_connections, l.max_handshakes), (100, 10));
     }
 }

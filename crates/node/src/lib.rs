@@ -17,6 +17,7 @@ pub mod clock;
 mod config;
 mod datadir;
 mod error;
+mod feed;
 mod incoming;
 mod node;
 mod peer;

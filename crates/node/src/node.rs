@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -14,9 +13,10 @@ use vergent_storage::{Store, StoreOptions};
 use vergent_types::{Limits, NodeId};
 use vergent_wire::api::v1::{cluster_server::ClusterServer, kv_server::KvServer};
 
-use crate::api::{Change, ClusterApi, KvApi};
+use crate::api::{ClusterApi, KvApi};
 use crate::clock::NodeClock;
 use crate::datadir::{DirLock, prepare_and_lock};
+use crate::feed::{Change, Feed};
 use crate::{NodeConfig, StartError};
 
 const NODE_ID_META: &str = "node_id";
@@ -24,8 +24,10 @@ const STORE_ID_META: &str = "store_id";
 /// Present while a node that started empty has not finished bootstrapping,
 /// so a crash mid-bootstrap still reports `bootstrapping` after restart.
 const BOOTSTRAP_META: &str = "bootstrap_pending";
-/// Changes a watcher may fall behind by before its stream is closed.
+/// Changes a watcher may fall behind by before its stream is closed...
 const WATCH_BUFFER: usize = 4096;
+/// ...and the bytes the feed holds for watchers at most, whatever their number.
+const WATCH_BUFFER_BYTES: usize = 64 << 20;
 
 /// State shared by the API handlers.
 pub(crate) struct Shared {
@@ -33,7 +35,7 @@ pub(crate) struct Shared {
     pub(crate) clock: NodeClock,
     pub(crate) node_id: NodeId,
     pub(crate) limits: Limits,
-    pub(crate) changes: broadcast::Sender<Arc<Change>>,
+    pub(crate) changes: Arc<Feed>,
     pub(crate) started: Instant,
     pub(crate) peers: Vec<String>,
     pub(crate) advertise: SocketAddr,
@@ -51,6 +53,14 @@ pub(crate) struct Shared {
     pub(crate) store_id: u64,
     /// Anti-entropy repair state.
     pub(crate) repair: crate::peer::repair::RepairState,
+    /// Every peer ever learned of, with its certificate binding and store.
+    pub(crate) roster: crate::peer::roster::Roster,
+    /// Tombstone purge state, for `status`.
+    pub(crate) purge: crate::peer::purge::PurgeState,
+    /// What peers sent that this node did not take.
+    pub(crate) peer_counters: crate::peer::PeerCounters,
+    /// Wakes the log-truncation worker.
+    pub(crate) truncate: tokio::sync::Notify,
     /// Client writes, committed in groups.
     pub(crate) writer: crate::writer::Writer,
 }
@@ -72,9 +82,9 @@ impl Shared {
             .clone()
     }
 
-    /// Tells the peer senders that the local log grew.
+    /// Tells the peer senders that the durable part of the local log grew.
     pub(crate) fn log_appended(&self) {
-        let last = self.store.last_log_seq();
+        let last = self.store.durable_log_seq();
         let mut crossed = false;
         self.head.send_if_modified(|h| {
             let grew = last > *h;
@@ -86,7 +96,7 @@ impl Shared {
             grew
         });
         if crossed {
-            crate::peer::maybe_truncate(self);
+            self.truncate.notify_one();
         }
     }
 }
@@ -122,14 +132,28 @@ impl Node {
         for peer in &config.peers {
             validate_peer(peer)?;
         }
+        check_limits(&config.limits)?;
         let lock = prepare_and_lock(&config.data_dir)?;
         let identity = vergent_tls::Identity::load(&config.tls)?;
         let tls = Arc::new(vergent_tls::server_config(&identity, &[b"h2"])?);
 
+        let fd_limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        let (storage_files, connection_limits) =
+            crate::incoming::budget(fd_limit, config.max_connections, config.max_handshakes);
+        info!(
+            fd_limit,
+            storage_files,
+            max_connections = connection_limits.max_connections,
+            max_handshakes = connection_limits.max_handshakes,
+            "file descriptors shared out"
+        );
         let store_path = config.data_dir.join("db");
         let store_opts = StoreOptions {
             fsync: config.fsync,
             block_cache_bytes: config.block_cache_bytes,
+            max_open_files: storage_files,
         };
         let store = tokio::task::spawn_blocking(move || Store::open(&store_path, &store_opts))
             .await
@@ -150,28 +174,22 @@ impl Node {
                 shutdown.cancel();
             }));
         }
-        let (changes, _) = broadcast::channel::<Arc<Change>>(WATCH_BUFFER);
+        let changes = Arc::new(Feed::new(WATCH_BUFFER, WATCH_BUFFER_BYTES));
         let publish = changes.clone();
-        // Published under the key lock, so watchers see one key's changes in
-        // version order; a lagging watcher is told so and never blocks writers.
+        // Published once durable, in commit order, so watchers see one key's
+        // changes in version order; a lagging watcher is told so and never
+        // blocks writers.
         store.set_observer(Box::new(move |key, record, local| {
-            let _ = publish.send(Arc::new(Change {
+            publish.publish(Change {
                 key: key.to_vec(),
                 record: record.clone(),
                 local,
-            }));
+            });
         }));
         let store = Arc::new(store);
         let node_id = resolve_node_id(&store, config.node_id.clone())?;
         let store_id = resolve_store_id(&store)?;
-        if !config.peers.is_empty() && !config.allow_stale_rejoin {
-            crate::peer::repair::check_stale_rejoin(
-                &store,
-                config.repair.tombstone_grace,
-                crate::clock::wall_ms(),
-            )
-            .map_err(StartError::StaleRejoin)?;
-        }
+        let roster = crate::peer::roster::Roster::load(&store, node_id.as_str())?;
         let bootstrapping = !config.peers.is_empty()
             && (store.is_empty()? || store.get_meta(BOOTSTRAP_META)?.is_some());
         if bootstrapping {
@@ -229,7 +247,7 @@ impl Node {
                     })?;
             peer_addrs.extend(resolved.take(1));
         }
-        let (head, head_rx) = tokio::sync::watch::channel(store.last_log_seq());
+        let (head, head_rx) = tokio::sync::watch::channel(store.durable_log_seq());
         let sent_cursors = crate::peer::load_sent_cursors(&store)?;
         let (writer, writer_queue) = crate::writer::Writer::new();
         let shared = Arc::new(Shared {
@@ -254,6 +272,10 @@ impl Node {
             members: std::sync::Mutex::new(Vec::new()),
             store_id,
             repair: crate::peer::repair::RepairState::new(config.repair.clone(), bootstrapping),
+            roster,
+            purge: crate::peer::purge::PurgeState::default(),
+            peer_counters: crate::peer::PeerCounters::default(),
+            truncate: tokio::sync::Notify::new(),
             writer,
         });
         tokio::spawn(crate::writer::run(writer_queue, Arc::downgrade(&shared)));
@@ -292,12 +314,19 @@ impl Node {
             shared: shared.clone(),
         })
         .max_decoding_message_size(max_message)
-        .max_encoding_message_size(usize::MAX);
+        // A get returns one value; a scan stops near its byte budget.
+        .max_encoding_message_size(max_message + 2 * crate::api::SCAN_MAX_BYTES);
         let cluster = ClusterServer::new(ClusterApi {
             shared: shared.clone(),
         });
 
-        let incoming = crate::incoming::tls_incoming(listener, tls, shutdown.clone());
+        let incoming = crate::incoming::tls_incoming(
+            listener,
+            tls,
+            connection_limits,
+            Arc::new(crate::incoming::ConnectionStats::default()),
+            shutdown.clone(),
+        );
         let signal = {
             let shutdown = shutdown.clone();
             let health = health.clone();
@@ -438,6 +467,26 @@ fn resolve_store_id(store: &Store) -> Result<u64, StartError> {
     Ok(id)
 }
 
+/// Bytes a peer frame needs around one record beyond its key and value.
+const RECORD_OVERHEAD: usize = 64 << 10;
+
+/// Refuses limits the peer protocol cannot carry: every record must fit one
+/// frame, or replication and repair of it would fail forever.
+fn check_limits(limits: &Limits) -> Result<(), StartError> {
+    let room = vergent_transport::MAX_FRAME_BYTES - RECORD_OVERHEAD;
+    if limits.max_key_bytes.saturating_add(limits.max_value_bytes) > room {
+        return Err(StartError::Config(format!(
+            "--max-value-bytes {} with --max-key-bytes {} is more than one peer message can carry; \
+             keys and values together must stay within {} bytes (at most {} bytes of value with this key limit)",
+            limits.max_value_bytes,
+            limits.max_key_bytes,
+            room,
+            room.saturating_sub(limits.max_key_bytes)
+        )));
+    }
+    Ok(())
+}
+
 /// A peer must be `host:port` with a non-zero port; hostnames are resolved later.
 fn validate_peer(peer: &str) -> Result<(), StartError> {
     let bad = |reason: &str| StartError::BadPeer {
@@ -521,6 +570,17 @@ mod tests {
         ] {
             assert!(validate_peer(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn limits_a_peer_message_cannot_carry_are_refused_at_start() {
+        assert!(check_limits(&Limits::default()).is_ok());
+        let too_big = Limits {
+            max_value_bytes: 16 << 20,
+            ..Limits::default()
+        };
+        let err = check_limits(&too_big).expect_err("above the frame limit");
+        assert!(err.to_string().contains("--max-value-bytes"), "{err}");
     }
 
     #[test]

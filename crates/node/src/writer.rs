@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Weak};
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use vergent_storage::{Mutation, Written};
 
 use crate::api::status::ApiError;
@@ -25,14 +25,19 @@ const MAX_GROUP: usize = 512;
 const MAX_GROUP_BYTES: usize = 4 << 20;
 /// Groups in flight at once: one being written while the previous syncs.
 const GROUPS_IN_FLIGHT: usize = 2;
-/// Writes queued before handlers wait for room (back-pressure).
+/// Writes queued before handlers wait for room (back-pressure)...
 const QUEUE: usize = 4096;
+/// ...and key and value bytes queued or being written at most: 4096 writes
+/// of 1 MiB would otherwise hold 4 GiB.
+const QUEUE_BYTES: usize = 64 << 20;
 
 /// One client mutation waiting for its group.
 struct Request {
     key: Vec<u8>,
     mutation: Mutation,
     reply: oneshot::Sender<Result<Written, ApiError>>,
+    /// Its share of [`QUEUE_BYTES`], released once it is written.
+    bytes: OwnedSemaphorePermit,
 }
 
 impl Request {
@@ -49,13 +54,20 @@ impl Request {
 /// The handle API handlers submit writes through.
 pub(crate) struct Writer {
     queue: mpsc::Sender<Request>,
+    bytes: Arc<Semaphore>,
 }
 
 impl Writer {
     /// A writer and the receiving end [`run`] drains.
     pub(crate) fn new() -> (Self, Queue) {
         let (queue, rx) = mpsc::channel(QUEUE);
-        (Self { queue }, Queue(rx))
+        (
+            Self {
+                queue,
+                bytes: Arc::new(Semaphore::new(QUEUE_BYTES)),
+            },
+            Queue(rx),
+        )
     }
 
     /// Writes `mutation` to `key` in the next group; returns once it is
@@ -66,11 +78,25 @@ impl Writer {
         mutation: Mutation,
     ) -> Result<Written, ApiError> {
         let (reply, done) = oneshot::channel();
+        let size = key.len()
+            + match &mutation {
+                Mutation::Put { value, .. } => value.len(),
+                Mutation::Delete => 0,
+            };
+        // A write larger than the whole budget waits for all of it.
+        let permits = u32::try_from(size.clamp(1, QUEUE_BYTES)).unwrap_or(u32::MAX);
+        let bytes = self
+            .bytes
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| ApiError::ShuttingDown)?;
         self.queue
             .send(Request {
                 key,
                 mutation,
                 reply,
+                bytes,
             })
             .await
             .map_err(|_| ApiError::ShuttingDown)?;
@@ -118,9 +144,12 @@ pub(crate) async fn run(Queue(mut rx): Queue, shared: Weak<Shared>) {
 fn commit(shared: &Shared, group: Vec<Request>) {
     let mut ops = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
+    // Held until the group is written: the bytes are in memory until then.
+    let mut held = Vec::with_capacity(group.len());
     for r in group {
         ops.push((r.key, r.mutation));
         replies.push(r.reply);
+        held.push(r.bytes);
     }
     match shared
         .store

@@ -1,6 +1,7 @@
-//! Vergent's replication core: shipping a node's write log to one peer, and
+//! Vergent's replication core: shipping a node's write log to one peer,
 //! anti-entropy repair sessions ([`repair`]) that heal whatever the log
-//! could not (a wiped or new node, a peer behind the truncated log).
+//! could not (a wiped or new node, a peer behind the truncated log), and the
+//! tombstone purge rule ([`purge`]).
 //!
 //! Every node streams its own replication log (local writes, in commit order,
 //! numbered from 1) to every peer. For each peer a [`Sender`] tracks the
@@ -20,6 +21,7 @@
 //! an argument, entries are opaque to it beyond their sequence numbers, and
 //! repair sees records only through [`repair::RepairRecord`].
 
+pub mod purge;
 mod receiver;
 pub mod repair;
 mod sender;

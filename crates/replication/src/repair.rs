@@ -17,7 +17,15 @@
 //!    leaves of a round (byte budget); the rest go back on the queue.
 //! 3. A final `Leaves` with no leaves carries the last push; the responder's
 //!    empty reply says everything it was sent is durable, and the session is
-//!    [`Done`](InitiatorOutput::Done).
+//!    [`Done`](InitiatorOutput::Done). A push too large for one message goes
+//!    in several, each but the last flagged `more`.
+//!
+//! Every message fits a budget ([`RepairConfig::message_budget_bytes`] for
+//! the initiator's, [`RepairConfig::reply_budget_bytes`] for replies), so it
+//! always fits the transport's frame: only a single record or leaf list
+//! larger than the budget travels alone. A reply whose first leaf does not
+//! fit settles no leaf but carries what fits; the leaf is asked again with
+//! those records applied, so the session always progresses.
 //!
 //! Records travel through the normal last-writer-wins apply, so a record
 //! written while the session runs is never overwritten by an older one.
@@ -62,8 +70,11 @@ pub enum ToResponder<R> {
         /// Records answering the previous reply's `want`.
         push: Vec<(Vec<u8>, R)>,
         /// The initiator's contents of the next differing leaves; empty
-        /// ends the session.
+        /// ends the session unless `more` is set.
         leaves: Vec<(u16, LeafVersions)>,
+        /// More pushed records follow in another message: with no leaves,
+        /// this one does not end the session yet.
+        more: bool,
     },
 }
 
@@ -96,12 +107,8 @@ impl<R: RepairRecord> ToResponder<R> {
             Self::Compare {
                 parents, hashes, ..
             } => 2 + 4 * parents.len() + 8 * hashes.len(),
-            Self::Leaves { push, leaves } => {
-                records_size(push)
-                    + leaves
-                        .iter()
-                        .map(|(_, l)| 4 + l.iter().map(entry_size).sum::<usize>())
-                        .sum::<usize>()
+            Self::Leaves { push, leaves, .. } => {
+                records_size(push) + leaves.iter().map(|(_, l)| leaf_size(l)).sum::<usize>()
             }
         }
     }
@@ -123,11 +130,36 @@ fn entry_size(e: &LeafEntry) -> usize {
     5 + e.key.len() + 8 + e.version.origin.as_str().len()
 }
 
+fn leaf_size(entries: &[LeafEntry]) -> usize {
+    4 + entries.iter().map(entry_size).sum::<usize>()
+}
+
+fn record_size<R: RepairRecord>(key: &[u8], r: &R) -> usize {
+    2 + key.len() + r.wire_size()
+}
+
 fn records_size<R: RepairRecord>(records: &[(Vec<u8>, R)]) -> usize {
-    records
-        .iter()
-        .map(|(k, r)| 2 + k.len() + r.wire_size())
-        .sum()
+    records.iter().map(|(k, r)| record_size(k, r)).sum()
+}
+
+/// Takes records from the front of `pending` while they fit `budget` (at
+/// least one, so an oversized record still travels, alone).
+fn take_within<R: RepairRecord>(
+    pending: &mut Vec<(Vec<u8>, R)>,
+    budget: usize,
+) -> Vec<(Vec<u8>, R)> {
+    let mut used = 0;
+    let mut n = 0;
+    for (k, r) in pending.iter() {
+        let size = record_size(k, r);
+        if n > 0 && used + size > budget {
+            break;
+        }
+        used += size;
+        n += 1;
+    }
+    let rest = pending.split_off(n);
+    std::mem::replace(pending, rest)
 }
 
 /// Why a peer's repair message was refused.
@@ -162,11 +194,18 @@ pub enum ProtocolError {
 /// Limits of one session.
 #[derive(Clone, Debug)]
 pub struct RepairConfig {
-    /// Differing leaves reconciled per round trip.
+    /// Differing leaves reconciled per round trip, at most.
     pub leaves_per_round: usize,
-    /// Bytes of records a responder puts in one reply (at least one leaf's
-    /// worth is always sent, so a session always progresses).
+    /// Bytes a responder puts in one reply, records and wanted keys
+    /// together (a single larger record still goes, alone).
     pub reply_budget_bytes: usize,
+    /// Bytes the initiator puts in one `Leaves` message, pushed records and
+    /// leaf lists together (a single larger one still goes, alone).
+    pub message_budget_bytes: usize,
+    /// Rounds in a row that may leave one leaf unsettled (its records did
+    /// not fit one reply) before the session gives up on that leaf; the
+    /// next session takes it up again.
+    pub max_partial_rounds: u32,
 }
 
 impl Default for RepairConfig {
@@ -174,6 +213,8 @@ impl Default for RepairConfig {
         Self {
             leaves_per_round: 256,
             reply_budget_bytes: 4 << 20,
+            message_budget_bytes: 4 << 20,
+            max_partial_rounds: 64,
         }
     }
 }
@@ -192,6 +233,9 @@ pub struct RepairStats {
     /// Message bytes sent and received (as [`ToResponder::wire_size`] and
     /// [`ToInitiator::wire_size`] count them).
     pub bytes: u64,
+    /// Differing leaves this session gave up on after
+    /// [`RepairConfig::max_partial_rounds`] rounds without settling them.
+    pub unsettled_leaves: u64,
 }
 
 /// What the initiator asks its driver to do.
@@ -222,7 +266,7 @@ enum Step {
     AwaitingReply(Vec<u16>),
     /// Waiting for the driver's records for the responder.
     ReadingRecords,
-    /// The final empty round was sent.
+    /// A round without leaves was sent, carrying (part of) the last push.
     Finishing,
     Done,
 }
@@ -234,7 +278,10 @@ pub struct Initiator<R> {
     tree: Tree,
     step: Step,
     queue: VecDeque<u16>,
+    /// Records the responder asked for and not yet sent.
     push: Vec<(Vec<u8>, R)>,
+    /// Rounds in a row each leaf came back unsettled.
+    partial: std::collections::HashMap<u16, u32>,
     outputs: VecDeque<InitiatorOutput<R>>,
     stats: RepairStats,
 }
@@ -247,6 +294,7 @@ impl<R: RepairRecord> Initiator<R> {
             step: Step::Descending(0),
             queue: VecDeque::new(),
             push: Vec::new(),
+            partial: std::collections::HashMap::new(),
             outputs: VecDeque::new(),
             stats: RepairStats::default(),
             tree,
@@ -263,6 +311,19 @@ impl<R: RepairRecord> Initiator<R> {
     /// The next thing the driver must do, if any.
     pub fn poll_output(&mut self) -> Option<InitiatorOutput<R>> {
         self.outputs.pop_front()
+    }
+
+    /// How far the session is: differing leaves found, and how many of them
+    /// are not settled yet.
+    pub fn progress(&self) -> (u64, u64) {
+        let in_round = match &self.step {
+            Step::ReadingLeaves(r) | Step::AwaitingReply(r) => r.len(),
+            _ => 0,
+        };
+        (
+            self.stats.differing_leaves,
+            (self.queue.len() + in_round) as u64,
+        )
     }
 
     /// Whether the session is over.
@@ -319,11 +380,29 @@ impl<R: RepairRecord> Initiator<R> {
                 },
             ) => {
                 let handled = (handled as usize).min(round.len());
-                if handled == 0 && !round.is_empty() {
-                    return Err(ProtocolError::Unexpected("a reply that settles no leaf"));
+                if handled == 0 && !round.is_empty() && records.is_empty() && want.is_empty() {
+                    return Err(ProtocolError::Unexpected("a reply that makes no progress"));
                 }
-                for &leaf in round[handled..].iter().rev() {
-                    self.queue.push_front(leaf);
+                for &leaf in &round[..handled] {
+                    self.partial.remove(&leaf);
+                }
+                if let Some(&first) = round.get(handled) {
+                    // The reply stopped inside this leaf: ask again, but not
+                    // forever (a record this side keeps refusing would
+                    // otherwise be offered again and again).
+                    let tries = self.partial.entry(first).or_insert(0);
+                    *tries += 1;
+                    if *tries > self.config.max_partial_rounds {
+                        self.partial.remove(&first);
+                        self.stats.unsettled_leaves += 1;
+                        for &leaf in round[handled + 1..].iter().rev() {
+                            self.queue.push_front(leaf);
+                        }
+                    } else {
+                        for &leaf in round[handled..].iter().rev() {
+                            self.queue.push_front(leaf);
+                        }
+                    }
                 }
                 if !records.is_empty() {
                     self.stats.records_received += records.len() as u64;
@@ -338,8 +417,12 @@ impl<R: RepairRecord> Initiator<R> {
                 Ok(())
             }
             (Step::Finishing, ToInitiator::LeafReply { .. }) => {
-                self.outputs
-                    .push_back(InitiatorOutput::Done(self.stats.clone()));
+                if self.push.is_empty() {
+                    self.outputs
+                        .push_back(InitiatorOutput::Done(self.stats.clone()));
+                } else {
+                    self.finish_leaves();
+                }
                 Ok(())
             }
             (step, _) => {
@@ -354,10 +437,30 @@ impl<R: RepairRecord> Initiator<R> {
         let Step::ReadingLeaves(round) = std::mem::replace(&mut self.step, Step::Done) else {
             return;
         };
-        let leaves = round.iter().copied().zip(lists).collect();
-        let push = std::mem::take(&mut self.push);
-        self.step = Step::AwaitingReply(round);
-        self.send(ToResponder::Leaves { push, leaves });
+        let budget = self.config.message_budget_bytes;
+        let push = take_within(&mut self.push, budget);
+        // Leaf lists fill what the push left of the budget; at least one
+        // goes, and the leaves that did not fit wait for the next round.
+        let mut used = records_size(&push);
+        let mut leaves = Vec::with_capacity(round.len());
+        let mut sent = Vec::with_capacity(round.len());
+        let mut rest = Vec::new();
+        for (leaf, list) in round.into_iter().zip(lists) {
+            let size = leaf_size(&list);
+            if !rest.is_empty() || (!leaves.is_empty() && used + size > budget) {
+                rest.push(leaf);
+                continue;
+            }
+            used += size;
+            sent.push(leaf);
+            leaves.push((leaf, list));
+        }
+        for &leaf in rest.iter().rev() {
+            self.queue.push_front(leaf);
+        }
+        let more = !self.push.is_empty();
+        self.step = Step::AwaitingReply(sent);
+        self.send(ToResponder::Leaves { push, leaves, more });
     }
 
     /// Takes the records asked for by [`InitiatorOutput::ReadRecords`].
@@ -366,7 +469,7 @@ impl<R: RepairRecord> Initiator<R> {
             return;
         }
         self.stats.records_sent += records.len() as u64;
-        self.push = records;
+        self.push.extend(records);
         if self.queue.is_empty() {
             self.finish_leaves();
         } else {
@@ -382,11 +485,13 @@ impl<R: RepairRecord> Initiator<R> {
     }
 
     fn finish_leaves(&mut self) {
-        let push = std::mem::take(&mut self.push);
+        let push = take_within(&mut self.push, self.config.message_budget_bytes);
+        let more = !self.push.is_empty();
         self.step = Step::Finishing;
         self.send(ToResponder::Leaves {
             push,
             leaves: Vec::new(),
+            more,
         });
     }
 }
@@ -501,23 +606,29 @@ pub fn reconcile(
     plan
 }
 
-/// Assembles a `LeafReply` within the byte budget, a whole leaf at a time.
+/// Assembles a `LeafReply` within the byte budget: whole leaves while they
+/// fit, then as much of the next leaf as fits (at least one record, so an
+/// oversized record still travels, alone, and every reply progresses).
 #[derive(Debug)]
 pub struct ReplyBuilder<R> {
     budget: usize,
     used: usize,
     handled: u32,
+    /// A leaf did not fit whole: nothing more is added.
+    full: bool,
     records: Vec<(Vec<u8>, R)>,
     want: Vec<Vec<u8>>,
 }
 
 impl<R: RepairRecord> ReplyBuilder<R> {
-    /// Starts a reply that may carry about `budget` bytes of records.
+    /// Starts a reply that may carry about `budget` bytes of records and
+    /// wanted keys.
     pub fn new(budget: usize) -> Self {
         Self {
             budget,
             used: 0,
             handled: 0,
+            full: false,
             records: Vec::new(),
             want: Vec::new(),
         }
@@ -525,16 +636,41 @@ impl<R: RepairRecord> ReplyBuilder<R> {
 
     /// Whether another leaf may still be added.
     pub fn has_room(&self) -> bool {
-        self.handled == 0 || self.used < self.budget
+        !self.full && (self.handled == 0 || self.used < self.budget)
     }
 
-    /// Adds one leaf's records and wanted keys. The first leaf is always
-    /// taken, so every reply settles at least one leaf.
-    pub fn add_leaf(&mut self, records: Vec<(Vec<u8>, R)>, want: Vec<Vec<u8>>) {
-        self.used += records_size(&records);
-        self.records.extend(records);
+    /// Adds one leaf's records and wanted keys; returns whether the leaf was
+    /// settled whole. When it does not fit, the records that fit are added
+    /// (and the keys it wants), the leaf is left for the initiator to ask
+    /// again, and the reply takes nothing more.
+    pub fn add_leaf(&mut self, records: Vec<(Vec<u8>, R)>, want: Vec<Vec<u8>>) -> bool {
+        if self.full {
+            return false;
+        }
+        let want_bytes: usize = want.iter().map(|k| 2 + k.len()).sum();
+        let whole = records_size(&records) + want_bytes;
+        if self.used + whole <= self.budget {
+            self.used += whole;
+            self.records.extend(records);
+            self.want.extend(want);
+            self.handled += 1;
+            return true;
+        }
+        self.full = true;
+        let mut records = records;
+        let room = self.budget.saturating_sub(self.used + want_bytes);
+        let fits = take_within(&mut records, room);
+        // `take_within` always takes one: keep it only when nothing is in the
+        // reply yet (an oversized record travels alone) or when it fits.
+        let fits: Vec<_> = if self.records.is_empty() || records_size(&fits) <= room {
+            fits
+        } else {
+            Vec::new()
+        };
+        self.used += records_size(&fits) + want_bytes;
+        self.records.extend(fits);
         self.want.extend(want);
-        self.handled += 1;
+        false
     }
 
     /// The finished reply.

@@ -130,7 +130,7 @@ fn respond(
             level,
             nodes: respond_compare(b_tree, level, &parents, &hashes).expect("well-formed compare"),
         },
-        ToResponder::Leaves { push, leaves } => {
+        ToResponder::Leaves { push, leaves, .. } => {
             for (k, r) in push {
                 b.apply(&k, r);
             }
@@ -156,8 +156,24 @@ fn session(
     config: &RepairConfig,
     horizon: Timestamp,
     cut_after: Option<usize>,
-    mut meanwhile: impl FnMut(&mut Replica, &mut Replica),
+    meanwhile: impl FnMut(&mut Replica, &mut Replica),
 ) -> Option<RepairStats> {
+    session_sized(a, b, config, horizon, cut_after, meanwhile).map(|(s, _)| s)
+}
+
+/// The largest tree-walk message: every level-3 node's 16 children.
+const TREE_MESSAGE_MAX: usize = 2 + 4_096 * (4 + 16 * 8);
+
+/// [`session`], also returning the largest leaf-round message either side sent.
+fn session_sized(
+    a: &mut Replica,
+    b: &mut Replica,
+    config: &RepairConfig,
+    horizon: Timestamp,
+    cut_after: Option<usize>,
+    mut meanwhile: impl FnMut(&mut Replica, &mut Replica),
+) -> Option<(RepairStats, usize)> {
+    let mut largest = 0;
     let mut init = Initiator::new(config.clone(), a.tree());
     // The responder compares against the tree as it was when the session
     // opened, as the node does.
@@ -172,7 +188,18 @@ fn session(
                 if cut_after == Some(sent) {
                     return None;
                 }
+                // Tree messages are bounded by the tree's shape (at most
+                // 4,096 parents × 16 hashes); only leaf rounds are budgeted.
+                let leaf_round = matches!(msg, ToResponder::Leaves { .. });
+                if leaf_round {
+                    largest = largest.max(msg.wire_size());
+                } else {
+                    assert!(msg.wire_size() <= TREE_MESSAGE_MAX, "{}", msg.wire_size());
+                }
                 let reply = respond(b, &b_tree, msg, horizon, config.reply_budget_bytes);
+                if leaf_round {
+                    largest = largest.max(reply.wire_size());
+                }
                 init.handle_message(reply).expect("protocol followed");
             }
             InitiatorOutput::ReadLeaves(leaves) => {
@@ -188,7 +215,7 @@ fn session(
                 let records = a.records(&keys);
                 init.handle_records(records);
             }
-            InitiatorOutput::Done(stats) => return Some(stats),
+            InitiatorOutput::Done(stats) => return Some((stats, largest)),
         }
     }
     panic!("session did not finish");
@@ -261,6 +288,8 @@ fn replicas_with_random_divergence_in_both_directions_converge_in_one_session() 
         let config = RepairConfig {
             leaves_per_round: rng.random_range(1..300),
             reply_budget_bytes: rng.random_range(100..100_000),
+            message_budget_bytes: rng.random_range(100..100_000),
+            ..RepairConfig::default()
         };
         let stats =
             session(&mut a, &mut b, &config, Timestamp::ZERO, None, |_, _| {}).expect("not cut");
@@ -287,6 +316,7 @@ fn sessions_cut_short_at_random_resume_and_three_replicas_converge() {
         let config = RepairConfig {
             leaves_per_round: 8,
             reply_budget_bytes: 512,
+            ..RepairConfig::default()
         };
         let mut sessions = 0;
         while !(replicas[0].data == replicas[1].data && replicas[1].data == replicas[2].data) {
@@ -345,6 +375,7 @@ fn an_empty_replica_is_rebuilt_completely_by_sessions_with_a_small_reply_budget(
     let config = RepairConfig {
         leaves_per_round: 64,
         reply_budget_bytes: 16 << 10,
+        ..RepairConfig::default()
     };
     // The empty side initiates, as a starting node does; cut twice to show
     // that a rebuild resumes rather than restarts.
@@ -391,6 +422,7 @@ fn writes_made_during_a_session_are_never_overwritten_by_older_records() {
         let config = RepairConfig {
             leaves_per_round: 4,
             reply_budget_bytes: 256,
+            ..RepairConfig::default()
         };
         let mut write_rng = StdRng::seed_from_u64(seed);
         session(&mut a, &mut b, &config, Timestamp::ZERO, None, |a, b| {
@@ -453,4 +485,80 @@ fn a_tombstone_one_side_purged_is_not_handed_back_by_the_other() {
     b.apply(b"young", young);
     session(&mut a, &mut b, &config, horizon, None, |_, _| {}).expect("done");
     assert!(a.data.contains_key(b"young".as_slice()));
+}
+
+/// Keys that all fall into digest bucket `leaf`, found by trying names.
+fn keys_in_leaf(leaf: u16, n: usize, tag: &str) -> Vec<Vec<u8>> {
+    (0u64..)
+        .map(|i| format!("{tag}/{i}").into_bytes())
+        .filter(|k| leaf_of(k) == leaf)
+        .take(n)
+        .collect()
+}
+
+#[test]
+fn no_repair_message_outgrows_its_budget_however_large_one_leaf_is() {
+    // One leaf holding ten times the reply budget, and hundreds of leaves
+    // whose key lists together are far above the message budget: every
+    // message must stay within the budget (a frame must never exceed the
+    // transport's limit), and both directions still converge.
+    let config = RepairConfig {
+        reply_budget_bytes: 64 << 10,
+        message_budget_bytes: 64 << 10,
+        ..RepairConfig::default()
+    };
+    let record = 20 << 10;
+    let mut full = Replica::new();
+    for key in keys_in_leaf(7, 32, "big") {
+        full.apply(
+            &key,
+            Rec {
+                version: version(10, "n1"),
+                value: Some(vec![b'x'; record]),
+            },
+        );
+    }
+    for i in 0..3_000u64 {
+        let key = format!("many/{i:0400}").into_bytes();
+        full.apply(
+            &key,
+            Rec {
+                version: version(20 + i, "n1"),
+                value: Some(b"v".to_vec()),
+            },
+        );
+    }
+    // The largest message may exceed the budget by at most one record or
+    // one leaf list (which travel alone when larger than the budget).
+    let allowed = config.reply_budget_bytes + record + 64;
+    for pull in [true, false] {
+        let mut empty = Replica::new();
+        let mut donor = full.clone();
+        let (stats, largest) = if pull {
+            session_sized(
+                &mut empty,
+                &mut donor,
+                &config,
+                Timestamp::ZERO,
+                None,
+                |_, _| {},
+            )
+        } else {
+            session_sized(
+                &mut donor,
+                &mut empty,
+                &config,
+                Timestamp::ZERO,
+                None,
+                |_, _| {},
+            )
+        }
+        .expect("not cut");
+        assert!(
+            largest <= allowed,
+            "pull {pull}: a message of {largest} bytes against a budget of {allowed}"
+        );
+        assert_eq!(stats.unsettled_leaves, 0);
+        assert_same(&empty, &full, u64::from(pull));
+    }
 }

@@ -26,5 +26,5 @@ pub use error::{Error, StampError};
 pub use record::{DecodeError, Record};
 pub use store::{
     Applied, FailureHook, FsyncPolicy, LeafVersions, LogEntry, MemoryUsage, Mutation, Observer,
-    Store, StoreOptions, Written,
+    ScanBounds, ScanPage, Store, StoreOptions, SyncHook, Written,
 };

@@ -1,6 +1,6 @@
 //! The RocksDB-backed store: open, read, write, apply and scan records.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -84,6 +84,10 @@ pub struct StoreOptions {
     pub fsync: FsyncPolicy,
     /// Size of the shared block cache in bytes.
     pub block_cache_bytes: usize,
+    /// Most table files the engine keeps open (file descriptors it may use
+    /// for them); a process serving network clients bounds this so the
+    /// network can never take the descriptors storage needs.
+    pub max_open_files: usize,
 }
 
 impl Default for StoreOptions {
@@ -91,6 +95,7 @@ impl Default for StoreOptions {
         Self {
             fsync: FsyncPolicy::default(),
             block_cache_bytes: 32 << 20,
+            max_open_files: 1024,
         }
     }
 }
@@ -138,6 +143,20 @@ pub type Observer = Box<dyn Fn(&[u8], &Record, bool) + Send + Sync>;
 /// Called once with a description of the first I/O failure of the engine.
 pub type FailureHook = Box<dyn Fn(&str) + Send + Sync>;
 
+/// Called before every group WAL sync; fault-injection tests use it to hold
+/// a sync open and look at what is visible meanwhile.
+#[doc(hidden)]
+pub type SyncHook = Box<dyn Fn() + Send + Sync>;
+
+/// A committed change waiting for the sync that makes it durable before the
+/// observer hears of it.
+struct PendingChange {
+    ticket: u64,
+    key: Vec<u8>,
+    record: Record,
+    local: bool,
+}
+
 /// The versioned store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     db: DB,
@@ -159,6 +178,15 @@ pub struct Store {
     /// Next replication log sequence number. Held across the RocksDB write so
     /// that log order is commit order: a reader never sees seq n+1 before n.
     log_seq: Mutex<u64>,
+    /// Newest log entry that is durable per the fsync policy: the log is
+    /// read only up to here, so no peer ever holds an entry that a power
+    /// loss could take back (and that the origin would then reuse the
+    /// sequence number of).
+    durable_seq: AtomicU64,
+    /// Changes committed under the `Group` policy whose sync has not finished,
+    /// in commit order per key; published once durable.
+    pending: Mutex<VecDeque<PendingChange>>,
+    sync_hook: Option<SyncHook>,
 }
 
 /// Memory held by the storage engine, in bytes (see [`Store::memory`]).
@@ -176,6 +204,27 @@ pub struct MemoryUsage {
 
 /// The entries of one digest bucket, in key order.
 pub type LeafVersions = Vec<LeafEntry>;
+
+/// How much one [`Store::scan_page`] call may return and look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanBounds {
+    /// Most records returned.
+    pub limit: usize,
+    /// About the most key and value bytes returned (at least one record).
+    pub max_bytes: usize,
+    /// Most records looked at, kept or not.
+    pub max_visited: usize,
+}
+
+/// One page of [`Store::scan_page`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanPage {
+    /// The records kept, in key order.
+    pub rows: Vec<(Vec<u8>, Record)>,
+    /// Where the next page starts (exclusive), when this one stopped at a
+    /// bound with more to come; `None` when the prefix is exhausted.
+    pub resume_after: Option<Vec<u8>>,
+}
 
 /// One entry of the replication log: a local write, in commit order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,6 +272,11 @@ impl Store {
         db_opts.create_missing_column_families(true);
         db_opts.increase_parallelism(2);
         db_opts.set_keep_log_file_num(5);
+        db_opts.set_max_open_files(
+            i32::try_from(options.max_open_files)
+                .unwrap_or(i32::MAX)
+                .max(16),
+        );
         db_opts.set_max_log_file_size(16 << 20);
         // A torn last WAL record after a crash is dropped; everything before it
         // (every acknowledged write) is replayed.
@@ -275,6 +329,10 @@ impl Store {
         ];
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)
             .map_err(|e| classify_open_error(path, e))?;
+        // What the WAL replayed after a crash may still sit in the page cache
+        // only: sync it once, so the whole recovered log is durable before
+        // any of it is shipped.
+        db.flush_wal(true)?;
         let last_seq = last_log_seq(&db)?;
         let first_seq = first_log_seq(&db)?;
         build_digest_once(&db)?;
@@ -291,6 +349,9 @@ impl Store {
             leaves,
             first_seq: AtomicU64::new(first_seq),
             log_seq: Mutex::new(last_seq + 1),
+            durable_seq: AtomicU64::new(last_seq),
+            pending: Mutex::new(VecDeque::new()),
+            sync_hook: None,
         })
     }
 
@@ -302,6 +363,12 @@ impl Store {
     /// Installs the function told, once, that the engine failed an I/O.
     pub fn set_failure_hook(&mut self, hook: FailureHook) {
         self.failure_hook = Some(hook);
+    }
+
+    /// Installs a function run before every group WAL sync (tests only).
+    #[doc(hidden)]
+    pub fn set_sync_hook(&mut self, hook: SyncHook) {
+        self.sync_hook = Some(hook);
     }
 
     /// The I/O failure that stopped this store, if any.
@@ -342,9 +409,40 @@ impl Store {
         })
     }
 
-    fn notify(&self, key: &[u8], record: &Record, local: bool) {
-        if let Some(observe) = &self.observer {
-            observe(key, record, local);
+    /// Tells the observer of a committed change, at once when the policy
+    /// made it durable already (or never will), else once its sync is done:
+    /// a watcher must not announce a write that a crash can take back.
+    fn notify(&self, ticket: Option<u64>, key: &[u8], record: &Record, local: bool) {
+        let Some(observe) = &self.observer else {
+            return;
+        };
+        match ticket {
+            None => observe(key, record, local),
+            Some(ticket) => self
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_back(PendingChange {
+                    ticket,
+                    key: key.to_vec(),
+                    record: record.clone(),
+                    local,
+                }),
+        }
+    }
+
+    /// Publishes pending changes a finished sync made durable, in order.
+    fn publish_durable(&self) {
+        let Some(observe) = &self.observer else {
+            return;
+        };
+        let synced = self.group.synced();
+        // Held while publishing, so changes reach the observer in commit order.
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        while pending.front().is_some_and(|c| c.ticket <= synced) {
+            if let Some(c) = pending.pop_front() {
+                observe(&c.key, &c.record, c.local);
+            }
         }
     }
 
@@ -479,7 +577,7 @@ impl Store {
             })?;
             self.fold_digest(&changes);
             for (key, record) in written() {
-                self.notify(key, record, true);
+                self.notify(ticket, key, record, true);
             }
             ticket
         };
@@ -550,7 +648,7 @@ impl Store {
                     .get(key.as_slice())
                     .is_some_and(|r| std::ptr::eq(*r, record))
                 {
-                    self.notify(key, record, false);
+                    self.notify(ticket, key, record, false);
                 }
             }
             ticket
@@ -598,6 +696,61 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// One bounded page of a scan: keys starting with `prefix` after
+    /// `start_after`, in key order, keeping at most `limit` records that
+    /// `keep` accepts and about `max_bytes` of them (at least one), and
+    /// looking at no more than `max_visited` records in all (a long run of
+    /// tombstones costs a bounded amount per call). `resume_after` says where
+    /// the next page starts when this one stopped at a bound.
+    pub fn scan_page(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        bounds: ScanBounds,
+        mut keep: impl FnMut(&Record) -> bool,
+    ) -> Result<ScanPage, Error> {
+        let from = match start_after {
+            Some(after) if after >= prefix => after,
+            _ => prefix,
+        };
+        let iter = self.db.iterator_cf(
+            self.cf(CF_DATA),
+            IteratorMode::From(from, Direction::Forward),
+        );
+        let mut page = ScanPage::default();
+        let mut bytes = 0;
+        let mut visited = 0;
+        let mut last: Option<Vec<u8>> = None;
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                return Ok(page);
+            }
+            if start_after.is_some_and(|after| &*key <= after) {
+                continue;
+            }
+            let full = page.rows.len() >= bounds.limit
+                || (!page.rows.is_empty() && bytes >= bounds.max_bytes)
+                || visited >= bounds.max_visited;
+            if full {
+                // Something follows: resume after the last record looked at.
+                page.resume_after = last;
+                return Ok(page);
+            }
+            visited += 1;
+            let record = Record::decode(&value).map_err(|source| Error::CorruptRecord {
+                key: escape(&key),
+                source,
+            })?;
+            if keep(&record) {
+                bytes += key.len() + value.len();
+                page.rows.push((key.to_vec(), record));
+            }
+            last = Some(key.into_vec());
+        }
+        Ok(page)
     }
 
     /// A snapshot of the [`LEAVES`] bucket digests (see
@@ -855,6 +1008,11 @@ impl Store {
             .first_seq
             .compare_exchange(0, first, Ordering::Relaxed, Ordering::Relaxed);
         *next = after;
+        if ticket.is_none() {
+            // Durable as the policy promises once written (`per-write`
+            // synced inside the write; `off` promises no more).
+            self.durable_seq.fetch_max(after - 1, Ordering::Release);
+        }
         Ok(ticket)
     }
 
@@ -864,14 +1022,37 @@ impl Store {
         *self.log_seq.lock().unwrap_or_else(PoisonError::into_inner) - 1
     }
 
-    /// Reads log entries after `after` (exclusive), at most `max_entries` and
-    /// about `max_bytes` (at least one entry is returned when any exists).
+    /// Makes everything written so far durable per the fsync policy: a
+    /// group sync under `group` (shared with concurrent writers), nothing
+    /// more under `per-write` (every write synced already) or `off`.
+    pub fn sync(&self) -> Result<(), Error> {
+        self.check_failed()?;
+        if self.fsync != FsyncPolicy::Group {
+            return Ok(());
+        }
+        let ticket = self.group.ticket();
+        self.wait_durable(Some(ticket))
+    }
+
+    /// The newest log entry that is durable per the fsync policy; the log is
+    /// readable up to here (see [`Self::read_log`]).
+    pub fn durable_log_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Reads durable log entries after `after` (exclusive), at most
+    /// `max_entries` and about `max_bytes` (at least one entry is returned
+    /// when any exists). Entries written but not yet synced are not read.
     pub fn read_log(
         &self,
         after: u64,
         max_entries: usize,
         max_bytes: usize,
     ) -> Result<Vec<LogEntry>, Error> {
+        let durable = self.durable_log_seq();
+        if after >= durable {
+            return Ok(Vec::new());
+        }
         let start = (after + 1).to_be_bytes();
         let iter = self.db.iterator_cf(
             self.cf(CF_LOG),
@@ -890,6 +1071,9 @@ impl Store {
                     key: escape(&k),
                     source: crate::DecodeError::Truncated,
                 })?;
+            if seq > durable {
+                break;
+            }
             let (key, record) = decode_log_value(&v).map_err(|source| Error::CorruptRecord {
                 key: format!("log#{seq}"),
                 source,
@@ -898,6 +1082,41 @@ impl Store {
             out.push(LogEntry { seq, key, record });
         }
         Ok(out)
+    }
+
+    /// The sequence number of the first log entry whose HLC physical time
+    /// is at or after `physical_ms` (the last entry's number when none is):
+    /// entries below it are older. A binary search over point reads, since
+    /// log order follows HLC order (up to a few concurrent groups, which
+    /// only blurs the boundary by as many entries).
+    pub fn log_entries_older_than(&self, physical_ms: u64) -> Result<u64, Error> {
+        let first = self.first_seq.load(Ordering::Relaxed);
+        let last = self.last_log_seq();
+        if first == 0 || last < first {
+            return Ok(first);
+        }
+        let (mut lo, mut hi) = (first, last);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let young = match self.db.get_pinned_cf(self.cf(CF_LOG), mid.to_be_bytes())? {
+                Some(v) => {
+                    let (_, record) =
+                        decode_log_value(&v).map_err(|source| Error::CorruptRecord {
+                            key: format!("log#{mid}"),
+                            source,
+                        })?;
+                    record.version.hlc.physical_ms() >= physical_ms
+                }
+                // Truncated meanwhile: older than anything kept.
+                None => false,
+            };
+            if young {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo)
     }
 
     /// The oldest entry still in the log (None when it is empty).
@@ -945,12 +1164,22 @@ impl Store {
         };
         self.group
             .wait(ticket, || {
-                self.db.flush_wal(true).map_err(|e| e.to_string())
+                // Every entry up to here was written before the sync began,
+                // so the sync covers it (the log mutex orders the two).
+                let covered = self.last_log_seq();
+                if let Some(hook) = &self.sync_hook {
+                    hook();
+                }
+                self.db.flush_wal(true).map_err(|e| e.to_string())?;
+                self.durable_seq.fetch_max(covered, Ordering::Release);
+                Ok(())
             })
             .map_err(|e| {
                 self.fail(format!("WAL sync failed: {e}"));
                 Error::WalSync(e)
-            })
+            })?;
+        self.publish_durable();
+        Ok(())
     }
 }
 

@@ -15,8 +15,7 @@ struct State {
     synced: u64,
     /// A leader is syncing right now.
     syncing: bool,
-    /// The last sync failed; its error is reported to the writers it covered.
-    failed_up_to: u64,
+    /// The first failed sync's error: reported to every writer from then on.
     last_error: Option<String>,
 }
 
@@ -35,6 +34,14 @@ impl GroupSync {
         s.written
     }
 
+    /// Every ticket at or below this is durable.
+    pub(crate) fn synced(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .synced
+    }
+
     /// Blocks until the write with `ticket` is durable, running `sync` as the
     /// leader when no other sync is in flight.
     pub(crate) fn wait(
@@ -47,8 +54,12 @@ impl GroupSync {
             if s.synced >= ticket {
                 return Ok(());
             }
-            if s.failed_up_to >= ticket {
-                return Err(s.last_error.clone().unwrap_or_default());
+            // A failed sync latches: what it covered may be lost from the
+            // page cache, and a later sync that succeeds proves nothing
+            // about writes made while it failed (the kernel reports a
+            // writeback error once), so no later writer is acknowledged.
+            if let Some(e) = &s.last_error {
+                return Err(e.clone());
             }
             if s.syncing {
                 s = self.done.wait(s).unwrap_or_else(PoisonError::into_inner);
@@ -63,8 +74,7 @@ impl GroupSync {
             match result {
                 Ok(()) => s.synced = s.synced.max(target),
                 Err(e) => {
-                    s.failed_up_to = s.failed_up_to.max(target);
-                    s.last_error = Some(e);
+                    s.last_error.get_or_insert(e);
                 }
             }
             self.done.notify_all();
@@ -111,8 +121,27 @@ mod tests {
         let gs = GroupSync::default();
         let t = gs.ticket();
         assert_eq!(gs.wait(t, || Err("EIO".into())), Err("EIO".into()));
-        // A later write gets a fresh sync attempt.
+    }
+
+    #[test]
+    fn after_a_failed_sync_no_later_writer_is_acknowledged_by_a_retried_sync() {
+        // A write that landed in the page cache while the failed fsync ran
+        // may have been dropped with it; a second fsync succeeding proves
+        // nothing about it (the kernel cleared the error), so the failure
+        // latches: every later wait fails without syncing again.
+        let gs = GroupSync::default();
+        let t1 = gs.ticket();
         let t2 = gs.ticket();
-        assert_eq!(gs.wait(t2, || Ok(())), Ok(()));
+        assert_eq!(gs.wait(t1, || Err("EIO".into())), Err("EIO".into()));
+        let t3 = gs.ticket();
+        let mut retried = false;
+        for t in [t2, t3] {
+            let r = gs.wait(t, || {
+                retried = true;
+                Ok(())
+            });
+            assert_eq!(r, Err("EIO".into()), "ticket {t}");
+        }
+        assert!(!retried, "no sync is attempted after a failure");
     }
 }

@@ -686,3 +686,120 @@ fn a_failed_stamp_skips_only_its_own_mutation_in_a_group() {
     );
     assert_eq!(store.last_log_seq(), 2);
 }
+
+#[test]
+fn a_log_entry_and_its_change_event_are_visible_only_once_the_sync_covering_them_is_done() {
+    // Peers must never be shipped an entry a power loss could take back (the
+    // origin would reuse its sequence number and peers would skip the new
+    // write as a duplicate), and watchers must not hear of it either.
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = open(&dir);
+    assert_eq!(store.fsync_policy(), FsyncPolicy::Group);
+    let (entered, syncing) = mpsc::channel::<()>();
+    let (release, released) = mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    store.set_sync_hook(Box::new(move || {
+        let _ = entered.send(());
+        // Holds the sync open until the test has looked (or gave up).
+        let _ = released
+            .lock()
+            .expect("hook lock")
+            .recv_timeout(Duration::from_secs(30));
+    }));
+    let seen = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let sink = seen.clone();
+    store.set_observer(Box::new(move |key, _, _| {
+        sink.lock().expect("observer lock").push(key.to_vec());
+    }));
+    let store = Arc::new(store);
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || store.write(b"k", put("v"), stamp_as(v(5, "a"))))
+    };
+    syncing
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the write reaches its sync");
+    let shipped = store.read_log(0, 100, usize::MAX).expect("log");
+    let announced = seen.lock().expect("observer lock").clone();
+    release.send(()).expect("release the sync");
+    writer.join().expect("writer thread").expect("write");
+    assert!(
+        shipped.is_empty(),
+        "log entries readable before their sync: {shipped:?}"
+    );
+    assert!(
+        announced.is_empty(),
+        "watchers told of a write before its sync: {announced:?}"
+    );
+    assert_eq!(store.read_log(0, 100, usize::MAX).expect("log").len(), 1);
+    assert_eq!(store.durable_log_seq(), 1);
+    assert_eq!(*seen.lock().expect("observer lock"), vec![b"k".to_vec()]);
+}
+
+#[test]
+fn a_scan_page_stops_at_its_bounds_and_says_where_to_resume() {
+    use vergent_storage::ScanBounds;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    for i in 0..10u64 {
+        let key = format!("t{i}");
+        store
+            .write(key.as_bytes(), Mutation::Delete, stamp_as(v(i + 1, "a")))
+            .expect("delete");
+    }
+    store
+        .write(b"tz", put("live"), stamp_as(v(100, "a")))
+        .expect("put");
+    let live = |r: &Record| !r.is_tombstone();
+    // A long run of tombstones costs a bounded number of records per page.
+    let bounds = ScanBounds {
+        limit: 100,
+        max_bytes: 1 << 20,
+        max_visited: 4,
+    };
+    let mut after: Option<Vec<u8>> = None;
+    let mut pages = 0;
+    let mut rows = Vec::new();
+    loop {
+        let page = store
+            .scan_page(b"t", after.as_deref(), bounds, live)
+            .expect("scan");
+        pages += 1;
+        rows.extend(page.rows);
+        match page.resume_after {
+            Some(k) => after = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "11 records, 4 looked at per page");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, b"tz".to_vec());
+    // The byte bound: at least one row, then stop once it is reached.
+    for i in 0..5u64 {
+        store
+            .write(
+                format!("v{i}").as_bytes(),
+                put(&"x".repeat(100)),
+                stamp_as(v(200 + i, "a")),
+            )
+            .expect("put");
+    }
+    let page = store
+        .scan_page(
+            b"v",
+            None,
+            ScanBounds {
+                limit: 100,
+                max_bytes: 150,
+                max_visited: 100,
+            },
+            live,
+        )
+        .expect("scan");
+    assert_eq!(page.rows.len(), 2);
+    assert_eq!(page.resume_after, Some(b"v1".to_vec()));
+}

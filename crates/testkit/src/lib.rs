@@ -55,7 +55,15 @@ pub async fn converge(clients: &[Client], expect: usize, deadline: Duration) -> 
     loop {
         let mut dumps = Vec::new();
         for c in clients {
-            dumps.push(c.scan_all("").await.expect("scan"));
+            match c.scan_all("").await {
+                Ok(d) => dumps.push(d),
+                // A node still bootstrapping refuses reads: not yet.
+                Err(vergent_client::Error::Server {
+                    code: tonic::Code::Unavailable,
+                    ..
+                }) => dumps.push(Vec::new()),
+                Err(e) => panic!("scan: {e}"),
+            }
         }
         if dumps[0].len() == expect && dumps.iter().all(|d| *d == dumps[0]) {
             return dumps.swap_remove(0);

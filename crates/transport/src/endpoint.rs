@@ -32,6 +32,9 @@ pub struct TransportConfig {
     pub backoff_min: Duration,
     /// Longest redial delay.
     pub backoff_max: Duration,
+    /// Incoming handshakes in progress at once; more are refused (QUIC
+    /// CONNECTION_REFUSED), so a flood cannot queue unbounded work.
+    pub max_handshakes: usize,
 }
 
 impl Default for TransportConfig {
@@ -42,6 +45,7 @@ impl Default for TransportConfig {
             handshake_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            max_handshakes: 64,
         }
     }
 }
@@ -166,9 +170,27 @@ impl Transport {
     }
 
     async fn accept_loop(self) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            self.config.max_handshakes.max(1),
+        ));
         while let Some(incoming) = self.endpoint.accept().await {
+            // A source address is validated (a Retry round trip) before the
+            // node spends a handshake, and its signature, on it: spoofed
+            // Initials cost one stateless Retry packet each.
+            if !incoming.remote_address_validated() && incoming.may_retry() {
+                if let Err(e) = incoming.retry() {
+                    debug!(error = %e, "could not send a QUIC retry");
+                }
+                continue;
+            }
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                debug!(peer = %incoming.remote_address(), "refusing a peer connection: too many handshakes in progress");
+                incoming.refuse();
+                continue;
+            };
             let me = self.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let addr = incoming.remote_address();
                 let conn = match tokio::time::timeout(me.config.handshake_timeout, incoming).await {
                     Ok(Ok(c)) => c,
@@ -309,6 +331,14 @@ impl Transport {
             reason: e.to_string(),
         })?;
         Ok((FrameWriter { inner: send }, FrameReader { inner: recv }))
+    }
+
+    /// The verified identity of the peer at `to`, if connected right now.
+    pub fn peer_identity(&self, to: SocketAddr) -> Option<PeerIdentity> {
+        match self.lock().get(&to) {
+            Some(Slot::Connected(c)) if c.close_reason().is_none() => verify_node(c).ok(),
+            _ => None,
+        }
     }
 
     /// Whether a live connection to `to` exists right now.

@@ -9,6 +9,9 @@ use crate::Error;
 /// before any allocation, so a peer speaking nonsense cannot exhaust memory.
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
 
+/// A frame's buffer starts this large and doubles as its bytes arrive.
+const GROW_FROM: usize = 64 << 10;
+
 /// Sends frames on a stream.
 #[derive(Debug)]
 pub struct FrameWriter {
@@ -76,11 +79,18 @@ impl FrameReader {
                 max: MAX_FRAME_BYTES,
             });
         }
-        let mut buf = vec![0u8; len];
-        self.inner
-            .read_exact(&mut buf)
-            .await
-            .map_err(|e| Error::Stream(e.to_string()))?;
+        // Grow with what actually arrives (doubling from 64 KiB), so a peer
+        // announcing large frames and sending little holds little memory.
+        let mut buf: Vec<u8> = Vec::new();
+        while buf.len() < len {
+            let start = buf.len();
+            let step = (len - start).min(start.max(GROW_FROM));
+            buf.resize(start + step, 0);
+            self.inner
+                .read_exact(&mut buf[start..])
+                .await
+                .map_err(|e| Error::Stream(e.to_string()))?;
+        }
         Ok(Some(Bytes::from(buf)))
     }
 }

@@ -11,11 +11,15 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use vergent_client::{Client, StoredRecord};
+
 use vergent_testkit::write_pair;
 use vergent_tls::{CertSpec, Role, RootSpec, TlsFiles};
 
 /// How long a node may take to start.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long replicas may take to converge (or a node to finish bootstrap).
+pub const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A CA with node and client certificates, plus bad ones for refusal tests.
 pub struct Certs {
@@ -31,6 +35,18 @@ pub struct Certs {
 const PASS: &[u8] = b"test-passphrase";
 
 impl Certs {
+    /// A node certificate of its own for `name` (CN and DNS name), signed by
+    /// this CA.
+    pub fn node_cert(&self, name: &str) -> TlsFiles {
+        let ca_pem = std::fs::read_to_string(&self.ca).expect("read ca");
+        let key_pem = std::fs::read_to_string(&self.ca_key).expect("read ca key");
+        let mut spec = CertSpec::new(name, Role::Node);
+        spec.dns = vec![name.to_string(), "localhost".into()];
+        spec.ips = vec![IpAddr::from([127, 0, 0, 1])];
+        let cert = vergent_tls::generate_cert(&ca_pem, &key_pem, Some(PASS), &spec).expect("sign");
+        write_pair(&self.dir, name, &cert, &self.ca)
+    }
+
     pub fn generate(dir: &Path) -> Self {
         std::fs::create_dir_all(dir).expect("cert dir");
         let root = vergent_tls::generate_root(&RootSpec::default(), PASS).expect("root");
@@ -87,6 +103,11 @@ impl Certs {
 }
 
 pub fn bin(name: &str) -> PathBuf {
+    // Another build's binaries (e.g. the commit before a fix, to show a
+    // test fails there): VERGENT_TEST_BIN_DIR=/path/to/target/release.
+    if let Some(dir) = std::env::var_os("VERGENT_TEST_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let vergentd = PathBuf::from(env!("CARGO_BIN_EXE_vergentd"));
     if name == "vergentd" {
         return vergentd;
@@ -128,7 +149,21 @@ pub struct Proc {
 }
 
 pub fn spawn_vergentd(args: &[&str]) -> (Child, Arc<Mutex<String>>) {
-    let mut child = Command::new(bin("vergentd"))
+    spawn_vergentd_limited(args, None)
+}
+
+/// [`spawn_vergentd`], with the process's file-descriptor limit (soft and
+/// hard) set to `nofile` when given (via util-linux `prlimit`).
+pub fn spawn_vergentd_limited(args: &[&str], nofile: Option<u64>) -> (Child, Arc<Mutex<String>>) {
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={n}:{n}")).arg(bin("vergentd"));
+            c
+        }
+        None => Command::new(bin("vergentd")),
+    };
+    let mut child = cmd
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -165,6 +200,31 @@ pub fn wait_log(log: &Arc<Mutex<String>>, deadline: Duration, cond: impl Fn(&str
 impl Proc {
     /// Starts a node on a free loopback port and waits until it is ready.
     pub fn start(certs: &Certs, data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_as(&certs.node, &certs.ca, data_dir, extra)
+    }
+
+    /// [`Self::start`] with the file-descriptor limit set to `nofile`.
+    pub fn start_with_fd_limit(
+        certs: &Certs,
+        data_dir: &Path,
+        extra: &[&str],
+        nofile: u64,
+    ) -> Self {
+        Self::start_full(&certs.node, &certs.ca, data_dir, extra, Some(nofile))
+    }
+
+    /// [`Self::start`] with the node certificate `node`.
+    pub fn start_as(node: &TlsFiles, ca: &Path, data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_full(node, ca, data_dir, extra, None)
+    }
+
+    fn start_full(
+        node: &TlsFiles,
+        ca: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+        nofile: Option<u64>,
+    ) -> Self {
         let mut args = Vec::new();
         if !extra.contains(&"--port") {
             args.extend(["--port".to_string(), "0".into()]);
@@ -175,15 +235,15 @@ impl Proc {
             "--log-level".into(),
             "debug".into(),
             "--tls-certfile".into(),
-            certs.node.cert.display().to_string(),
+            node.cert.display().to_string(),
             "--tls-keyfile".into(),
-            certs.node.key.display().to_string(),
+            node.key.display().to_string(),
             "--tls-cafile".into(),
-            certs.ca.display().to_string(),
+            ca.display().to_string(),
         ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (mut child, log) = spawn_vergentd(&refs);
+        let (mut child, log) = spawn_vergentd_limited(&refs, nofile);
         // Ready, failed, or exited (e.g. refused flags): whichever comes first.
         let start = Instant::now();
         let ready = loop {
@@ -209,6 +269,10 @@ impl Proc {
             .and_then(addr_of_ready_line)
             .expect("ready line has the address");
         Self { child, addr, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log_text(&self) -> String {
@@ -304,6 +368,8 @@ pub struct Cluster {
     pub ports: Vec<u16>,
     /// Flags every node gets (e.g. `--repair-interval 1s`).
     pub flags: Vec<String>,
+    /// Per-node certificates (CN `node-<i>`), when the nodes do not share one.
+    pub node_certs: Option<Vec<TlsFiles>>,
 }
 
 impl Cluster {
@@ -319,7 +385,24 @@ impl Cluster {
             certs,
             ports: vergent_testkit::free_ports(n),
             flags: flags.iter().map(|s| s.to_string()).collect(),
+            node_certs: None,
         }
+    }
+
+    /// Like [`Self::with_flags`], each node with a certificate of its own.
+    pub fn with_node_certs(n: usize, flags: &[&str]) -> Self {
+        let mut c = Self::with_flags(n, flags);
+        c.node_certs = Some(
+            (0..n)
+                .map(|i| c.certs.node_cert(&format!("node-{i}")))
+                .collect(),
+        );
+        c
+    }
+
+    /// Node `i`'s certificate.
+    pub fn node_cert(&self, i: usize) -> &TlsFiles {
+        self.node_certs.as_ref().map_or(&self.certs.node, |c| &c[i])
     }
 
     /// Node `i`'s data dir.
@@ -356,7 +439,7 @@ impl Cluster {
     pub fn start_with(&self, i: usize, extra: &[&str]) -> Proc {
         let args = self.args(i, extra);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        Proc::start(&self.certs, &self.data_dir(i), &refs)
+        Proc::start_as(self.node_cert(i), &self.certs.ca, &self.data_dir(i), &refs)
     }
 
     pub fn addr(&self, i: usize) -> String {
@@ -364,7 +447,7 @@ impl Cluster {
     }
 
     /// Clients of nodes `0..n`.
-    pub async fn clients(&self, n: usize) -> Vec<vergent_client::Client> {
+    pub async fn clients(&self, n: usize) -> Vec<Client> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             out.push(self.client(i).await);
@@ -372,9 +455,167 @@ impl Cluster {
         out
     }
 
-    pub async fn client(&self, i: usize) -> vergent_client::Client {
+    pub async fn client(&self, i: usize) -> Client {
         let mut c = vergent_client::ClientConfig::new(self.addr(i), self.certs.client.clone());
         c.request_timeout = Duration::from_secs(30);
-        vergent_client::Client::connect(c).await.expect("connect")
+        Client::connect(c).await.expect("connect")
+    }
+}
+
+/// Writes `count` keys `prefix<i>` through `client`, 64 at a time.
+pub async fn load(client: &Client, prefix: &str, count: usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let workers = 64;
+    for w in 0..workers {
+        let c = client.clone();
+        let prefix = prefix.to_string();
+        tasks.spawn(async move {
+            for i in (w..count).step_by(workers) {
+                c.put(format!("{prefix}{i:06}"), format!("value-{i}"))
+                    .await
+                    .expect("put");
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("loader task");
+    }
+}
+
+/// Every record (tombstones included) of every node, once they are all
+/// equal and `ok` holds for them; fails at the deadline.
+pub async fn converged(
+    clients: &[Client],
+    ok: impl Fn(&[StoredRecord]) -> bool,
+) -> Vec<StoredRecord> {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let mut dumps = Vec::new();
+        for (i, c) in clients.iter().enumerate() {
+            match c.scan_all_records("").await {
+                Ok(d) => dumps.push(d),
+                // Still bootstrapping: not converged yet.
+                Err(e) if is_bootstrapping(&e) => dumps.push(Vec::new()),
+                Err(e) => panic!("scan of node {i}: {e}"),
+            }
+        }
+        if dumps.iter().all(|d| *d == dumps[0]) && ok(&dumps[0]) {
+            return dumps.swap_remove(0);
+        }
+        assert!(
+            Instant::now() < until,
+            "replicas did not converge within {DEADLINE:?}: sizes {:?}",
+            dumps.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until node `client` says it is serving (bootstrap finished).
+pub async fn serving(client: &Client) -> vergent_client::NodeStatus {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let s = client.status().await.expect("status");
+        if s.state == "serving" {
+            return s;
+        }
+        assert!(
+            Instant::now() < until,
+            "still {} after {DEADLINE:?}",
+            s.state
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn keys_received(s: &vergent_client::NodeStatus) -> u64 {
+    s.repairs.iter().map(|r| r.keys_received).sum()
+}
+
+/// Waits until wall time is `age` past the physical time of `hlc` (e.g. a
+/// tombstone older than the grace period): the condition is elapsed time.
+pub fn wait_until_older_than(hlc: vergent_hlc::Timestamp, age: Duration) {
+    let due = std::time::UNIX_EPOCH + Duration::from_millis(hlc.physical_ms()) + age;
+    if let Ok(left) = due.duration_since(SystemTime::now()) {
+        std::thread::sleep(left);
+    }
+}
+
+/// Sends `signal` (e.g. "STOP", "CONT") to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Writes records straight into node `i`'s store while it is stopped, as
+/// if node `i` had written them: far faster than 100k puts through a
+/// debug-built server, and the other nodes still get them only through the
+/// cluster. Keys are `k<n>` for each `n` in `keys`, values `<label>-<n>`
+/// padded to `value_len` bytes, versions `age_ms` in the past.
+pub fn preload(
+    cluster: &Cluster,
+    i: usize,
+    keys: impl Iterator<Item = usize>,
+    label: &str,
+    value_len: usize,
+    age_ms: u64,
+) {
+    use vergent_storage::{Record, Store, StoreOptions};
+    let path = cluster.data_dir(i).join("db");
+    std::fs::create_dir_all(&path).expect("data dir");
+    let store = Store::open(&path, &StoreOptions::default()).expect("open store");
+    let origin = vergent_types::NodeId::new(format!("node-{i}")).expect("id");
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let keys: Vec<usize> = keys.collect();
+    for chunk in keys.chunks(10_000) {
+        let records = chunk
+            .iter()
+            .map(|&k| {
+                let version = vergent_types::Version::new(
+                    vergent_hlc::Timestamp::new(now - age_ms, k as u16),
+                    origin.clone(),
+                );
+                let mut value = format!("{label}-{k}");
+                while value.len() < value_len {
+                    value.push('.');
+                }
+                (
+                    format!("k{k:06}").into_bytes(),
+                    Record::value(version, value.into_bytes(), None),
+                )
+            })
+            .collect();
+        store.apply_batch(records).expect("preload");
+    }
+}
+
+/// Whether `e` is a node refusing reads while it bootstraps.
+pub fn is_bootstrapping(e: &vergent_client::Error) -> bool {
+    matches!(
+        e,
+        vergent_client::Error::Server {
+            error_code: Some(vergent_client::ErrorCode::Bootstrapping),
+            ..
+        }
+    )
+}
+
+/// `get` that waits (bounded) while the node still bootstraps.
+pub async fn get_serving(client: &Client, key: &str) -> Option<vergent_client::Entry> {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        match client.get(key).await {
+            Ok(e) => return e,
+            Err(e) if is_bootstrapping(&e) && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("get {key}: {e}"),
+        }
     }
 }

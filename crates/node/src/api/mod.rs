@@ -6,8 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use vergent_storage::{Mutation, Record};
 use vergent_wire::api::v1 as pb;
@@ -18,16 +16,12 @@ use status::{ApiError, to_status};
 /// Default and largest number of entries one scan returns.
 const SCAN_DEFAULT_LIMIT: usize = 1000;
 const SCAN_MAX_LIMIT: usize = 10_000;
+/// About the most key and value bytes one scan returns (at least one entry).
+pub(crate) const SCAN_MAX_BYTES: usize = 4 << 20;
+/// Most records one scan looks at, returned or not (tombstones, expired).
+const SCAN_MAX_VISITED: usize = 100_000;
 /// Longest TTL accepted: 100 years, far below where expiry times overflow.
 const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
-
-/// A change applied on this node, as watchers see it.
-#[derive(Clone, Debug)]
-pub(crate) struct Change {
-    pub(crate) key: Vec<u8>,
-    pub(crate) record: Record,
-    pub(crate) local: bool,
-}
 
 /// Implements the `Kv` service.
 #[derive(Clone)]
@@ -52,6 +46,15 @@ fn entry_of(key: Vec<u8>, record: Record) -> pb::Entry {
 }
 
 impl KvApi {
+    /// Refuses reads while the node is still filling from its peers: an
+    /// empty answer from an incomplete store would be wrong, not stale.
+    fn check_readable(&self) -> Result<(), Status> {
+        match self.shared.repair.bootstrap_progress() {
+            Some((done, total)) => Err(to_status(ApiError::Bootstrapping { done, total })),
+            None => Ok(()),
+        }
+    }
+
     async fn write(
         &self,
         key: Vec<u8>,
@@ -73,10 +76,12 @@ impl pb::kv_server::Kv for KvApi {
             .limits
             .check_key(&req.key)
             .map_err(|e| to_status(e.into()))?;
-        let record = self
-            .shared
-            .store
-            .get(&req.key)
+        self.check_readable()?;
+        let store = self.shared.store.clone();
+        // Off the async workers: a read that misses the caches waits on disk.
+        let record = tokio::task::spawn_blocking(move || store.get(&req.key))
+            .await
+            .map_err(|_| to_status(ApiError::ShuttingDown))?
             .map_err(|e| to_status(e.into()))?;
         let now = self.shared.clock.physical_ms();
         let resp = match record {
@@ -158,6 +163,7 @@ impl pb::kv_server::Kv for KvApi {
     ) -> Result<Response<pb::ScanResponse>, Status> {
         let req = req.into_inner();
         ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        self.check_readable()?;
         if req.prefix.len() > self.shared.limits.max_key_bytes {
             return Err(to_status(ApiError::BadRequest(format!(
                 "prefix is {} bytes; the key limit is {} bytes",
@@ -169,22 +175,28 @@ impl pb::kv_server::Kv for KvApi {
             0 => SCAN_DEFAULT_LIMIT,
             n => n.min(SCAN_MAX_LIMIT),
         };
-        let start_after = (!req.start_after.is_empty()).then_some(req.start_after.as_slice());
         let now = self.shared.clock.physical_ms();
         let all = req.include_tombstones;
-        // One extra row tells whether there is more without a second query.
-        let mut rows = self
-            .shared
-            .store
-            .scan(&req.prefix, start_after, limit + 1, |r| {
+        let store = self.shared.store.clone();
+        let bounds = vergent_storage::ScanBounds {
+            limit,
+            max_bytes: SCAN_MAX_BYTES,
+            max_visited: SCAN_MAX_VISITED,
+        };
+        // Off the async workers: a scan may read many blocks from disk.
+        let page = tokio::task::spawn_blocking(move || {
+            let start_after = (!req.start_after.is_empty()).then_some(req.start_after.as_slice());
+            store.scan_page(&req.prefix, start_after, bounds, |r| {
                 all || r.live_value(now).is_some()
             })
-            .map_err(|e| to_status(e.into()))?;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
+        })
+        .await
+        .map_err(|_| to_status(ApiError::ShuttingDown))?
+        .map_err(|e| to_status(e.into()))?;
         Ok(Response::new(pb::ScanResponse {
-            entries: rows.into_iter().map(|(k, r)| entry_of(k, r)).collect(),
-            more,
+            entries: page.rows.into_iter().map(|(k, r)| entry_of(k, r)).collect(),
+            more: page.resume_after.is_some(),
+            resume_after: page.resume_after.unwrap_or_default(),
         }))
     }
 
@@ -195,44 +207,41 @@ impl pb::kv_server::Kv for KvApi {
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let prefix = req.into_inner().prefix;
-        let mut changes = self.shared.changes.subscribe();
+        let cursor = self.shared.changes.subscribe();
         let shutdown = self.shared.shutdown.clone();
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(async move {
-            loop {
-                let change = tokio::select! {
-                    () = shutdown.cancelled() => {
-                        let _ = tx.send(Err(to_status(ApiError::ShuttingDown))).await;
-                        break;
+        // Pulled by the transport as the client reads: a watcher holds no
+        // queue of its own, only its cursor into the shared, bounded feed.
+        let events =
+            futures::stream::unfold(Some((cursor, prefix, shutdown)), |state| async move {
+                let (mut cursor, prefix, shutdown) = state?;
+                loop {
+                    let change = tokio::select! {
+                        () = shutdown.cancelled() => {
+                            return Some((Err(to_status(ApiError::ShuttingDown)), None));
+                        }
+                        c = cursor.next() => c,
+                    };
+                    let change = match change {
+                        Ok(c) => c,
+                        Err(crate::feed::Lagged(n)) => {
+                            return Some((Err(to_status(ApiError::WatchLagged(n))), None));
+                        }
+                    };
+                    if !change.key.starts_with(&prefix) {
+                        continue;
                     }
-                    () = tx.closed() => break,
-                    c = changes.recv() => c,
-                };
-                let change = match change {
-                    Ok(c) => c,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let _ = tx.send(Err(to_status(ApiError::WatchLagged(n)))).await;
-                        break;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                };
-                if !change.key.starts_with(&prefix) {
-                    continue;
+                    let event = pb::WatchEvent {
+                        key: change.key.clone(),
+                        deleted: change.record.is_tombstone(),
+                        value: change.record.value.clone().unwrap_or_default(),
+                        version: Some((&change.record.version).into()),
+                        local: change.local,
+                        expires_at_ms: change.record.expires_at_ms,
+                    };
+                    return Some((Ok(event), Some((cursor, prefix, shutdown))));
                 }
-                let event = pb::WatchEvent {
-                    key: change.key.clone(),
-                    deleted: change.record.is_tombstone(),
-                    value: change.record.value.clone().unwrap_or_default(),
-                    version: Some((&change.record.version).into()),
-                    local: change.local,
-                    expires_at_ms: change.record.expires_at_ms,
-                };
-                if tx.send(Ok(event)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            });
+        Ok(Response::new(Box::pin(events)))
     }
 }
 
@@ -242,6 +251,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
         &self,
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        use std::sync::atomic::Ordering::Relaxed;
         let s = &self.shared;
         let key_count = s.store.live_keys().map_err(|e| to_status(e.into()))?;
         let last = s.store.last_log_seq();
@@ -309,7 +319,29 @@ impl pb::cluster_server::Cluster for ClusterApi {
                     last_error: p.last_error,
                 })
                 .collect(),
-            purged: s.repair.purged.load(std::sync::atomic::Ordering::Relaxed),
+            purged: s.purge.purged.load(Relaxed),
+            purge_held_back: s.purge.held_back().map(|(w, _)| w).unwrap_or_default(),
+            purge_held_since_ms: s.purge.held_back().map_or(0, |(_, t)| t),
+            refused_records: s.peer_counters.refused_records.load(Relaxed),
+            records_too_old_for_log: s.peer_counters.too_old_for_log.load(Relaxed),
+            refused_peers: s.peer_counters.refused_peers.load(Relaxed),
+            roster: s
+                .roster
+                .entries()
+                .into_iter()
+                .map(|(node_id, e)| pb::RosterMember {
+                    node_id,
+                    cert: e.cert,
+                    store_id: if e.store_id == 0 {
+                        String::new()
+                    } else {
+                        format!("{:016x}", e.store_id)
+                    },
+                    addr: e.addr,
+                })
+                .collect(),
+            bootstrap_buckets: s.repair.bootstrap_progress().map_or(0, |(_, t)| t),
+            bootstrap_buckets_done: s.repair.bootstrap_progress().map_or(0, |(d, _)| d),
             storage_memory: {
                 let m = s.store.memory();
                 Some(pb::StorageMemory {

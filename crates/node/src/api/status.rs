@@ -25,6 +25,16 @@ pub(crate) enum ApiError {
     /// A watch fell behind and was closed.
     #[error("watch fell behind by {0} changes and was closed; scan and watch again")]
     WatchLagged(u64),
+    /// The node is filling from its peers and refuses reads meanwhile.
+    #[error(
+        "this node is bootstrapping ({done} of {total} differing buckets repaired so far) and does not hold its peers' data yet; ask another node or retry"
+    )]
+    Bootstrapping {
+        /// Buckets repaired in the current session.
+        done: u64,
+        /// Differing buckets found by it.
+        total: u64,
+    },
 }
 
 impl ApiError {
@@ -64,6 +74,7 @@ pub(crate) fn to_status(e: ApiError) -> Status {
         ApiError::Storage(_) => (Code::Internal, ErrorCode::StorageFailure),
         ApiError::ShuttingDown => (Code::Unavailable, ErrorCode::ShuttingDown),
         ApiError::WatchLagged(_) => (Code::ResourceExhausted, ErrorCode::WatchLagged),
+        ApiError::Bootstrapping { .. } => (Code::Unavailable, ErrorCode::Bootstrapping),
     };
     if matches!(code, Code::Internal | Code::DataLoss) {
         tracing::error!(error = %msg, "request failed");

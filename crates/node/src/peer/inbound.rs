@@ -1,5 +1,7 @@
-//! Applies another node's write log as it streams in, acknowledging what is
-//! durable.
+//! Serves the streams peers open: dispatches each by its first frame to the
+//! protocol that owns it (replication, repair, purge checks, oversized
+//! gossip), and applies another node's write log as it streams in,
+//! acknowledging what is durable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
 use super::convert::{decode, encode};
-use super::{read_cursor, received_cursor_key};
+use super::{PeerCounters, PeerError, cert_name, read_cursor, received_cursor_key};
 use crate::node::Shared;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +35,25 @@ pub(super) async fn serve(
     }
 }
 
+/// Refuses a stream whose opener may not speak for the id it claims (or
+/// runs a retired store), telling it why.
+async fn refuse(
+    shared: &Shared,
+    peer: &PeerIdentity,
+    writer: &mut FrameWriter,
+    claimed: &str,
+    why: &super::roster::Refusal,
+) {
+    PeerCounters::add(&shared.peer_counters.refused_peers, 1);
+    warn!(peer = %peer.addr, claimed, reason = %why, "refused a peer stream");
+    let _ = writer
+        .send(&encode(Body::Refused(pb::Refused {
+            reason: why.to_string(),
+        })))
+        .await;
+    let _ = writer.finish();
+}
+
 async fn serve_inner(
     shared: &Arc<Shared>,
     peer: &PeerIdentity,
@@ -40,38 +61,61 @@ async fn serve_inner(
     mut reader: FrameReader,
     gossip: &mpsc::Sender<(String, vergent_gossip::Message)>,
     shutdown: &CancellationToken,
-) -> Result<(), String> {
-    let (origin, origin_store) = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
-        Ok(Ok(Some(bytes))) => match decode(&bytes).map_err(|e| e.to_string())? {
-            Body::Hello(h) => (
-                NodeId::new(h.node_id).map_err(|e| e.to_string())?,
+) -> Result<(), PeerError> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, reader.recv())
+        .await
+        .map_err(|_| PeerError::Timeout("first frame"))??;
+    let Some(bytes) = first else {
+        return Ok(());
+    };
+    let cert = cert_name(peer);
+    let (origin, origin_store) = match decode(&bytes)? {
+        Body::Hello(h) => {
+            if let Err(why) =
+                shared
+                    .roster
+                    .contact(&shared.store, &h.node_id, Some(h.store_id), &cert)
+            {
+                refuse(shared, peer, &mut writer, &h.node_id, &why).await;
+                return Ok(());
+            }
+            (
+                NodeId::new(h.node_id).map_err(|e| PeerError::Protocol(e.to_string()))?,
                 h.store_id,
-            ),
-            Body::RepairOpen(o) => {
-                super::repair::serve(shared.clone(), o.node_id, writer, reader).await;
+            )
+        }
+        Body::RepairOpen(o) => {
+            if let Err(why) =
+                shared
+                    .roster
+                    .contact(&shared.store, &o.node_id, Some(o.store_id), &cert)
+            {
+                refuse(shared, peer, &mut writer, &o.node_id, &why).await;
                 return Ok(());
             }
-            // A gossip message too large for a datagram.
-            Body::Gossip(g) => {
-                let msg = super::gossip_convert::from_wire(g).map_err(|e| e.to_string())?;
+            super::repair::serve(shared.clone(), o.node_id, writer, reader).await;
+            return Ok(());
+        }
+        Body::PurgeCheck(c) => {
+            return super::purge::serve_check(shared.clone(), peer.clone(), c, writer, reader)
+                .await;
+        }
+        // A gossip message too large for a datagram.
+        Body::Gossip(g) => {
+            let msg = super::gossip_convert::from_wire(g)?;
+            if super::admit_gossip(shared, peer, &msg) {
                 let _ = gossip.try_send((peer.addr.to_string(), msg));
-                return Ok(());
             }
-            _ => return Err("first frame is not hello".into()),
-        },
-        Ok(Ok(None)) => return Ok(()),
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("no hello".into()),
+            return Ok(());
+        }
+        _ => return Err(PeerError::Protocol("first frame is not hello".into())),
     };
     let hello = Body::Hello(pb::Hello {
         node_id: shared.node_id.to_string(),
         advertise: shared.advertise.to_string(),
         store_id: shared.store_id,
     });
-    writer
-        .send(&encode(hello))
-        .await
-        .map_err(|e| e.to_string())?;
+    writer.send(&encode(hello)).await?;
     if origin == shared.node_id {
         return Ok(());
     }
@@ -123,8 +167,7 @@ async fn serve_inner(
         }
         writer
             .send(&encode(Body::Ack(pb::Ack { up_to: ack })))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
 }
 
@@ -137,14 +180,14 @@ const COALESCE_ENTRIES: usize = 4096;
 /// first error is queued too and ends the stream.
 async fn read_batches(
     mut reader: FrameReader,
-    queued: mpsc::Sender<Result<Batch<pb::Record>, String>>,
+    queued: mpsc::Sender<Result<Batch<pb::Record>, PeerError>>,
     origin: NodeId,
 ) {
     loop {
         let batch = match reader.recv().await {
             Ok(Some(bytes)) => next_batch(&bytes, &origin),
             Ok(None) => return,
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         };
         let failed = batch.is_err();
         if queued.send(batch).await.is_err() || failed {
@@ -153,19 +196,34 @@ async fn read_batches(
     }
 }
 
-/// Decodes one frame, which must be a well-formed batch.
-fn next_batch(bytes: &[u8], origin: &NodeId) -> Result<Batch<pb::Record>, String> {
-    let Body::Batch(b) = decode(bytes).map_err(|e| e.to_string())? else {
-        return Err("unexpected frame instead of a batch".into());
+/// Decodes one frame, which must be a well-formed batch of the origin's
+/// own writes, numbered consecutively.
+fn next_batch(bytes: &[u8], origin: &NodeId) -> Result<Batch<pb::Record>, PeerError> {
+    let Body::Batch(b) = decode(bytes)? else {
+        return Err(PeerError::Protocol(
+            "unexpected frame instead of a batch".into(),
+        ));
     };
-    let consistent = b.last >= b.first
-        && b.records.len() as u64 == b.last - b.first + 1
+    // Every number is the peer's: checked, never trusted to fit.
+    let span = b.last.checked_sub(b.first).and_then(|d| d.checked_add(1));
+    let consistent = b.first >= 1
+        && span == Some(b.records.len() as u64)
         && b.records.iter().zip(b.first..).all(|(r, s)| r.seq == s);
     if !consistent {
-        return Err(format!(
-            "malformed batch {}..={} from {origin}",
-            b.first, b.last
-        ));
+        return Err(PeerError::Protocol(format!(
+            "malformed batch {}..={} of {} records from {origin}",
+            b.first,
+            b.last,
+            b.records.len()
+        )));
+    }
+    // A replication stream carries the origin's own writes only: a record
+    // of another origin would let it speak for that node.
+    if let Some(r) = b.records.iter().find(|r| r.origin != origin.as_str()) {
+        return Err(PeerError::Protocol(format!(
+            "batch from {origin} carries a record of {:?}",
+            r.origin
+        )));
     }
     Ok(Batch {
         first: b.first,
@@ -177,6 +235,12 @@ fn next_batch(bytes: &[u8], origin: &NodeId) -> Result<Batch<pb::Record>, String
 
 /// Applies a run of the origin's records with the new cursor in the same
 /// RocksDB batch; returns once both are durable.
+///
+/// A record this node refuses (its size limits, a clock too far ahead) is
+/// skipped alone, counted and logged, and the cursor moves past it: one bad
+/// record never stalls the origin's log (repair offers it again later). A
+/// record older than the log's horizon is skipped too and left to repair,
+/// which checks against purged tombstones (see `vergent_replication::purge`).
 async fn apply(
     shared: &Arc<Shared>,
     entries: Vec<pb::Record>,
@@ -184,13 +248,20 @@ async fn apply(
     origin_store: u64,
     cursor_key: &str,
     up_to: u64,
-) -> Result<(), String> {
-    let mut records = Vec::with_capacity(entries.len());
-    for r in entries {
-        // A refused record refuses the batch: unacknowledged, it is resent
-        // later.
-        records.push(super::accept_record(shared, r, origin.as_str())?);
+) -> Result<(), PeerError> {
+    let apply_from = super::purge::grace(shared).apply_from_ms(shared.clock.physical_ms());
+    let total = entries.len();
+    let young: Vec<pb::Record> = entries
+        .into_iter()
+        .filter(|r| vergent_hlc::Timestamp::from_u64(r.hlc).physical_ms() >= apply_from)
+        .collect();
+    let too_old = (total - young.len()) as u64;
+    if too_old > 0 {
+        PeerCounters::add(&shared.peer_counters.too_old_for_log, too_old);
+        info!(origin = %origin, skipped = too_old, "replicated records older than the log's horizon were left to repair");
+        shared.repair.trigger.notify_one();
     }
+    let records = super::accept_records(shared, young, origin.as_str());
     let store = shared.store.clone();
     let key = cursor_key.to_string();
     // The cursor rides in the records' batch: one sync covers both, and it
@@ -202,6 +273,58 @@ async fn apply(
             .map(|_| ())
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    .map_err(|e| PeerError::Task(e.to_string()))??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(first: u64, last: u64, records: Vec<pb::Record>) -> Vec<u8> {
+        encode(Body::Batch(pb::Batch {
+            first,
+            last,
+            records,
+            truncated: false,
+        }))
+    }
+
+    fn record(seq: u64, origin: &str) -> pb::Record {
+        pb::Record {
+            seq,
+            key: b"k".to_vec(),
+            hlc: 1,
+            origin: origin.to_string(),
+            ..pb::Record::default()
+        }
+    }
+
+    #[test]
+    fn a_batch_whose_numbers_overflow_or_disagree_with_its_records_is_refused_not_trusted() {
+        let origin = NodeId::new("a").expect("id");
+        for (first, last, n) in [
+            (0, u64::MAX, 0),
+            (u64::MAX, u64::MAX, 0),
+            (5, 4, 0),
+            (1, 3, 2),
+            (0, 0, 1),
+        ] {
+            let records = (first..).take(n).map(|s| record(s, "a")).collect();
+            let got = next_batch(&frame(first, last, records), &origin);
+            assert!(
+                matches!(got, Err(PeerError::Protocol(_))),
+                "{first}..={last} with {n} records: {got:?}"
+            );
+        }
+        let ok = next_batch(&frame(3, 4, vec![record(3, "a"), record(4, "a")]), &origin);
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn a_replication_batch_may_only_carry_its_origins_own_writes() {
+        let origin = NodeId::new("a").expect("id");
+        let got = next_batch(&frame(1, 1, vec![record(1, "b")]), &origin);
+        assert!(matches!(got, Err(PeerError::Protocol(_))), "{got:?}");
+    }
 }

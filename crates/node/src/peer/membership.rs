@@ -130,6 +130,13 @@ pub(super) async fn run(
         seed,
         now,
     );
+    // Members known from earlier runs are knocked on like seeds, so a
+    // partition heals even when it outlived gossip's memory and a restart.
+    for (_, e) in shared.roster.entries() {
+        if !e.addr.is_empty() {
+            m.remember_address(&e.addr);
+        }
+    }
     m.join(now, &seeds);
     let mut targets = Targets {
         shared: shared.clone(),
@@ -239,8 +246,17 @@ async fn on_event(targets: &mut Targets, event: &Event) {
     }
 }
 
-/// Publishes the membership view for `status`.
+/// Publishes the membership view for `status`, and adds every member to the
+/// roster (a member first heard of as dead or left gets no event, but must
+/// count for the purge rule all the same).
 fn publish(shared: &Shared, m: &Membership, since: &HashMap<String, u64>) {
+    for mem in m.members() {
+        if mem.id != shared.node_id {
+            shared
+                .roster
+                .learn(&shared.store, mem.id.as_str(), Some(&mem.addr), None);
+        }
+    }
     let view: Vec<MemberInfo> = m
         .members()
         .map(|mem| MemberInfo {

@@ -11,17 +11,70 @@ mod gossip_convert;
 mod inbound;
 pub(crate) mod membership;
 mod outbound;
+pub(crate) mod purge;
 pub(crate) mod repair;
+pub(crate) mod roster;
 pub(crate) mod truncation;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
-use vergent_transport::{Incoming, Transport};
+use vergent_transport::{Incoming, PeerIdentity, Transport};
 
 use crate::node::Shared;
+
+/// Why an exchange with a peer failed: the peer misbehaved or refused, the
+/// network failed, or this node did (storage), so a misbehaving peer is told
+/// apart from a local fatal error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PeerError {
+    /// A frame that does not decode.
+    #[error(transparent)]
+    Decode(#[from] convert::DecodeError),
+    /// The peer sent something the protocol does not allow.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The peer (or this node, of the peer) refused the exchange.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The connection or stream failed.
+    #[error("transport: {0}")]
+    Transport(#[from] vergent_transport::Error),
+    /// No answer in time.
+    #[error("no {0} in time")]
+    Timeout(&'static str),
+    /// This node's store failed.
+    #[error("storage: {0}")]
+    Storage(#[from] vergent_storage::Error),
+    /// A blocking task of this node failed.
+    #[error("task failed: {0}")]
+    Task(String),
+}
+
+/// Counters of what peers sent that this node did not take, for `status`.
+#[derive(Debug, Default)]
+pub(crate) struct PeerCounters {
+    /// Records refused one by one (size limits, a clock too far ahead).
+    pub(crate) refused_records: AtomicU64,
+    /// Replicated records too old for the log (left to repair).
+    pub(crate) too_old_for_log: AtomicU64,
+    /// Streams refused because of who opened them (identity, retired store).
+    pub(crate) refused_peers: AtomicU64,
+}
+
+impl PeerCounters {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The certificate name a peer's node id is bound to (see [`roster`]).
+pub(crate) fn cert_name(peer: &PeerIdentity) -> String {
+    peer.cn.clone().unwrap_or_default()
+}
 
 /// Meta key of the durable cursor of what `peer` has of our log.
 fn sent_cursor_key(peer: &str) -> String {
@@ -48,33 +101,100 @@ pub(crate) fn load_sent_cursors(
         .collect())
 }
 
-/// Drops log entries every peer has (or that a peer lagging past the bound
-/// will have to get through repair).
-pub(crate) fn maybe_truncate(shared: &Shared) {
-    let last = shared.store.last_log_seq();
-    let Ok(Some(first)) = shared.store.first_log_seq() else {
-        return;
-    };
-    let below = {
-        let progress = shared.lock_progress();
-        let Some(below) = truncation::truncate_below(&progress, first, last, shared.max_log_lag)
-        else {
-            return;
-        };
-        // Truncate in steps, not on every ack.
-        if below < first + TRUNCATE_STEP && below < last {
-            return;
+/// The log-truncation worker: drops entries every peer has, entries a peer
+/// lagging past `--max-log-lag` holds back, and entries too old to ship at
+/// all (see `vergent_replication::purge`). Woken by acks and appends, and
+/// every few seconds for the age bound; RocksDB work runs on a blocking
+/// thread.
+async fn run_truncation(shared: Arc<Shared>, shutdown: CancellationToken) {
+    // The age bound is searched for at most once a second; in between, the
+    // last one found still holds (entries only get older).
+    let mut by_age = 0;
+    let mut aged_at: Option<std::time::Instant> = None;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = shared.truncate.notified() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
         }
-        for (peer, cursor) in &progress.cursors {
-            if *cursor + 1 < below {
-                warn!(peer_id = %peer, cursor, truncated_below = below, "peer fell more than the log bound behind; it needs anti-entropy repair");
+        let age_due = aged_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if age_due {
+            aged_at = Some(std::time::Instant::now());
+        }
+        let worker = shared.clone();
+        let known = by_age;
+        match tokio::task::spawn_blocking(move || truncate_once(&worker, known, age_due)).await {
+            Ok(Ok(age)) => by_age = by_age.max(age),
+            Ok(Err(e)) => warn!(error = %e, "log truncation failed"),
+            Err(e) => warn!(error = %e, "log truncation task failed"),
+        }
+    }
+}
+
+/// One truncation pass; with `search_age`, finds the age bound again, else
+/// uses `known_age`. Returns the age bound used.
+fn truncate_once(
+    shared: &Shared,
+    known_age: u64,
+    search_age: bool,
+) -> Result<u64, vergent_storage::Error> {
+    let last = shared.store.last_log_seq();
+    let Some(first) = shared.store.first_log_seq()? else {
+        return Ok(0);
+    };
+    let by_progress = {
+        let progress = shared.lock_progress();
+        let below = truncation::truncate_below(&progress, first, last, shared.max_log_lag);
+        if let Some(below) = below {
+            for (peer, cursor) in &progress.cursors {
+                if *cursor + 1 < below && below >= first + TRUNCATE_STEP {
+                    warn!(peer_id = %peer, cursor, truncated_below = below, "peer fell more than the log bound behind; it needs anti-entropy repair");
+                }
             }
         }
         below
     };
-    if let Err(e) = shared.store.truncate_log(below) {
-        warn!(error = %e, "log truncation failed");
+    let by_age = if search_age {
+        let ship_from = purge::grace(shared).ship_from_ms(shared.clock.physical_ms());
+        shared.store.log_entries_older_than(ship_from)?
+    } else {
+        known_age
+    };
+    if let Some(below) = truncation::combine(first, last, by_progress, by_age, TRUNCATE_STEP) {
+        shared.store.truncate_log(below)?;
     }
+    Ok(by_age)
+}
+
+/// Whether a gossip message may be handed to the membership core: its
+/// sender id must not be bound to another certificate than the one it came
+/// with (a node certificate can never speak for another node's id).
+fn admit_gossip(shared: &Shared, peer: &PeerIdentity, msg: &vergent_gossip::Message) -> bool {
+    match shared
+        .roster
+        .contact(&shared.store, msg.from.id.as_str(), None, &cert_name(peer))
+    {
+        Ok(()) => true,
+        Err(refusal) => {
+            PeerCounters::add(&shared.peer_counters.refused_peers, 1);
+            warn!(peer = %peer.addr, claimed = %msg.from.id, reason = %refusal, "dropping gossip from a peer speaking for another node's id");
+            false
+        }
+    }
+}
+
+/// Why one record a peer sent was refused; the others are still taken.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordRefusal {
+    /// Not a valid record.
+    #[error(transparent)]
+    Decode(#[from] convert::DecodeError),
+    /// Above this node's size limits (the peer's may be larger).
+    #[error(transparent)]
+    Limit(#[from] vergent_types::LimitError),
+    /// Stamped further ahead of this node's clock than the max offset.
+    #[error("timestamp too far ahead: {0}")]
+    Clock(#[from] vergent_hlc::ClockError),
 }
 
 /// Decodes a record a peer sent (replicated or repaired) and checks it as
@@ -84,18 +204,50 @@ pub(crate) fn maybe_truncate(shared: &Shared) {
 fn accept_record(
     shared: &Shared,
     r: vergent_wire::peer::v1::Record,
-    from: &str,
-) -> Result<(Vec<u8>, vergent_storage::Record), String> {
-    let (key, record) = convert::record_from_wire(r).map_err(|e| e.to_string())?;
-    shared.limits.check_key(&key).map_err(|e| e.to_string())?;
+) -> Result<(Vec<u8>, vergent_storage::Record), RecordRefusal> {
+    let (key, record) = convert::record_from_wire(r)?;
+    shared.limits.check_key(&key)?;
     if let Some(v) = &record.value {
-        shared.limits.check_value(v).map_err(|e| e.to_string())?;
+        shared.limits.check_value(v)?;
     }
-    shared
-        .clock
-        .update(record.version.hlc)
-        .map_err(|e| format!("refusing writes from {from}: {e}"))?;
+    shared.clock.update(record.version.hlc)?;
     Ok((key, record))
+}
+
+/// Checks each record a peer sent and keeps those that pass; each refused
+/// one is counted and logged (once per batch, with the first reason). A
+/// record refused for its size is refused again by every later session (the
+/// limits differ between the nodes); one refused for its clock is taken by a
+/// later repair session once this node's clock has caught up.
+fn accept_records(
+    shared: &Shared,
+    records: Vec<vergent_wire::peer::v1::Record>,
+    from: &str,
+) -> Vec<(Vec<u8>, vergent_storage::Record)> {
+    let mut out = Vec::with_capacity(records.len());
+    let mut refused = 0u64;
+    let mut first: Option<(Vec<u8>, RecordRefusal)> = None;
+    for r in records {
+        let key = r.key.clone();
+        match accept_record(shared, r) {
+            Ok(rec) => out.push(rec),
+            Err(e) => {
+                refused += 1;
+                first.get_or_insert((key, e));
+            }
+        }
+    }
+    if let Some((key, why)) = first {
+        PeerCounters::add(&shared.peer_counters.refused_records, refused);
+        warn!(
+            peer = from,
+            refused,
+            first_key = %key.escape_ascii(),
+            reason = %why,
+            "refused records from a peer; the others were taken"
+        );
+    }
+    out
 }
 
 /// Entries dropped at once at the least.
@@ -160,7 +312,12 @@ pub(crate) fn start(
         transport.clone(),
         shutdown.clone(),
     ));
-    tokio::spawn(repair::run_purge(shared.clone(), shutdown.clone()));
+    tokio::spawn(run_truncation(shared.clone(), shutdown.clone()));
+    tokio::spawn(purge::run_sweeper(
+        shared.clone(),
+        transport.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(membership::run(
         shared.clone(),
         transport.clone(),
@@ -197,7 +354,9 @@ pub(crate) fn start(
                         .and_then(gossip_convert::from_wire)
                     {
                         Ok(msg) => {
-                            let _ = gossip_tx.try_send((peer.addr.to_string(), msg));
+                            if admit_gossip(&shared, &peer, &msg) {
+                                let _ = gossip_tx.try_send((peer.addr.to_string(), msg));
+                            }
                         }
                         Err(e) => {
                             warn!(peer = %peer.addr, error = %e, "dropping a malformed gossip datagram")

@@ -109,6 +109,10 @@ async fn session(
     let (peer_id, peer_store) = match tokio::time::timeout(HELLO_TIMEOUT, reader.recv()).await {
         Ok(Ok(Some(bytes))) => match decode(&bytes) {
             Ok(Body::Hello(h)) => (h.node_id, h.store_id),
+            Ok(Body::Refused(r)) => {
+                warn!(%peer, reason = %r.reason, "peer refused replication from this node");
+                return End::Retry(format!("refused: {}", r.reason));
+            }
             Ok(_) => return End::Retry("peer did not answer hello".into()),
             Err(e) => return retry(&e),
         },
@@ -126,6 +130,21 @@ async fn session(
         }
         return End::Stop;
     }
+    // The answer comes from the certificate we dialed: it may not speak for
+    // an id bound to another one, nor for a retired store.
+    let cert = transport
+        .peer_identity(peer)
+        .map(|p| super::cert_name(&p))
+        .unwrap_or_default();
+    if let Err(why) = shared
+        .roster
+        .contact(&shared.store, &peer_id, Some(peer_store), &cert)
+    {
+        super::PeerCounters::add(&shared.peer_counters.refused_peers, 1);
+        warn!(%peer, claimed = %peer_id, reason = %why, "not replicating to a peer speaking for another node");
+        let _ = writer.finish();
+        return End::Retry(why.to_string());
+    }
     let cursor_key = sent_cursor_key(&peer_id);
     let cursor = read_cursor(shared, &cursor_key, peer_store);
     {
@@ -138,7 +157,7 @@ async fn session(
     let mut sender: Sender<vergent_storage::LogEntry> = Sender::new(
         SenderConfig::default(),
         cursor,
-        shared.store.last_log_seq(),
+        shared.store.durable_log_seq(),
         Instant::now(),
     );
     info!(%peer, peer_id = %peer_id, cursor, "replicating to peer");
@@ -151,8 +170,15 @@ async fn session(
                     max_entries,
                     max_bytes,
                 } => {
-                    let entries = match shared.store.read_log(after, max_entries, max_bytes) {
-                        Ok(e) => e,
+                    // Off the async workers: a slow disk must not stall gossip.
+                    let store = shared.store.clone();
+                    let read = tokio::task::spawn_blocking(move || {
+                        store.read_log(after, max_entries, max_bytes)
+                    })
+                    .await;
+                    let entries = match read {
+                        Ok(Ok(e)) => e,
+                        Ok(Err(e)) => return retry(&e),
                         Err(e) => return retry(&e),
                     };
                     if entries.first().is_some_and(|e| e.seq > after + 1) {
@@ -176,19 +202,24 @@ async fn session(
                     }
                 }
                 Output::PersistCursor { cursor } => {
-                    if let Err(e) = shared
-                        .store
-                        // Not synced: a cursor lost on power loss only means
-                        // entries are sent again (applies are idempotent).
-                        .put_meta_relaxed(&cursor_key, &super::encode_cursor(peer_store, cursor))
-                    {
-                        return retry(&e);
+                    let store = shared.store.clone();
+                    let key = cursor_key.clone();
+                    // Not synced: a cursor lost on power loss only means
+                    // entries are sent again (applies are idempotent).
+                    let put = tokio::task::spawn_blocking(move || {
+                        store.put_meta_relaxed(&key, &super::encode_cursor(peer_store, cursor))
+                    })
+                    .await;
+                    match put {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return retry(&e),
+                        Err(e) => return retry(&e),
                     }
                     shared
                         .lock_progress()
                         .cursors
                         .insert(peer_id.clone(), cursor);
-                    super::maybe_truncate(shared);
+                    shared.truncate.notify_one();
                 }
             }
         }

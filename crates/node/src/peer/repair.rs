@@ -1,26 +1,23 @@
 //! Anti-entropy: drives the sans-IO repair core (`vergent_replication::repair`)
-//! over QUIC streams, picks whom to repair with from gossip, tracks
-//! bootstrap, and purges tombstones once every replica holds them.
+//! over QUIC streams, picks whom to repair with from gossip, and tracks
+//! bootstrap. Tombstone purge is in `purge.rs`.
 //!
-//! Purge rule (Garage's, with Cassandra's grace): a tombstone or expired
-//! value is removed only when it is older than the grace period AND older
-//! than the start of the last completed repair session with every member
-//! that has been alive within the grace period. Such a session leaves the
-//! peer holding every record this node held when it began, so no peer can
-//! still hold the older value the tombstone deleted. A member gone longer
-//! than the grace period no longer holds purges back; it must not rejoin
-//! with its old data (see `check_stale_rejoin`).
+//! Bootstrap: a node that starts empty with peers refuses reads until it
+//! completes a session with a peer that is serving (not bootstrapping
+//! itself), or, when the cluster is forming, until every seed and every
+//! member it knows answered a session while bootstrapping too (a fresh
+//! cluster: nobody holds data yet).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 use vergent_gossip::State;
 use vergent_hlc::Timestamp;
 use vergent_replication::repair::{
@@ -34,7 +31,7 @@ use vergent_types::{NodeId, Version};
 use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
-use super::accept_record;
+use super::accept_records;
 use super::convert::{decode, encode, record_to_wire};
 use crate::clock::wall_ms;
 use crate::node::Shared;
@@ -45,11 +42,6 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Retry delay while bootstrapping and no peer could be repaired with.
 const BOOTSTRAP_RETRY: Duration = Duration::from_secs(1);
-/// Uptime before a clustered node purges anything: time for gossip to
-/// list every member (dead ones included), so none is missed by the rule.
-const PURGE_AFTER_UPTIME: Duration = Duration::from_secs(20);
-/// Meta key of the wall time this node was last known running.
-const LAST_ALIVE_META: &str = "last_alive_ms";
 
 /// Anti-entropy settings.
 #[derive(Clone, Debug)]
@@ -83,9 +75,6 @@ pub(crate) struct PeerRepair {
     /// Last session attempt, completed or not: the scheduler rotates on it
     /// so one failing peer does not starve the others.
     pub(crate) last_attempt_ms: u64,
-    /// Start of the last completed session: the peer held every record this
-    /// node held at that time.
-    pub(crate) synced_from_ms: u64,
     pub(crate) sessions: u64,
     pub(crate) differing_buckets: u64,
     pub(crate) keys_received: u64,
@@ -99,13 +88,20 @@ pub(crate) struct PeerRepair {
 pub(crate) struct RepairState {
     pub(crate) settings: RepairSettings,
     peers: Mutex<HashMap<String, PeerRepair>>,
-    /// True until a node that started empty completes a session.
+    /// True until a node that started empty completes a session with a
+    /// serving peer (or the cluster is found to be forming).
     pub(crate) bootstrapping: watch::Sender<bool>,
-    pub(crate) purged: AtomicU64,
+    /// Peers that answered a completed session while bootstrapping
+    /// themselves, for the forming-cluster rule.
+    bootstrapping_peers: Mutex<BTreeSet<String>>,
+    /// Bootstrap progress: differing buckets of the current session, and
+    /// how many of them are settled.
+    pub(crate) progress: (AtomicU64, AtomicU64),
+    /// A session with a serving peer completed (bootstrap may end).
+    serving_peer_synced: std::sync::atomic::AtomicBool,
     inbound: Arc<Semaphore>,
     /// Wakes the scheduler early (a member joined or came back).
     pub(crate) trigger: Notify,
-    started_any: AtomicBool,
     /// The peer this node is running a session against right now, if any.
     outbound: Mutex<Option<String>>,
 }
@@ -117,9 +113,10 @@ impl RepairState {
             settings,
             peers: Mutex::new(HashMap::new()),
             bootstrapping: watch::Sender::new(bootstrapping),
-            purged: AtomicU64::new(0),
+            bootstrapping_peers: Mutex::new(BTreeSet::new()),
+            progress: (AtomicU64::new(0), AtomicU64::new(0)),
+            serving_peer_synced: std::sync::atomic::AtomicBool::new(false),
             trigger: Notify::new(),
-            started_any: AtomicBool::new(false),
             outbound: Mutex::new(None),
         }
     }
@@ -139,14 +136,24 @@ impl RepairState {
         v
     }
 
-    fn record(&self, peer: &str, started_ms: u64, outcome: Result<&RepairStats, &str>) {
+    /// Whether reads are refused, and how far bootstrap is ("N of M
+    /// differing buckets repaired").
+    pub(crate) fn bootstrap_progress(&self) -> Option<(u64, u64)> {
+        (*self.bootstrapping.borrow()).then(|| {
+            (
+                self.progress.1.load(Ordering::Relaxed),
+                self.progress.0.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    fn record(&self, peer: &str, outcome: Result<&RepairStats, &str>) {
         let mut peers = self.lock();
         let p = peers.entry(peer.to_string()).or_default();
         p.last_attempt_ms = wall_ms();
         match outcome {
             Ok(s) => {
                 p.last_repair_ms = wall_ms();
-                p.synced_from_ms = p.synced_from_ms.max(started_ms);
                 p.sessions += 1;
                 p.differing_buckets += s.differing_leaves;
                 p.keys_received += s.records_received;
@@ -186,6 +193,15 @@ async fn apply(shared: &Arc<Shared>, records: Vec<(Vec<u8>, Record)>) -> Result<
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// The records a peer sent that pass this node's checks; each refused one
+/// is skipped alone (counted and logged), never the whole session.
+fn accepted(shared: &Shared, records: Vec<pb::Record>, from: &str) -> Vec<(Vec<u8>, Rec)> {
+    accept_records(shared, records, from)
+        .into_iter()
+        .map(|(k, r)| (k, Rec(r)))
+        .collect()
 }
 
 async fn leaf_versions(
@@ -257,7 +273,8 @@ fn message_to_wire(msg: ToResponder<Rec>) -> Body {
             parents,
             hashes,
         }),
-        ToResponder::Leaves { push, leaves } => Body::RepairLeaves(pb::RepairLeaves {
+        ToResponder::Leaves { push, leaves, more } => Body::RepairLeaves(pb::RepairLeaves {
+            more,
             push: push.iter().map(|(k, r)| to_wire(k, r)).collect(),
             leaves: leaves
                 .into_iter()
@@ -291,18 +308,26 @@ async fn recv(reader: &mut FrameReader, bytes: &mut u64) -> Result<Body, String>
     }
 }
 
+/// How a session this node started went.
+struct Outcome {
+    stats: RepairStats,
+    /// The responder said it was bootstrapping itself.
+    peer_bootstrapping: bool,
+}
+
 /// Runs one session against `addr` as the initiator.
 async fn initiate(
     shared: &Arc<Shared>,
     transport: &Transport,
     addr: SocketAddr,
-) -> Result<RepairStats, String> {
+) -> Result<Outcome, String> {
     let (mut writer, mut reader) = transport
         .open_stream(addr)
         .await
         .map_err(|e| e.to_string())?;
     let open = Body::RepairOpen(pb::RepairOpen {
         node_id: shared.node_id.to_string(),
+        store_id: shared.store_id,
     });
     writer
         .send(&encode(open))
@@ -313,6 +338,8 @@ async fn initiate(
     let mut pacer = Pacer::new(shared.repair.settings.max_bytes_per_sec);
     // Bytes on the wire, both ways (the core's own count is an estimate).
     let mut wire = 0u64;
+    let mut peer_bootstrapping = false;
+    let bootstrapping = *shared.repair.bootstrapping.borrow();
     while let Some(out) = core.poll_output() {
         match out {
             InitiatorOutput::Send(msg) => {
@@ -321,26 +348,32 @@ async fn initiate(
                 pacer.pace(bytes.len()).await;
                 writer.send(&bytes).await.map_err(|e| e.to_string())?;
                 let reply = match recv(&mut reader, &mut wire).await? {
-                    Body::RepairDiffer(d) => ToInitiator::Differ {
-                        level: u8::try_from(d.level).map_err(|_| "bad level".to_string())?,
-                        nodes: d.nodes,
-                    },
-                    Body::RepairReply(r) => {
-                        let mut records = Vec::with_capacity(r.records.len());
-                        for rec in r.records {
-                            let (k, rec) = accept_record(shared, rec, &addr.to_string())?;
-                            records.push((k, Rec(rec)));
-                        }
-                        ToInitiator::LeafReply {
-                            handled: r.handled,
-                            records,
-                            want: r.want,
+                    Body::RepairDiffer(d) => {
+                        peer_bootstrapping |= d.bootstrapping;
+                        ToInitiator::Differ {
+                            level: u8::try_from(d.level).map_err(|_| "bad level".to_string())?,
+                            nodes: d.nodes,
                         }
                     }
+                    Body::RepairReply(r) => ToInitiator::LeafReply {
+                        handled: r.handled,
+                        records: accepted(shared, r.records, &addr.to_string()),
+                        want: r.want,
+                    },
                     Body::RepairBusy(_) => return Err("peer is busy with other repairs".into()),
+                    Body::Refused(r) => return Err(format!("refused: {}", r.reason)),
                     _ => return Err("unexpected frame in a repair session".into()),
                 };
                 core.handle_message(reply).map_err(|e| e.to_string())?;
+                if bootstrapping {
+                    let (total, left) = core.progress();
+                    shared.repair.progress.0.store(total, Ordering::Relaxed);
+                    shared
+                        .repair
+                        .progress
+                        .1
+                        .store(total.saturating_sub(left), Ordering::Relaxed);
+                }
             }
             InitiatorOutput::ReadLeaves(leaves) => {
                 let lists = leaf_versions(shared, leaves).await?;
@@ -356,7 +389,10 @@ async fn initiate(
             InitiatorOutput::Done(mut stats) => {
                 let _ = writer.finish();
                 stats.bytes = wire;
-                return Ok(stats);
+                return Ok(Outcome {
+                    stats,
+                    peer_bootstrapping,
+                });
             }
         }
     }
@@ -393,15 +429,14 @@ pub(super) async fn serve(
         let _ = writer.finish();
         return;
     };
-    let started_ms = wall_ms();
     match respond(&shared, &peer_id, &mut writer, &mut reader).await {
         Ok(stats) => {
             log_session(&peer_id, "answered", &stats);
-            shared.repair.record(&peer_id, started_ms, Ok(&stats));
+            shared.repair.record(&peer_id, Ok(&stats));
         }
         Err(e) => {
             debug!(peer_id = %peer_id, error = %e, "repair session from peer ended early");
-            shared.repair.record(&peer_id, started_ms, Err(&e));
+            shared.repair.record(&peer_id, Err(&e));
         }
     }
 }
@@ -430,14 +465,12 @@ async fn respond(
                 Body::RepairDiffer(pb::RepairDiffer {
                     level: c.level,
                     nodes,
+                    bootstrapping: *shared.repair.bootstrapping.borrow(),
                 })
             }
             Body::RepairLeaves(l) => {
-                let last = l.leaves.is_empty();
-                let mut push = Vec::with_capacity(l.push.len());
-                for r in l.push {
-                    push.push(accept_record(shared, r, peer_id)?);
-                }
+                let last = l.leaves.is_empty() && !l.more;
+                let push = accept_records(shared, l.push, peer_id);
                 stats.records_received += push.len() as u64;
                 apply(shared, push).await?;
                 let mut ids = Vec::with_capacity(l.leaves.len());
@@ -470,7 +503,6 @@ async fn respond(
                     }
                     let plan = reconcile(mine, theirs, horizon);
                     let records = read_records(shared, plan.send).await?;
-                    stats.records_sent += records.len() as u64;
                     reply.add_leaf(records, plan.want);
                 }
                 let ToInitiator::LeafReply {
@@ -479,8 +511,9 @@ async fn respond(
                     want,
                 } = reply.finish()
                 else {
-                    unreachable!("the builder makes leaf replies");
+                    return Err("the reply builder made something else than a leaf reply".into());
                 };
+                stats.records_sent += records.len() as u64;
                 let body = Body::RepairReply(pb::RepairReply {
                     handled,
                     records: records.iter().map(|(k, r)| to_wire(k, r)).collect(),
@@ -543,37 +576,28 @@ fn pick_peer(shared: &Shared) -> Option<(String, String)> {
 }
 
 /// Starts repair sessions: at start, when a member joins or returns, and
-/// every interval (with jitter); persists that this node is alive.
+/// every interval (with jitter); ends bootstrap by the rule in the module
+/// docs.
 pub(super) async fn run_scheduler(
     shared: Arc<Shared>,
     transport: Transport,
     shutdown: CancellationToken,
 ) {
     let settings = shared.repair.settings.clone();
-    let alive_every =
-        (settings.tombstone_grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let mut alive_written: Option<Instant> = None;
     loop {
-        if alive_written.is_none_or(|t| t.elapsed() >= alive_every) {
-            if let Err(e) = shared
-                .store
-                .put_meta(LAST_ALIVE_META, &wall_ms().to_be_bytes())
-            {
-                warn!(error = %e, "cannot record that the node is alive");
-            }
-            alive_written = Some(Instant::now());
-        }
         let mut repaired = false;
         if let Some((peer_id, addr)) = pick_peer(&shared) {
-            shared.repair.started_any.store(true, Ordering::Relaxed);
             repaired = session_with(&shared, &transport, &peer_id, &addr, &shutdown).await;
         }
         let bootstrapping = *shared.repair.bootstrapping.borrow();
-        if repaired && bootstrapping {
+        if bootstrapping && bootstrap_done(&shared) {
             info!("bootstrap complete: this node holds its peers' data");
             shared.repair.bootstrapping.send_replace(false);
         }
         let wait = if bootstrapping && !repaired {
+            BOOTSTRAP_RETRY
+        } else if *shared.repair.bootstrapping.borrow() {
+            // Sessions went through, but not with a serving peer yet.
             BOOTSTRAP_RETRY
         } else {
             settings
@@ -586,6 +610,47 @@ pub(super) async fn run_scheduler(
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Whether a bootstrapping node may serve reads: it completed a session
+/// with a serving peer (recorded by [`session_with`]), or the cluster is
+/// forming (see [`cluster_forming`]).
+fn bootstrap_done(shared: &Shared) -> bool {
+    if shared.repair.serving_peer_synced.load(Ordering::Relaxed) {
+        return true;
+    }
+    let answered = shared
+        .repair
+        .bootstrapping_peers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let known: BTreeSet<String> = shared
+        .members_view()
+        .into_iter()
+        .map(|m| m.id)
+        .chain(shared.roster.ids())
+        .filter(|id| id != shared.node_id.as_str())
+        .collect();
+    let seeds = shared
+        .peers
+        .iter()
+        .filter(|p| **p != shared.advertise.to_string())
+        .count();
+    cluster_forming(&answered, &known, seeds)
+}
+
+/// The forming-cluster rule: every member this node knows of (gossip and
+/// roster) answered a completed session while bootstrapping itself, and it
+/// knows at least as many members as it has seeds (so every seed was heard
+/// from). Nobody holds data yet, so there is nothing to wait for; a member
+/// that holds data, or one not heard from, keeps the node bootstrapping.
+pub(crate) fn cluster_forming(
+    answered_bootstrapping: &BTreeSet<String>,
+    known: &BTreeSet<String>,
+    seeds: usize,
+) -> bool {
+    !known.is_empty() && known.len() >= seeds && known.is_subset(answered_bootstrapping)
 }
 
 async fn session_with(
@@ -602,7 +667,6 @@ async fn session_with(
         );
         return false;
     };
-    let started_ms = wall_ms();
     *shared
         .repair
         .outbound
@@ -620,127 +684,52 @@ async fn session_with(
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = None;
     match outcome {
-        Ok(stats) => {
+        Ok(Outcome {
+            stats,
+            peer_bootstrapping,
+        }) => {
             log_session(peer_id, "started", &stats);
-            shared.repair.record(peer_id, started_ms, Ok(&stats));
+            shared.repair.record(peer_id, Ok(&stats));
+            if peer_bootstrapping {
+                shared
+                    .repair
+                    .bootstrapping_peers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(peer_id.to_string());
+            } else if stats.unsettled_leaves == 0 {
+                shared
+                    .repair
+                    .serving_peer_synced
+                    .store(true, Ordering::Relaxed);
+            }
             true
         }
         Err(e) => {
             debug!(peer_id, error = %e, "repair session failed");
-            shared.repair.record(peer_id, started_ms, Err(&e));
+            shared.repair.record(peer_id, Err(&e));
             false
         }
     }
 }
 
-/// The HLC physical time below which tombstones may be purged, or `None`
-/// while some member that counts has not completed a session with us.
-fn purge_horizon_ms(shared: &Shared, now_ms: u64) -> Option<u64> {
-    let grace = shared.repair.settings.tombstone_grace.as_millis() as u64;
-    let mut horizon = now_ms.checked_sub(grace)?;
-    let members = shared.members_view();
-    let history = shared.repair.lock();
-    for m in members.iter().filter(|m| m.id != shared.node_id.as_str()) {
-        let gone_long = matches!(m.state, State::Dead | State::Left)
-            && m.since_ms.saturating_add(grace) < now_ms;
-        if gone_long {
-            continue;
-        }
-        let synced = history.get(&m.id).map_or(0, |p| p.synced_from_ms);
-        if synced == 0 {
-            return None;
-        }
-        horizon = horizon.min(synced);
-    }
-    Some(horizon)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Periodically removes tombstones and expired values every replica holds.
-pub(super) async fn run_purge(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let every = (shared.repair.settings.tombstone_grace / 4)
-        .clamp(Duration::from_millis(500), Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let clustered = !shared.peers.is_empty();
-        if clustered
-            && (!shared.repair.started_any.load(Ordering::Relaxed)
-                || shared.started.elapsed() < PURGE_AFTER_UPTIME)
-        {
-            continue;
-        }
-        let Some(horizon) = purge_horizon_ms(&shared, shared.clock.physical_ms()) else {
-            continue;
-        };
-        let store = shared.store.clone();
-        let result = tokio::task::spawn_blocking(move || purge_below(&store, horizon)).await;
-        match result {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => {
-                shared.repair.purged.fetch_add(n, Ordering::Relaxed);
-                info!(
-                    purged = n,
-                    horizon_ms = horizon,
-                    "purged tombstones every replica holds"
-                );
-            }
-            Ok(Err(e)) => warn!(error = %e, "tombstone purge failed"),
-            Err(e) => warn!(error = %e, "tombstone purge task failed"),
-        }
+    fn ids(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
     }
-}
 
-fn purge_below(
-    store: &vergent_storage::Store,
-    horizon_ms: u64,
-) -> Result<u64, vergent_storage::Error> {
-    let eligible = |r: &Record| {
-        r.version.hlc.physical_ms() < horizon_ms
-            && (r.is_tombstone() || r.expires_at_ms.is_some_and(|at| at < horizon_ms))
-    };
-    let mut purged = 0;
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = store.scan(b"", after.as_deref(), 1000, eligible)?;
-        for (key, record) in &page {
-            if store.purge(key, &record.version)? {
-                purged += 1;
-            }
-        }
-        if page.len() < 1000 {
-            return Ok(purged);
-        }
-        after = page.last().map(|(k, _)| k.clone());
+    #[test]
+    fn a_forming_cluster_is_one_where_every_known_member_is_bootstrapping_too() {
+        // Three fresh nodes, each seeded with the other two.
+        assert!(cluster_forming(&ids(&["b", "c"]), &ids(&["b", "c"]), 2));
+        // One seed not heard from yet: it may hold the data.
+        assert!(!cluster_forming(&ids(&["b"]), &ids(&["b"]), 2));
+        // A member that answered as serving (or not at all) holds data.
+        assert!(!cluster_forming(&ids(&["b"]), &ids(&["b", "c"]), 2));
+        // Alone, with no member known, there is nobody to form with.
+        assert!(!cluster_forming(&ids(&[]), &ids(&[]), 0));
     }
-}
-
-/// Refuses to start a node that was down longer than the tombstone grace
-/// period with its old data: its peers may have purged tombstones of keys
-/// it still holds, which would come back.
-pub(crate) fn check_stale_rejoin(
-    store: &vergent_storage::Store,
-    grace: Duration,
-    now_ms: u64,
-) -> Result<(), String> {
-    let Some(bytes) = store.get_meta(LAST_ALIVE_META).map_err(|e| e.to_string())? else {
-        return Ok(());
-    };
-    let Ok(raw) = <[u8; 8]>::try_from(bytes.as_slice()) else {
-        return Ok(());
-    };
-    let last = u64::from_be_bytes(raw);
-    let down = now_ms.saturating_sub(last);
-    if down > grace.as_millis() as u64 && !store.is_empty().map_err(|e| e.to_string())? {
-        return Err(format!(
-            "this node was last running {} ago, longer than the tombstone grace period ({}); \
-             its peers may have purged deletes it never saw, so its data could bring deleted \
-             keys back. Wipe the data dir (the node rebuilds from its peers) or, if you know \
-             no key was deleted meanwhile, start it with --allow-stale-rejoin",
-            humantime::format_duration(Duration::from_secs(down / 1000)),
-            humantime::format_duration(grace)
-        ));
-    }
-    Ok(())
 }

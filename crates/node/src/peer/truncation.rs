@@ -42,6 +42,21 @@ pub(crate) fn truncate_below(
     (keep_from > first).then_some(keep_from.min(last))
 }
 
+/// The first sequence number to keep, from the progress bound and the age
+/// bound (`by_age`: entries below it are too old to ship), or `None` when
+/// less than `step` entries would go (truncating in steps, not on every
+/// ack). The newest entry is always kept.
+pub(crate) fn combine(
+    first: u64,
+    last: u64,
+    by_progress: Option<u64>,
+    by_age: u64,
+    step: u64,
+) -> Option<u64> {
+    let below = by_progress.unwrap_or(first).max(by_age).min(last);
+    (below > first && (below >= first + step || below >= last)).then_some(below)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +92,18 @@ mod tests {
     fn the_newest_entry_is_never_truncated() {
         let p = progress(&[("a", 100)], 0);
         assert_eq!(truncate_below(&p, 1, 100, 1_000), Some(100));
+    }
+
+    #[test]
+    fn entries_too_old_to_ship_go_whatever_holds_them_back() {
+        // A peer gone for good pins nothing older than the age bound.
+        assert_eq!(combine(1, 10_000, None, 5_000, 1024), Some(5_000));
+        assert_eq!(combine(1, 10_000, Some(3_000), 5_000, 1024), Some(5_000));
+        assert_eq!(combine(1, 10_000, Some(3_000), 500, 1024), Some(3_000));
+        // Small progress steps wait; the newest entry always stays.
+        assert_eq!(combine(1, 10_000, Some(10), 0, 1024), None);
+        assert_eq!(combine(1, 10_000, None, 20_000, 1024), Some(10_000));
+        assert_eq!(combine(5, 10_000, None, 5, 1024), None);
     }
 
     #[test]

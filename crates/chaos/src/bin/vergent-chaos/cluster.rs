@@ -49,6 +49,8 @@ pub(crate) struct Cluster {
     client_tls: TlsFiles,
     max_clock_offset: Duration,
     faketime_lib: Option<PathBuf>,
+    /// The nodes' `--tombstone-grace`, when set (short: purges happen in the run).
+    tombstone_grace: Option<Duration>,
     /// The nodes, in index order.
     pub(crate) nodes: Vec<NodeProc>,
 }
@@ -63,6 +65,7 @@ impl Cluster {
         advertise: &[SocketAddr],
         max_clock_offset: Duration,
         faketime_lib: Option<PathBuf>,
+        tombstone_grace: Option<Duration>,
     ) -> anyhow::Result<Self> {
         let certs = vergent_testkit::unencrypted_certs(&dir.join("certs"), "vergent-chaos-node");
         let (node_tls, client_tls) = (certs.node, certs.client);
@@ -93,6 +96,7 @@ impl Cluster {
             client_tls,
             max_clock_offset,
             faketime_lib,
+            tombstone_grace,
             nodes,
         })
     }
@@ -135,6 +139,10 @@ impl Cluster {
             // Frequent repair sessions, so repair runs under every fault.
             .args(["--repair-interval", "5s"])
             .args(["--log-level", "info"]);
+        if let Some(grace) = self.tombstone_grace {
+            cmd.arg("--tombstone-grace")
+                .arg(humantime::format_duration(grace).to_string());
+        }
         if !peers.is_empty() {
             cmd.arg("--peers").args(&peers);
         }
@@ -170,6 +178,17 @@ impl Cluster {
         node.paused = false;
         node.starts += 1;
         Ok(())
+    }
+
+    /// What every node's log (all of its lives) says about anti-entropy.
+    pub(crate) fn anti_entropy(&self) -> crate::report::AntiEntropy {
+        let mut counts = crate::report::AntiEntropy::default();
+        for n in &self.nodes {
+            if let Ok(text) = std::fs::read_to_string(&n.log) {
+                counts.add_log(&text);
+            }
+        }
+        counts
     }
 
     /// Deletes node `i`'s data dir (the node must be down).

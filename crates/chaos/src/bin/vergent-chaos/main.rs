@@ -64,6 +64,11 @@ pub(crate) struct Args {
     /// The nodes' --max-clock-offset.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     max_clock_offset: Duration,
+    /// The nodes' --tombstone-grace (default: theirs, 24 h). A short grace
+    /// (e.g. 20s) makes purges, and log replays to wiped nodes across them,
+    /// happen during the run, where the resurrection checker sees them.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    tombstone_grace: Option<Duration>,
     /// The vergentd binary.
     #[arg(long)]
     vergentd: PathBuf,
@@ -256,6 +261,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         &advertise,
         args.max_clock_offset,
         faketime_lib(),
+        args.tombstone_grace,
     )?;
     for i in 0..args.nodes {
         cluster.start(i)?;
@@ -339,6 +345,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         }
     }
     nemesis.cluster.shutdown().await;
+    let anti_entropy = nemesis.cluster.anti_entropy();
 
     let events = history.snapshot();
     let history_path = write_history(args, &events)?;
@@ -384,6 +391,7 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         final_keys: final_state.len(),
         violations: &violations,
         history_path: &history_path,
+        anti_entropy,
     };
     let text = report.render();
     std::fs::write(args.out.join("report.md"), &text).context("write the report")?;

@@ -29,6 +29,57 @@ pub(crate) struct Report<'a> {
     pub(crate) final_keys: usize,
     pub(crate) violations: &'a [Violation],
     pub(crate) history_path: &'a Path,
+    pub(crate) anti_entropy: AntiEntropy,
+}
+
+/// What the nodes' logs say about purges and the log, summed over every
+/// node and every life of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AntiEntropy {
+    /// Tombstones and expired values purged.
+    pub(crate) purged: u64,
+    /// Purge sweeps that purged something.
+    pub(crate) purge_sweeps: u64,
+    /// Log replays: a sender starting over from the beginning of its
+    /// retained log for a peer whose data dir is new (wiped).
+    pub(crate) log_replays: u64,
+    /// Replicated records a receiver left to repair as older than the log's
+    /// horizon.
+    pub(crate) too_old_for_log: u64,
+    /// Senders that skipped a truncated gap of their log.
+    pub(crate) truncated_gaps: u64,
+    /// Repair sessions that repaired something.
+    pub(crate) repairs: u64,
+}
+
+impl AntiEntropy {
+    /// Adds what one node's log says.
+    pub(crate) fn add_log(&mut self, text: &str) {
+        for line in text.lines() {
+            if line.contains("purged tombstones every member confirmed") {
+                self.purge_sweeps += 1;
+                self.purged += field(line, "purged").unwrap_or(0);
+            } else if line.contains("its cursor restarts at 0") {
+                self.log_replays += 1;
+            } else if line.contains("older than the log's horizon") {
+                self.too_old_for_log += field(line, "skipped").unwrap_or(1);
+            } else if line.contains("peer is behind the truncated log") {
+                self.truncated_gaps += 1;
+            } else if line.contains("repair session repaired differences") {
+                self.repairs += 1;
+            }
+        }
+    }
+}
+
+/// The number after `name=` in a text log line (or `"name":` in JSON).
+fn field(line: &str, name: &str) -> Option<u64> {
+    let rest = line
+        .split_once(&format!("{name}="))
+        .or_else(|| line.split_once(&format!("\"{name}\":")))?
+        .1;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// At most this many violations are printed per checker.
@@ -154,6 +205,37 @@ impl Report<'_> {
                 }
             );
         }
+
+        // Anti-entropy.
+        let ae = &self.anti_entropy;
+        let grace = self
+            .args
+            .tombstone_grace
+            .map_or("the default (24 h)".to_string(), |g| {
+                humantime::format_duration(g).to_string()
+            });
+        let _ = writeln!(s, "\n## Anti-entropy (tombstone grace {grace})\n");
+        let _ = writeln!(
+            s,
+            "- {} tombstones purged in {} sweeps",
+            ae.purged, ae.purge_sweeps
+        );
+        let wipes = self
+            .applied
+            .iter()
+            .filter(|a| a.fault.kind() == FaultKind::Wipe)
+            .count();
+        let _ = writeln!(
+            s,
+            "- {wipes} wipes; {} log replays to a wiped node's new store",
+            ae.log_replays
+        );
+        let _ = writeln!(
+            s,
+            "- {} replicated records left to repair as older than the log's horizon; {} truncated log gaps skipped",
+            ae.too_old_for_log, ae.truncated_gaps
+        );
+        let _ = writeln!(s, "- {} repair sessions repaired differences", ae.repairs);
 
         // Checks.
         let acked_puts = self
