@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the whole gate, in the order that fails fastest, ending
-//! with a short chaos run (3 nodes, 20 s, kill, partition and wipe faults).
+//! with a short chaos run (3 nodes, 20 s, kill, partition and wipe faults,
+//! a 10 s tombstone grace so purges happen during it).
 
 use std::process::Command;
 
@@ -67,6 +68,11 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
             "20s".into(),
             "--faults".into(),
             "kill,partition,wipe".into(),
+            // Short enough that purges and log replays across them happen.
+            "--tombstone-grace".into(),
+            "10s".into(),
+            "--keys".into(),
+            "1000".into(),
         ])?;
     }
     eprintln!("xtask test: all checks passed");

@@ -169,3 +169,41 @@ fn commit(shared: &Shared, group: Vec<Request>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn put(len: usize) -> Mutation {
+        Mutation::Put {
+            value: vec![0; len],
+            ttl_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_writes_hold_at_most_the_byte_budget() {
+        let (writer, _queue) = Writer::new();
+        let writer = Arc::new(writer);
+        // Nobody drains the queue: the first write waits in it, holding its
+        // bytes, and a second that does not fit the rest is not let in.
+        let first = tokio::spawn({
+            let w = writer.clone();
+            async move { w.write(b"a".to_vec(), put(40 << 20)).await }
+        });
+        while writer.bytes.available_permits() == QUEUE_BYTES {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            writer.bytes.available_permits(),
+            QUEUE_BYTES - (40 << 20) - 1
+        );
+        let second = writer.write(b"b".to_vec(), put(40 << 20)).now_or_never();
+        assert!(second.is_none(), "a write beyond the budget was queued");
+        // A small one still fits.
+        assert!(writer.bytes.available_permits() > 1 << 20);
+        first.abort();
+    }
+}

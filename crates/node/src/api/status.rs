@@ -27,7 +27,7 @@ pub(crate) enum ApiError {
     WatchLagged(u64),
     /// The node is filling from its peers and refuses reads meanwhile.
     #[error(
-        "this node is bootstrapping ({done} of {total} differing buckets repaired so far) and does not hold its peers' data yet; ask another node or retry"
+        "this node is bootstrapping ({done} of {total} differing buckets repaired so far, waiting to finish a repair session with a serving peer) and may not hold its peers' data yet; ask another node or retry"
     )]
     Bootstrapping {
         /// Buckets repaired in the current session.

@@ -217,7 +217,7 @@ impl Report<'_> {
         let _ = writeln!(s, "\n## Anti-entropy (tombstone grace {grace})\n");
         let _ = writeln!(
             s,
-            "- {} tombstones purged in {} sweeps",
+            "- {} tombstones purged (summed over the nodes) in {} sweeps",
             ae.purged, ae.purge_sweeps
         );
         let wipes = self
