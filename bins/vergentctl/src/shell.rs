@@ -385,6 +385,13 @@ impl Shell {
                     );
                     let _ = writeln!(out, "purge:        held back since {since}: {why}");
                 }
+                if !s.fenced.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "expired:      {} (refused until wiped)",
+                        s.fenced.join(", ")
+                    );
+                }
                 if s.refused_records + s.records_too_old_for_log + s.refused_peers > 0 {
                     let _ = writeln!(
                         out,

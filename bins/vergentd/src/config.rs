@@ -86,10 +86,14 @@ pub(crate) struct Cli {
     /// Time between anti-entropy repair sessions this node starts (e.g. 60s).
     #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_REPAIR_INTERVAL")]
     repair_interval: Option<Duration>,
-    /// How long tombstones are kept at least, and how long a node may be down
-    /// before it must be wiped rather than rejoin with its data (e.g. 24h).
+    /// How long tombstones are kept at least (e.g. 24h); they are purged
+    /// only once every member confirmed them.
     #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_TOMBSTONE_GRACE")]
     tombstone_grace: Option<Duration>,
+    /// How long a member may go unseen before purges stop waiting for it and
+    /// it is refused unless it comes back wiped (default 72h; 0: never).
+    #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_MEMBER_EXPIRY")]
+    member_expiry: Option<Duration>,
     /// Repair sessions other nodes may run against this one at once.
     #[arg(long, env = "VERGENT_REPAIR_MAX_SESSIONS")]
     repair_max_sessions: Option<usize>,
@@ -150,6 +154,8 @@ struct FileConfig {
     repair_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     tombstone_grace: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    member_expiry: Option<Duration>,
     repair_max_sessions: Option<usize>,
     repair_max_bytes_per_sec: Option<u64>,
     block_cache_bytes: Option<usize>,
@@ -275,6 +281,16 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     }
     if let Some(d) = cli.tombstone_grace.or(file.tombstone_grace) {
         node.repair.tombstone_grace = d;
+    }
+    if let Some(d) = cli.member_expiry.or(file.member_expiry) {
+        if !d.is_zero() && d < node.repair.tombstone_grace {
+            bail!(
+                "--member-expiry ({}) must be at least --tombstone-grace ({}), or 0 to never expire members",
+                humantime::format_duration(d),
+                humantime::format_duration(node.repair.tombstone_grace)
+            );
+        }
+        node.repair.member_expiry = d;
     }
     if let Some(n) = cli.repair_max_sessions.or(file.repair_max_sessions) {
         node.repair.max_inbound_sessions = n;

@@ -364,3 +364,93 @@ fn a_node_certificate_cannot_speak_for_another_nodes_id() {
     );
     drop((b, c, impostor));
 }
+
+#[test]
+fn a_member_unseen_past_the_expiry_releases_purges_and_is_refused_until_it_returns_wiped() {
+    let cluster = Cluster::with_flags(
+        2,
+        &[
+            "--tombstone-grace",
+            "2s",
+            "--member-expiry",
+            "10s",
+            "--repair-interval",
+            "1s",
+        ],
+    );
+    let a = cluster.start(0);
+    let b = cluster.start(1);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let clients = cluster.clients(2).await;
+        clients[0].put("k", "old").await.expect("put");
+        converged(&clients, |d| d.len() == 1).await;
+    });
+    b.kill9();
+    rt.block_on(async {
+        let ca = cluster.client(0).await;
+        ca.delete("k").await.expect("delete");
+        // Purges wait for node-1 until it expires, then go ahead.
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let s = ca.status().await.expect("status");
+            if s.purged >= 1 {
+                assert_eq!(s.fenced, vec!["node-1".to_string()]);
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "never purged: {:?}",
+                s.purge_held_back
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // node-1 comes back with its old data, which still holds k: refused.
+    let b = cluster.start(1);
+    rt.block_on(async {
+        let ca = cluster.client(0).await;
+        stays_deleted(std::slice::from_ref(&ca), "k", Duration::from_secs(10)).await;
+    });
+    assert!(
+        b.log_text().contains("dropped from the cluster"),
+        "node-1 is not told why it is refused:\n{}",
+        b.log_text()
+    );
+    rt.block_on(async {
+        // It knows, says so, and stops serving what peers will not take.
+        let cb = cluster.client(1).await;
+        let until = Instant::now() + DEADLINE;
+        while cb.status().await.expect("status").state != "fenced" {
+            assert!(
+                Instant::now() < until,
+                "node-1 does not report itself fenced"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let refused = cb.get("k").await.expect_err("a fenced node serves reads");
+        assert!(
+            matches!(
+                refused,
+                vergent_client::Error::Server {
+                    error_code: Some(vergent_client::ErrorCode::Fenced),
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+    });
+    b.kill9();
+    // Wiped, it is a member again and rebuilds without k.
+    std::fs::remove_dir_all(cluster.data_dir(1)).expect("wipe");
+    let b = cluster.start(1);
+    rt.block_on(async {
+        let clients = cluster.clients(2).await;
+        serving(&clients[1]).await;
+        let state = converged(&clients, |d| d.is_empty()).await;
+        assert!(state.is_empty());
+        let s = clients[0].status().await.expect("status");
+        assert!(s.fenced.is_empty(), "still fenced: {:?}", s.fenced);
+    });
+    drop((a, b));
+}

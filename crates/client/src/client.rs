@@ -166,6 +166,8 @@ pub struct NodeStatus {
     pub refused_peers: u64,
     /// Every peer the node ever learned of.
     pub roster: Vec<RosterMember>,
+    /// Members dropped after `--member-expiry` unseen (refused unless wiped).
+    pub fenced: Vec<String>,
 }
 
 /// A peer in a node's roster.
@@ -513,6 +515,7 @@ impl Client {
             records_too_old_for_log: s.records_too_old_for_log,
             refused_peers: s.refused_peers,
             roster: s.roster.clone(),
+            fenced: s.fenced.clone(),
             storage_memory: s
                 .storage_memory
                 .map(|m| StorageMemory {

@@ -61,6 +61,9 @@ pub(crate) struct Shared {
     pub(crate) peer_counters: crate::peer::PeerCounters,
     /// Wakes the log-truncation worker.
     pub(crate) truncate: tokio::sync::Notify,
+    /// Set when a peer refuses this node's data for good (expired, or a
+    /// retired store): it stops serving until wiped.
+    pub(crate) fenced: tokio::sync::watch::Sender<Option<String>>,
     /// Client writes, committed in groups.
     pub(crate) writer: crate::writer::Writer,
 }
@@ -80,6 +83,24 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Records that a peer refuses this node's data for good; the node stops
+    /// serving reads and writes (and says why) until it is wiped.
+    pub(crate) fn fence(&self, reason: &str) {
+        let first = self.fenced.send_if_modified(|f| {
+            let fresh = f.is_none();
+            if fresh {
+                *f = Some(reason.to_string());
+            }
+            fresh
+        });
+        if first {
+            tracing::error!(
+                reason,
+                "peers refuse this node's data for good; it stops serving. Wipe its data dir and restart it: it rebuilds from its peers"
+            );
+        }
     }
 
     /// Tells the peer senders that the durable part of the local log grew.
@@ -276,6 +297,7 @@ impl Node {
             purge: crate::peer::purge::PurgeState::default(),
             peer_counters: crate::peer::PeerCounters::default(),
             truncate: tokio::sync::Notify::new(),
+            fenced: tokio::sync::watch::Sender::new(None),
             writer,
         });
         tokio::spawn(crate::writer::run(writer_queue, Arc::downgrade(&shared)));
@@ -296,6 +318,7 @@ impl Node {
             health.set_serving::<KvServer<KvApi>>().await;
         }
         health.set_serving::<ClusterServer<ClusterApi>>().await;
+        spawn_fence_watch(&shared, health.clone());
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vergent_wire::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -451,6 +474,16 @@ fn spawn_readiness(shared: &Arc<Shared>, health: tonic_health::server::HealthRep
         drop(shared);
         if !stopping {
             health.set_serving::<KvServer<KvApi>>().await;
+        }
+    });
+}
+
+/// Turns the KV service to NOT_SERVING once a peer fenced this node.
+fn spawn_fence_watch(shared: &Arc<Shared>, health: tonic_health::server::HealthReporter) {
+    let mut rx = shared.fenced.subscribe();
+    tokio::spawn(async move {
+        if rx.wait_for(Option::is_some).await.is_ok() {
+            health.set_not_serving::<KvServer<KvApi>>().await;
         }
     });
 }

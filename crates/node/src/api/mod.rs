@@ -49,8 +49,18 @@ impl KvApi {
     /// Refuses reads while the node is still filling from its peers: an
     /// empty answer from an incomplete store would be wrong, not stale.
     fn check_readable(&self) -> Result<(), Status> {
+        self.check_not_fenced()?;
         match self.shared.repair.bootstrap_progress() {
             Some((done, total)) => Err(to_status(ApiError::Bootstrapping { done, total })),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses requests once peers refuse this node's data for good: its
+    /// reads may show deleted keys, and its writes would never replicate.
+    fn check_not_fenced(&self) -> Result<(), Status> {
+        match self.shared.fenced.borrow().as_ref() {
+            Some(why) => Err(to_status(ApiError::Fenced(why.clone()))),
             None => Ok(()),
         }
     }
@@ -62,6 +72,9 @@ impl KvApi {
     ) -> Result<vergent_storage::Written, ApiError> {
         if self.shared.shutdown.is_cancelled() {
             return Err(ApiError::ShuttingDown);
+        }
+        if let Some(why) = self.shared.fenced.borrow().as_ref() {
+            return Err(ApiError::Fenced(why.clone()));
         }
         self.shared.writer.write(key, mutation).await
     }
@@ -298,7 +311,9 @@ impl pb::cluster_server::Cluster for ClusterApi {
                     since_ms: m.since_ms,
                 })
                 .collect(),
-            state: if *s.repair.bootstrapping.borrow() {
+            state: if s.fenced.borrow().is_some() {
+                "fenced"
+            } else if *s.repair.bootstrapping.borrow() {
                 "bootstrapping"
             } else {
                 "serving"
@@ -340,6 +355,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
                     addr: e.addr,
                 })
                 .collect(),
+            fenced: s.roster.fenced(),
             bootstrap_buckets: s.repair.bootstrap_progress().map_or(0, |(_, t)| t),
             bootstrap_buckets_done: s.repair.bootstrap_progress().map_or(0, |(d, _)| d),
             storage_memory: {

@@ -25,6 +25,9 @@ pub(crate) enum ApiError {
     /// A watch fell behind and was closed.
     #[error("watch fell behind by {0} changes and was closed; scan and watch again")]
     WatchLagged(u64),
+    /// Peers refuse this node's data for good; it must be wiped.
+    #[error("this node stopped serving: {0}")]
+    Fenced(String),
     /// The node is filling from its peers and refuses reads meanwhile.
     #[error(
         "this node is bootstrapping ({done} of {total} differing buckets repaired so far, waiting to finish a repair session with a serving peer) and may not hold its peers' data yet; ask another node or retry"
@@ -75,6 +78,7 @@ pub(crate) fn to_status(e: ApiError) -> Status {
         ApiError::ShuttingDown => (Code::Unavailable, ErrorCode::ShuttingDown),
         ApiError::WatchLagged(_) => (Code::ResourceExhausted, ErrorCode::WatchLagged),
         ApiError::Bootstrapping { .. } => (Code::Unavailable, ErrorCode::Bootstrapping),
+        ApiError::Fenced(_) => (Code::Unavailable, ErrorCode::Fenced),
     };
     if matches!(code, Code::Internal | Code::DataLoss) {
         tracing::error!(error = %msg, "request failed");

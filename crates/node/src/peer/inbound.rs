@@ -44,11 +44,11 @@ async fn refuse(
     claimed: &str,
     why: &super::roster::Refusal,
 ) {
-    PeerCounters::add(&shared.peer_counters.refused_peers, 1);
-    warn!(peer = %peer.addr, claimed, reason = %why, "refused a peer stream");
+    super::log_refusal!(shared, claimed, peer = %peer.addr, claimed, reason = %why, "refused a peer stream");
     let _ = writer
         .send(&encode(Body::Refused(pb::Refused {
             reason: why.to_string(),
+            fenced: why.fences(),
         })))
         .await;
     let _ = writer.finish();

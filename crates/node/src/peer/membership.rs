@@ -252,9 +252,13 @@ async fn on_event(targets: &mut Targets, event: &Event) {
 fn publish(shared: &Shared, m: &Membership, since: &HashMap<String, u64>) {
     for mem in m.members() {
         if mem.id != shared.node_id {
-            shared
-                .roster
-                .learn(&shared.store, mem.id.as_str(), Some(&mem.addr), None);
+            shared.roster.learn(
+                &shared.store,
+                mem.id.as_str(),
+                Some(&mem.addr),
+                None,
+                (mem.state == State::Alive).then(wall_ms),
+            );
         }
     }
     let view: Vec<MemberInfo> = m

@@ -63,13 +63,51 @@ pub(crate) struct PeerCounters {
     pub(crate) too_old_for_log: AtomicU64,
     /// Streams refused because of who opened them (identity, retired store).
     pub(crate) refused_peers: AtomicU64,
+    /// When each refused claim was last logged at `warn`.
+    logged: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// A refused claim is logged at `warn` at most this often (then at debug):
+/// an impostor gossips several times a second.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl PeerCounters {
     fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+
+    /// Counts a refused peer claim; true when it should be logged at `warn`.
+    fn refuse(&self, claim: &str) -> bool {
+        Self::add(&self.refused_peers, 1);
+        let mut logged = self
+            .logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        match logged.get(claim) {
+            Some(at) if now.duration_since(*at) < REFUSAL_LOG_EVERY => false,
+            _ => {
+                if logged.len() > 1024 {
+                    logged.clear();
+                }
+                logged.insert(claim.to_string(), now);
+                true
+            }
+        }
+    }
 }
+
+/// Logs a refused claim at `warn` (rate-limited per claim) or `debug`.
+macro_rules! log_refusal {
+    ($shared:expr, $claim:expr, $($field:tt)*) => {
+        if $shared.peer_counters.refuse($claim) {
+            tracing::warn!($($field)*);
+        } else {
+            tracing::debug!($($field)*);
+        }
+    };
+}
+pub(crate) use log_refusal;
 
 /// The certificate name a peer's node id is bound to (see [`roster`]).
 pub(crate) fn cert_name(peer: &PeerIdentity) -> String {
@@ -168,7 +206,8 @@ fn truncate_once(
 
 /// Whether a gossip message may be handed to the membership core: its
 /// sender id must not be bound to another certificate than the one it came
-/// with (a node certificate can never speak for another node's id).
+/// with (a node certificate can never speak for another node's id), nor be
+/// an expired member.
 fn admit_gossip(shared: &Shared, peer: &PeerIdentity, msg: &vergent_gossip::Message) -> bool {
     match shared
         .roster
@@ -176,8 +215,7 @@ fn admit_gossip(shared: &Shared, peer: &PeerIdentity, msg: &vergent_gossip::Mess
     {
         Ok(()) => true,
         Err(refusal) => {
-            PeerCounters::add(&shared.peer_counters.refused_peers, 1);
-            warn!(peer = %peer.addr, claimed = %msg.from.id, reason = %refusal, "dropping gossip from a peer speaking for another node's id");
+            log_refusal!(shared, msg.from.id.as_str(), peer = %peer.addr, claimed = %msg.from.id, reason = %refusal, "dropping gossip from a refused peer");
             false
         }
     }

@@ -110,6 +110,9 @@ async fn session(
         Ok(Ok(Some(bytes))) => match decode(&bytes) {
             Ok(Body::Hello(h)) => (h.node_id, h.store_id),
             Ok(Body::Refused(r)) => {
+                if r.fenced {
+                    shared.fence(&r.reason);
+                }
                 warn!(%peer, reason = %r.reason, "peer refused replication from this node");
                 return End::Retry(format!("refused: {}", r.reason));
             }
@@ -140,8 +143,7 @@ async fn session(
         .roster
         .contact(&shared.store, &peer_id, Some(peer_store), &cert)
     {
-        super::PeerCounters::add(&shared.peer_counters.refused_peers, 1);
-        warn!(%peer, claimed = %peer_id, reason = %why, "not replicating to a peer speaking for another node");
+        super::log_refusal!(shared, &peer_id, %peer, claimed = %peer_id, reason = %why, "not replicating to a refused peer");
         let _ = writer.finish();
         return End::Retry(why.to_string());
     }

@@ -97,10 +97,19 @@ pub(super) async fn run_sweeper(
     let every = (shared.repair.settings.tombstone_grace / 4)
         .clamp(Duration::from_millis(500), Duration::from_secs(60));
     let mut gate = PurgeGate::new(GATE_CAPACITY);
+    let expiry_ms = shared.repair.settings.member_expiry.as_millis() as u64;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
+        }
+        if expiry_ms > 0 {
+            let worker = shared.clone();
+            // Persisting the fence syncs: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || {
+                worker.roster.expire(&worker.store, wall_ms(), expiry_ms)
+            })
+            .await;
         }
         match sweep(&shared, &transport, &mut gate).await {
             Ok(0) => {}
@@ -222,7 +231,7 @@ async fn sweep(
                 unknown,
             }) => {
                 for id in &unknown {
-                    shared.roster.learn(&shared.store, id, None, None);
+                    shared.roster.learn(&shared.store, id, None, None, None);
                 }
                 let why = if unknown.is_empty() {
                     format!("waiting for {}", failed.join(", "))
@@ -274,7 +283,12 @@ async fn check(
         .ok_or(PeerError::Protocol("peer closed the stream".into()))?;
     let reply = match decode(&frame)? {
         Body::PurgeCheckReply(r) => r,
-        Body::Refused(r) => return Err(PeerError::Refused(r.reason)),
+        Body::Refused(r) => {
+            if r.fenced {
+                shared.fence(&r.reason);
+            }
+            return Err(PeerError::Refused(r.reason));
+        }
         _ => {
             return Err(PeerError::Protocol(
                 "unexpected answer to a purge check".into(),
@@ -323,10 +337,11 @@ pub(super) async fn serve_check(
             .roster
             .contact(&shared.store, &check.node_id, Some(check.store_id), &cert)
     {
-        warn!(peer = %peer.addr, claimed = %check.node_id, reason = %refusal, "refused a purge check");
+        super::log_refusal!(shared, &check.node_id, peer = %peer.addr, claimed = %check.node_id, reason = %refusal, "refused a purge check");
         let _ = writer
             .send(&encode(Body::Refused(pb::Refused {
                 reason: refusal.to_string(),
+                fenced: refusal.fences(),
             })))
             .await;
         let _ = writer.finish();

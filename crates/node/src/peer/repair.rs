@@ -55,6 +55,9 @@ pub struct RepairSettings {
     pub max_inbound_sessions: usize,
     /// Bytes per second one session may send (0: unlimited).
     pub max_bytes_per_sec: u64,
+    /// How long a member may go unseen before it stops holding purges back
+    /// and is refused until it comes back wiped (zero: never).
+    pub member_expiry: Duration,
 }
 
 impl Default for RepairSettings {
@@ -64,6 +67,7 @@ impl Default for RepairSettings {
             tombstone_grace: Duration::from_secs(24 * 3600),
             max_inbound_sessions: 2,
             max_bytes_per_sec: 64 << 20,
+            member_expiry: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -361,7 +365,12 @@ async fn initiate(
                         want: r.want,
                     },
                     Body::RepairBusy(_) => return Err("peer is busy with other repairs".into()),
-                    Body::Refused(r) => return Err(format!("refused: {}", r.reason)),
+                    Body::Refused(r) => {
+                        if r.fenced {
+                            shared.fence(&r.reason);
+                        }
+                        return Err(format!("refused: {}", r.reason));
+                    }
                     _ => return Err("unexpected frame in a repair session".into()),
                 };
                 core.handle_message(reply).map_err(|e| e.to_string())?;

@@ -16,6 +16,12 @@
 //!   wiped) retires the old store for good: the old data can never come back
 //!   (e.g. from a restored copy), since peers may have purged deletes it
 //!   never saw.
+//! - **Expiry**: a member not seen for `--member-expiry` (default 72 h) is
+//!   dropped from the roster, so a node that is gone for good (or came back
+//!   wiped under a new id) stops holding purges back, and it is **fenced**:
+//!   this node refuses it from then on, unless it comes back with a new
+//!   store (wiped). So its old data, which may hold keys deleted meanwhile,
+//!   can never return through this node.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -25,6 +31,9 @@ use vergent_storage::Store;
 
 const ROSTER_META: &str = "roster/";
 const RETIRED_META: &str = "retired/";
+const FENCED_META: &str = "fenced/";
+/// A member's last sighting is persisted at most this often.
+const SEEN_PERSIST_MS: u64 = 60_000;
 
 /// What this node knows of one peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,12 +44,15 @@ pub(crate) struct Entry {
     pub(crate) cert: String,
     /// Address it was last known at (gossip).
     pub(crate) addr: String,
+    /// Wall time it was last seen alive (first-hand or by gossip), ms.
+    pub(crate) last_seen_ms: u64,
 }
 
 impl Entry {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(12 + self.cert.len() + self.addr.len());
+        let mut out = Vec::with_capacity(20 + self.cert.len() + self.addr.len());
         out.extend_from_slice(&self.store_id.to_be_bytes());
+        out.extend_from_slice(&self.last_seen_ms.to_be_bytes());
         out.extend_from_slice(&(self.cert.len() as u16).to_be_bytes());
         out.extend_from_slice(self.cert.as_bytes());
         out.extend_from_slice(self.addr.as_bytes());
@@ -48,14 +60,18 @@ impl Entry {
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        let store_id = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
-        let len = u16::from_be_bytes(bytes.get(8..10)?.try_into().ok()?) as usize;
-        let cert = String::from_utf8(bytes.get(10..10 + len)?.to_vec()).ok()?;
-        let addr = String::from_utf8(bytes.get(10 + len..)?.to_vec()).ok()?;
+        let word = |at: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+        };
+        let (store_id, last_seen_ms) = (word(0)?, word(8)?);
+        let len = u16::from_be_bytes(bytes.get(16..18)?.try_into().ok()?) as usize;
+        let cert = String::from_utf8(bytes.get(18..18 + len)?.to_vec()).ok()?;
+        let addr = String::from_utf8(bytes.get(18 + len..)?.to_vec()).ok()?;
         Some(Self {
             store_id,
             cert,
             addr,
+            last_seen_ms,
         })
     }
 }
@@ -75,6 +91,15 @@ pub(crate) enum Refusal {
         /// The name the claimant presented.
         presented: String,
     },
+    /// The member was expired (not seen for the member expiry) and is
+    /// refused until it comes back wiped.
+    #[error(
+        "node {id} was dropped from the cluster after it was not seen for longer than --member-expiry; peers may have purged deletes it never saw, so its data is refused. Wipe its data dir and start it again (it rebuilds from its peers)"
+    )]
+    Expired {
+        /// The expired node.
+        id: String,
+    },
     /// The store was replaced by a newer one of the same node (wiped).
     #[error(
         "store {store_id:016x} of node {id} was retired when the node came back with a new data dir; its data may hold deleted keys. Wipe this data dir (the node rebuilds from its peers)"
@@ -85,6 +110,14 @@ pub(crate) enum Refusal {
         /// The retired store.
         store_id: u64,
     },
+}
+
+impl Refusal {
+    /// Whether the refused node's data is refused for good (it must be
+    /// wiped), as opposed to a claim under the wrong certificate.
+    pub(crate) fn fences(&self) -> bool {
+        matches!(self, Self::Expired { .. } | Self::RetiredStore { .. })
+    }
 }
 
 /// Every peer ever learned of, persisted in the store's metadata.
@@ -98,6 +131,10 @@ pub(crate) struct Roster {
 struct Inner {
     members: BTreeMap<String, Entry>,
     retired: HashSet<u64>,
+    /// Expired members and the store they last ran (0: never known).
+    fenced: BTreeMap<String, u64>,
+    /// The `last_seen_ms` persisted for each member.
+    seen_persisted: BTreeMap<String, u64>,
 }
 
 impl Roster {
@@ -124,6 +161,17 @@ impl Roster {
                 inner.retired.insert(id);
             }
         }
+        for (name, value) in store.scan_meta(FENCED_META)? {
+            if let Some(id) = name.strip_prefix(FENCED_META) {
+                let last = <[u8; 8]>::try_from(value.as_slice()).map_or(0, u64::from_be_bytes);
+                inner.fenced.insert(id.to_string(), last);
+            }
+        }
+        inner.seen_persisted = inner
+            .members
+            .iter()
+            .map(|(k, e)| (k.clone(), e.last_seen_ms))
+            .collect();
         Ok(Self {
             me: me.to_string(),
             inner: Mutex::new(inner),
@@ -154,18 +202,38 @@ impl Roster {
         store_id != 0 && self.lock().retired.contains(&store_id)
     }
 
-    /// Learns of `id` second-hand (gossip, a peer's roster): added when new,
-    /// its address refreshed; its certificate binding is taken only when
-    /// none is known yet.
-    pub(crate) fn learn(&self, store: &Store, id: &str, addr: Option<&str>, cert: Option<&str>) {
+    /// Learns of `id` second-hand (gossip, a peer's roster): added when new
+    /// (unless it was expired: then it is ignored), its address refreshed;
+    /// its certificate binding is taken only when none is known yet.
+    /// `seen_ms` says it was reported alive at that time.
+    pub(crate) fn learn(
+        &self,
+        store: &Store,
+        id: &str,
+        addr: Option<&str>,
+        cert: Option<&str>,
+        seen_ms: Option<u64>,
+    ) {
         if id == self.me || id.is_empty() {
             return;
         }
         let changed = {
             let mut inner = self.lock();
+            if inner.fenced.contains_key(id) {
+                return;
+            }
             let fresh = !inner.members.contains_key(id);
+            let now = crate::clock::wall_ms();
             let e = inner.members.entry(id.to_string()).or_default();
             let mut changed = fresh;
+            if fresh {
+                // Counted from first sight, so a member is never expired
+                // before it had a chance to be seen.
+                e.last_seen_ms = now;
+            }
+            if let Some(t) = seen_ms.filter(|t| *t > e.last_seen_ms) {
+                e.last_seen_ms = t;
+            }
             if let Some(a) = addr.filter(|a| !a.is_empty() && *a != e.addr) {
                 e.addr = a.to_string();
                 changed = true;
@@ -177,11 +245,56 @@ impl Roster {
             if fresh {
                 info!(peer_id = id, "new member in the roster");
             }
-            changed.then(|| e.clone())
+            let e = e.clone();
+            if !changed && inner.seen_due(id, e.last_seen_ms) {
+                changed = true;
+            }
+            if changed {
+                inner.seen_persisted.insert(id.to_string(), e.last_seen_ms);
+            }
+            changed.then_some(e)
         };
         if let Some(e) = changed {
             persist(store, id, &e);
         }
+    }
+
+    /// Drops every member not seen for `expiry` and fences it (see the
+    /// module docs); returns the ids expired.
+    pub(crate) fn expire(&self, store: &Store, now_ms: u64, expiry_ms: u64) -> Vec<String> {
+        let gone: Vec<(String, u64)> = {
+            let mut inner = self.lock();
+            let gone: Vec<(String, u64)> = inner
+                .members
+                .iter()
+                .filter(|(_, e)| e.last_seen_ms.saturating_add(expiry_ms) < now_ms)
+                .map(|(id, e)| (id.clone(), e.store_id))
+                .collect();
+            for (id, store_id) in &gone {
+                inner.members.remove(id);
+                inner.seen_persisted.remove(id);
+                inner.fenced.insert(id.clone(), *store_id);
+            }
+            gone
+        };
+        for (id, store_id) in &gone {
+            warn!(
+                peer_id = %id,
+                "member not seen for longer than --member-expiry: purges no longer wait for it, and it is refused unless it comes back wiped"
+            );
+            if let Err(e) = store
+                .put_meta(&format!("{FENCED_META}{id}"), &store_id.to_be_bytes())
+                .and_then(|()| store.delete_meta(&format!("{ROSTER_META}{id}")))
+            {
+                warn!(peer_id = %id, error = %e, "cannot persist an expired member");
+            }
+        }
+        gone.into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// Members expired and fenced, for `status`.
+    pub(crate) fn fenced(&self) -> Vec<String> {
+        self.lock().fenced.keys().cloned().collect()
     }
 
     /// Checks a first-hand claim: a peer presenting certificate `cert` says
@@ -198,7 +311,7 @@ impl Roster {
         if id == self.me {
             return Ok(());
         }
-        let (entry, retired) = {
+        let (entry, retired, unfenced) = {
             let mut inner = self.lock();
             if let Some(s) = store_id.filter(|s| inner.retired.contains(s)) {
                 return Err(Refusal::RetiredStore {
@@ -206,7 +319,23 @@ impl Roster {
                     store_id: s,
                 });
             }
+            // An expired member comes back only with a new store (wiped):
+            // its old one may hold keys deleted since.
+            let mut unfenced = false;
+            if let Some(&last) = inner.fenced.get(id) {
+                match store_id {
+                    Some(s) if last != 0 && s != 0 && s != last => {
+                        inner.fenced.remove(id);
+                        inner.retired.insert(last);
+                        unfenced = true;
+                    }
+                    _ => return Err(Refusal::Expired { id: id.to_string() }),
+                }
+            }
+            let now = crate::clock::wall_ms();
+            let fresh = !inner.members.contains_key(id);
             let e = inner.members.entry(id.to_string()).or_default();
+            e.last_seen_ms = e.last_seen_ms.max(now);
             if !e.cert.is_empty() && !cert.is_empty() && e.cert != cert {
                 return Err(Refusal::Impersonation {
                     id: id.to_string(),
@@ -214,7 +343,7 @@ impl Roster {
                     presented: cert.to_string(),
                 });
             }
-            let mut changed = false;
+            let mut changed = fresh;
             if e.cert.is_empty() && !cert.is_empty() {
                 e.cert = cert.to_string();
                 changed = true;
@@ -227,12 +356,27 @@ impl Roster {
                 e.store_id = s;
                 changed = true;
             }
-            let entry = changed.then(|| e.clone());
+            let e = e.clone();
+            if !changed && inner.seen_due(id, e.last_seen_ms) {
+                changed = true;
+            }
+            if changed {
+                inner.seen_persisted.insert(id.to_string(), e.last_seen_ms);
+            }
             if let Some(old) = retired {
                 inner.retired.insert(old);
             }
-            (entry, retired)
+            (changed.then_some(e), retired, unfenced)
         };
+        if unfenced {
+            info!(
+                peer_id = id,
+                "an expired member came back wiped; it is a member again"
+            );
+            if let Err(e) = store.delete_meta(&format!("{FENCED_META}{id}")) {
+                warn!(error = %e, "cannot persist an unfenced member");
+            }
+        }
         if let Some(old) = retired {
             warn!(
                 peer_id = id,
@@ -247,6 +391,16 @@ impl Roster {
             persist(store, id, &e);
         }
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Whether a member's last sighting moved far enough past the persisted
+    /// one to be written again.
+    fn seen_due(&self, id: &str, seen_ms: u64) -> bool {
+        self.seen_persisted
+            .get(id)
+            .is_none_or(|p| seen_ms >= p.saturating_add(SEEN_PERSIST_MS))
     }
 }
 
@@ -273,10 +427,10 @@ mod tests {
     fn members_learned_by_gossip_or_contact_survive_a_restart() {
         let (_dir, store) = store();
         let r = Roster::load(&store, "me").expect("load");
-        r.learn(&store, "b", Some("127.0.0.1:2"), None);
+        r.learn(&store, "b", Some("127.0.0.1:2"), None, None);
         r.contact(&store, "c", Some(7), "node-c")
             .expect("first contact");
-        r.learn(&store, "me", Some("x"), None);
+        r.learn(&store, "me", Some("x"), None, None);
         let again = Roster::load(&store, "me").expect("reload");
         assert_eq!(again.ids(), BTreeSet::from(["b".into(), "c".into()]));
         let c = again.entries().into_iter().find(|(id, _)| id == "c");
@@ -297,8 +451,8 @@ mod tests {
             .expect_err("impostor");
         assert!(matches!(err, Refusal::Impersonation { .. }), "{err}");
         // A binding heard second-hand counts too, and is never overwritten.
-        r.learn(&store, "node-x", None, Some("node-x"));
-        r.learn(&store, "node-x", None, Some("node-y"));
+        r.learn(&store, "node-x", None, Some("node-x"), None);
+        r.learn(&store, "node-x", None, Some("node-y"), None);
         assert!(r.contact(&store, "node-x", None, "node-y").is_err());
         assert!(r.contact(&store, "node-x", None, "node-x").is_ok());
         // A shared certificate binds every id to the same name.
@@ -318,5 +472,39 @@ mod tests {
         assert!(matches!(err, Refusal::RetiredStore { .. }), "{err}");
         let again = Roster::load(&store, "me").expect("reload");
         assert!(again.is_retired(1) && !again.is_retired(2));
+    }
+
+    #[test]
+    fn a_member_not_seen_for_the_expiry_stops_counting_and_is_refused_unless_it_returns_wiped() {
+        let (_dir, store) = store();
+        let r = Roster::load(&store, "me").expect("load");
+        r.contact(&store, "gone", Some(5), "n")
+            .expect("first contact");
+        r.learn(&store, "never-contacted", None, None, None);
+        let now = crate::clock::wall_ms();
+        assert!(r.expire(&store, now, 60_000).is_empty(), "seen just now");
+        let mut gone = r.expire(&store, now + 120_000, 60_000);
+        gone.sort();
+        assert_eq!(
+            gone,
+            vec!["gone".to_string(), "never-contacted".to_string()]
+        );
+        assert!(r.ids().is_empty());
+        // Gossip or a peer's roster does not bring it back...
+        r.learn(&store, "gone", Some("a"), None, Some(now + 200_000));
+        assert!(r.ids().is_empty());
+        // ...nor does the old store, nor an unknown one: only a wiped one.
+        let again = Roster::load(&store, "me").expect("reload");
+        for r in [&r, &again] {
+            assert!(matches!(
+                r.contact(&store, "gone", Some(5), "n"),
+                Err(Refusal::Expired { .. })
+            ));
+            assert!(r.contact(&store, "never-contacted", Some(9), "n").is_err());
+        }
+        again
+            .contact(&store, "gone", Some(6), "n")
+            .expect("back wiped");
+        assert!(again.ids().contains("gone") && again.is_retired(5));
     }
 }

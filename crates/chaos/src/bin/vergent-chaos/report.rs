@@ -59,7 +59,9 @@ impl AntiEntropy {
             if line.contains("purged tombstones every member confirmed") {
                 self.purge_sweeps += 1;
                 self.purged += field(line, "purged").unwrap_or(0);
-            } else if line.contains("its cursor restarts at 0") {
+            } else if line.contains("its cursor restarts at 0") && line.contains("repl/sent/") {
+                // A sender whose peer came back with a new store: the peer
+                // gets the whole retained log again.
                 self.log_replays += 1;
             } else if line.contains("older than the log's horizon") {
                 self.too_old_for_log += field(line, "skipped").unwrap_or(1);
@@ -321,5 +323,34 @@ impl Report<'_> {
             self.history_path.display()
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anti_entropy_counts_come_from_the_nodes_log_lines() {
+        let log = "\
+2026-12-02T01:00:00Z  INFO vergent_node::peer::purge: purged tombstones every member confirmed purged=12
+2026-12-02T01:00:01Z  INFO vergent_node::peer: the other side's data dir is new; its cursor restarts at 0 cursor=repl/sent/n2
+2026-12-02T01:00:01Z  INFO vergent_node::peer: the other side's data dir is new; its cursor restarts at 0 cursor=repl/received/n2
+2026-12-02T01:00:02Z  INFO vergent_node::peer::inbound: replicated records older than the log's horizon were left to repair origin=n2 skipped=7
+{\"level\":\"INFO\",\"fields\":{\"message\":\"purged tombstones every member confirmed\",\"purged\":3}}
+";
+        let mut ae = AntiEntropy::default();
+        ae.add_log(log);
+        assert_eq!(
+            ae,
+            AntiEntropy {
+                purged: 15,
+                purge_sweeps: 2,
+                log_replays: 1,
+                too_old_for_log: 7,
+                truncated_gaps: 0,
+                repairs: 0,
+            }
+        );
     }
 }
