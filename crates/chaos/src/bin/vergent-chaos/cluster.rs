@@ -180,6 +180,22 @@ impl Cluster {
         Ok(())
     }
 
+    /// The length of node `i`'s log now.
+    pub(crate) fn log_len(&self, i: usize) -> u64 {
+        std::fs::metadata(&self.nodes[i].log).map_or(0, |m| m.len())
+    }
+
+    /// What node `i` logged after byte `from`.
+    pub(crate) fn log_since(&self, i: usize, from: u64) -> String {
+        std::fs::read(&self.nodes[i].log)
+            .ok()
+            .and_then(|b| {
+                b.get(from as usize..)
+                    .map(|t| String::from_utf8_lossy(t).into_owned())
+            })
+            .unwrap_or_default()
+    }
+
     /// What every node's log (all of its lives) says about anti-entropy.
     pub(crate) fn anti_entropy(&self) -> crate::report::AntiEntropy {
         let mut counts = crate::report::AntiEntropy::default();

@@ -52,6 +52,8 @@ pub(crate) struct Nemesis {
     pub(crate) self_exits: Vec<SelfExit>,
     /// The node whose fsync is failing, if any.
     disk_fault: Option<usize>,
+    /// Where that node's log stood when its fsync started failing.
+    disk_log_from: u64,
     /// Per node: held for writing to stop its clients.
     gates: Vec<crate::workload::Gate>,
     /// The wiped node and the gate guard holding its clients back.
@@ -74,6 +76,7 @@ impl Nemesis {
             skew_windows: Vec::new(),
             self_exits: Vec::new(),
             disk_fault: None,
+            disk_log_from: 0,
             gates,
             wiped: None,
         }
@@ -203,6 +206,7 @@ impl Nemesis {
             }
             Fault::Disk { node } => {
                 self.disk_fault = Some(*node);
+                self.disk_log_from = self.cluster.log_len(*node);
                 self.cluster.break_fsync(*node).await?;
             }
             Fault::Wipe { node } => {
@@ -304,8 +308,20 @@ impl Nemesis {
             Fault::Disk { node } => {
                 self.cluster.stop_strace(*node).await;
                 // Give a node that stops itself on a failed fsync the moment it
-                // needs to exit, so the exit is attributed to this fault.
-                let grace = Instant::now() + Duration::from_millis(500);
+                // needs to exit, so the exit is attributed to this fault: the
+                // time to drain and close when it logged the failure (a fault
+                // healed at once can have hit an fsync just before), else a
+                // moment for a failure still on its way.
+                let failing = self
+                    .cluster
+                    .log_since(*node, self.disk_log_from)
+                    .contains("storage failed");
+                let grace = Instant::now()
+                    + if failing {
+                        Duration::from_secs(20)
+                    } else {
+                        Duration::from_millis(500)
+                    };
                 while self.cluster.is_up(*node) && Instant::now() < grace {
                     self.note_exits(start);
                     tokio::time::sleep(Duration::from_millis(50)).await;
