@@ -103,8 +103,16 @@ async fn serve_inner(
         // A gossip message too large for a datagram.
         Body::Gossip(g) => {
             let msg = super::gossip_convert::from_wire(g)?;
-            if super::admit_gossip(shared, peer, &msg) {
+            if super::admit_gossip(shared, None, peer, &msg) {
                 let _ = gossip.try_send((peer.addr.to_string(), msg));
+            }
+            return Ok(());
+        }
+        // A peer telling this node it refuses its data for good.
+        Body::Refused(r) => {
+            warn!(peer = %peer.addr, reason = %r.reason, "a peer refuses this node");
+            if r.fenced {
+                shared.fence(&r.reason);
             }
             return Ok(());
         }
@@ -260,6 +268,11 @@ async fn apply(
         PeerCounters::add(&shared.peer_counters.too_old_for_log, too_old);
         info!(origin = %origin, skipped = too_old, "replicated records older than the log's horizon were left to repair");
         shared.repair.trigger.notify_one();
+    }
+    // A peer whose clock runs a little ahead: wait for ours rather than
+    // send its records the long way round (repair).
+    if let Some(wait) = super::clock_catch_up(shared, &young) {
+        tokio::time::sleep(wait).await;
     }
     let records = super::accept_records(shared, young, origin.as_str());
     let store = shared.store.clone();

@@ -257,7 +257,7 @@ fn publish(shared: &Shared, m: &Membership, since: &HashMap<String, u64>) {
                 mem.id.as_str(),
                 Some(&mem.addr),
                 None,
-                (mem.state == State::Alive).then(wall_ms),
+                mem.state == State::Alive,
             );
         }
     }

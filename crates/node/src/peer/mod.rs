@@ -208,17 +208,44 @@ fn truncate_once(
 /// sender id must not be bound to another certificate than the one it came
 /// with (a node certificate can never speak for another node's id), nor be
 /// an expired member.
-fn admit_gossip(shared: &Shared, peer: &PeerIdentity, msg: &vergent_gossip::Message) -> bool {
-    match shared
+///
+/// An expired member is also told, on a stream of its own (at most once a
+/// minute): gossip is often all it sends, and it must learn that it has to
+/// be wiped.
+fn admit_gossip(
+    shared: &Shared,
+    transport: Option<&Transport>,
+    peer: &PeerIdentity,
+    msg: &vergent_gossip::Message,
+) -> bool {
+    let claim = msg.from.id.as_str();
+    let Err(refusal) = shared
         .roster
-        .contact(&shared.store, msg.from.id.as_str(), None, &cert_name(peer))
-    {
-        Ok(()) => true,
-        Err(refusal) => {
-            log_refusal!(shared, msg.from.id.as_str(), peer = %peer.addr, claimed = %msg.from.id, reason = %refusal, "dropping gossip from a refused peer");
-            false
-        }
+        .contact(&shared.store, claim, None, &cert_name(peer))
+    else {
+        return true;
+    };
+    if !shared.peer_counters.refuse(claim) {
+        tracing::debug!(peer = %peer.addr, claimed = %claim, reason = %refusal, "dropping gossip from a refused peer");
+        return false;
     }
+    warn!(peer = %peer.addr, claimed = %claim, reason = %refusal, "dropping gossip from a refused peer");
+    if let (Some(transport), true) = (transport, refusal.fences()) {
+        let (transport, addr) = (transport.clone(), peer.addr);
+        let frame = convert::encode(vergent_wire::peer::v1::frame::Body::Refused(
+            vergent_wire::peer::v1::Refused {
+                reason: refusal.to_string(),
+                fenced: true,
+            },
+        ));
+        tokio::spawn(async move {
+            if let Ok((mut w, _r)) = transport.open_stream(addr).await {
+                let _ = w.send(&frame).await;
+                let _ = w.finish();
+            }
+        });
+    }
+    false
 }
 
 /// Why one record a peer sent was refused; the others are still taken.
@@ -286,6 +313,32 @@ fn accept_records(
         );
     }
     out
+}
+
+/// Longest a replicated batch waits for this node's clock to catch up with
+/// a record stamped a little too far ahead, before that record is refused
+/// alone (and left to repair).
+const CLOCK_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long to wait before `records` are within the clock offset, when that
+/// is short (a peer whose clock runs slightly ahead); `None` when nothing
+/// needs waiting or the wait would be too long (a badly skewed peer: its
+/// records are refused alone rather than stall the stream).
+fn clock_catch_up(
+    shared: &Shared,
+    records: &[vergent_wire::peer::v1::Record],
+) -> Option<std::time::Duration> {
+    let limit = shared
+        .clock
+        .physical_ms()
+        .saturating_add(shared.clock.max_offset_ms());
+    let ahead = records
+        .iter()
+        .map(|r| vergent_hlc::Timestamp::from_u64(r.hlc).physical_ms())
+        .max()?
+        .checked_sub(limit)?;
+    let wait = std::time::Duration::from_millis(ahead + 10);
+    (wait <= CLOCK_CATCH_UP).then_some(wait)
 }
 
 /// Entries dropped at once at the least.
@@ -392,7 +445,7 @@ pub(crate) fn start(
                         .and_then(gossip_convert::from_wire)
                     {
                         Ok(msg) => {
-                            if admit_gossip(&shared, &peer, &msg) {
+                            if admit_gossip(&shared, Some(&transport), &peer, &msg) {
                                 let _ = gossip_tx.try_send((peer.addr.to_string(), msg));
                             }
                         }

@@ -98,16 +98,33 @@ pub(super) async fn run_sweeper(
         .clamp(Duration::from_millis(500), Duration::from_secs(60));
     let mut gate = PurgeGate::new(GATE_CAPACITY);
     let expiry_ms = shared.repair.settings.member_expiry.as_millis() as u64;
+    let mut last = std::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
+        // A fenced node is out of the cluster until wiped: its view of who
+        // is gone, and its tombstones, no longer matter.
+        if shared.fenced.borrow().is_some() {
+            continue;
+        }
         if expiry_ms > 0 {
+            // Only this node's own running time counts against a member.
+            let elapsed = last.elapsed().as_millis() as u64;
+            last = std::time::Instant::now();
+            let alive = shared
+                .members_view()
+                .into_iter()
+                .filter(|m| m.state == State::Alive)
+                .map(|m| m.id)
+                .collect();
             let worker = shared.clone();
             // Persisting the fence syncs: off the async workers.
             let _ = tokio::task::spawn_blocking(move || {
-                worker.roster.expire(&worker.store, wall_ms(), expiry_ms)
+                worker
+                    .roster
+                    .expire(&worker.store, &alive, elapsed, expiry_ms)
             })
             .await;
         }
@@ -231,7 +248,7 @@ async fn sweep(
                 unknown,
             }) => {
                 for id in &unknown {
-                    shared.roster.learn(&shared.store, id, None, None, None);
+                    shared.roster.learn(&shared.store, id, None, None, false);
                 }
                 let why = if unknown.is_empty() {
                     format!("waiting for {}", failed.join(", "))

@@ -16,8 +16,9 @@
 //!   wiped) retires the old store for good: the old data can never come back
 //!   (e.g. from a restored copy), since peers may have purged deletes it
 //!   never saw.
-//! - **Expiry**: a member not seen for `--member-expiry` (default 72 h) is
-//!   dropped from the roster, so a node that is gone for good (or came back
+//! - **Expiry**: a member not seen for `--member-expiry` (default 72 h) of
+//!   this node's own running time (a node that was down itself does not
+//!   count its downtime against the others) is dropped from the roster, so a node that is gone for good (or came back
 //!   wiped under a new id) stops holding purges back, and it is **fenced**:
 //!   this node refuses it from then on, unless it comes back with a new
 //!   store (wiped). So its old data, which may hold keys deleted meanwhile,
@@ -32,8 +33,11 @@ use vergent_storage::Store;
 const ROSTER_META: &str = "roster/";
 const RETIRED_META: &str = "retired/";
 const FENCED_META: &str = "fenced/";
-/// A member's last sighting is persisted at most this often.
-const SEEN_PERSIST_MS: u64 = 60_000;
+/// A member's unseen time is persisted when it grew by this much.
+const UNSEEN_PERSIST_MS: u64 = 60_000;
+/// Most unseen time one expiry pass adds: a pass after this node was itself
+/// paused or suspended for long does not charge that time to the others.
+const MAX_UNSEEN_STEP_MS: u64 = 120_000;
 
 /// What this node knows of one peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,15 +48,16 @@ pub(crate) struct Entry {
     pub(crate) cert: String,
     /// Address it was last known at (gossip).
     pub(crate) addr: String,
-    /// Wall time it was last seen alive (first-hand or by gossip), ms.
-    pub(crate) last_seen_ms: u64,
+    /// Running time of this node since the member was last seen alive
+    /// (first-hand or by gossip), ms.
+    pub(crate) unseen_ms: u64,
 }
 
 impl Entry {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(20 + self.cert.len() + self.addr.len());
         out.extend_from_slice(&self.store_id.to_be_bytes());
-        out.extend_from_slice(&self.last_seen_ms.to_be_bytes());
+        out.extend_from_slice(&self.unseen_ms.to_be_bytes());
         out.extend_from_slice(&(self.cert.len() as u16).to_be_bytes());
         out.extend_from_slice(self.cert.as_bytes());
         out.extend_from_slice(self.addr.as_bytes());
@@ -63,7 +68,7 @@ impl Entry {
         let word = |at: usize| -> Option<u64> {
             Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
         };
-        let (store_id, last_seen_ms) = (word(0)?, word(8)?);
+        let (store_id, unseen_ms) = (word(0)?, word(8)?);
         let len = u16::from_be_bytes(bytes.get(16..18)?.try_into().ok()?) as usize;
         let cert = String::from_utf8(bytes.get(18..18 + len)?.to_vec()).ok()?;
         let addr = String::from_utf8(bytes.get(18 + len..)?.to_vec()).ok()?;
@@ -71,7 +76,7 @@ impl Entry {
             store_id,
             cert,
             addr,
-            last_seen_ms,
+            unseen_ms,
         })
     }
 }
@@ -133,8 +138,8 @@ struct Inner {
     retired: HashSet<u64>,
     /// Expired members and the store they last ran (0: never known).
     fenced: BTreeMap<String, u64>,
-    /// The `last_seen_ms` persisted for each member.
-    seen_persisted: BTreeMap<String, u64>,
+    /// The `unseen_ms` persisted for each member.
+    persisted_unseen: BTreeMap<String, u64>,
 }
 
 impl Roster {
@@ -167,10 +172,10 @@ impl Roster {
                 inner.fenced.insert(id.to_string(), last);
             }
         }
-        inner.seen_persisted = inner
+        inner.persisted_unseen = inner
             .members
             .iter()
-            .map(|(k, e)| (k.clone(), e.last_seen_ms))
+            .map(|(k, e)| (k.clone(), e.unseen_ms))
             .collect();
         Ok(Self {
             me: me.to_string(),
@@ -205,14 +210,14 @@ impl Roster {
     /// Learns of `id` second-hand (gossip, a peer's roster): added when new
     /// (unless it was expired: then it is ignored), its address refreshed;
     /// its certificate binding is taken only when none is known yet.
-    /// `seen_ms` says it was reported alive at that time.
+    /// `alive` says it is reported alive now.
     pub(crate) fn learn(
         &self,
         store: &Store,
         id: &str,
         addr: Option<&str>,
         cert: Option<&str>,
-        seen_ms: Option<u64>,
+        alive: bool,
     ) {
         if id == self.me || id.is_empty() {
             return;
@@ -223,16 +228,10 @@ impl Roster {
                 return;
             }
             let fresh = !inner.members.contains_key(id);
-            let now = crate::clock::wall_ms();
             let e = inner.members.entry(id.to_string()).or_default();
             let mut changed = fresh;
-            if fresh {
-                // Counted from first sight, so a member is never expired
-                // before it had a chance to be seen.
-                e.last_seen_ms = now;
-            }
-            if let Some(t) = seen_ms.filter(|t| *t > e.last_seen_ms) {
-                e.last_seen_ms = t;
+            if alive {
+                e.unseen_ms = 0;
             }
             if let Some(a) = addr.filter(|a| !a.is_empty() && *a != e.addr) {
                 e.addr = a.to_string();
@@ -246,11 +245,9 @@ impl Roster {
                 info!(peer_id = id, "new member in the roster");
             }
             let e = e.clone();
-            if !changed && inner.seen_due(id, e.last_seen_ms) {
-                changed = true;
-            }
+            changed |= inner.unseen_due(id, e.unseen_ms);
             if changed {
-                inner.seen_persisted.insert(id.to_string(), e.last_seen_ms);
+                inner.persisted_unseen.insert(id.to_string(), e.unseen_ms);
             }
             changed.then_some(e)
         };
@@ -259,24 +256,53 @@ impl Roster {
         }
     }
 
-    /// Drops every member not seen for `expiry` and fences it (see the
-    /// module docs); returns the ids expired.
-    pub(crate) fn expire(&self, store: &Store, now_ms: u64, expiry_ms: u64) -> Vec<String> {
-        let gone: Vec<(String, u64)> = {
+    /// Charges `elapsed_ms` of this node's running time to every member not
+    /// in `alive`, then drops every member unseen for `expiry_ms` and fences
+    /// it (see the module docs); returns the ids expired.
+    pub(crate) fn expire(
+        &self,
+        store: &Store,
+        alive: &BTreeSet<String>,
+        elapsed_ms: u64,
+        expiry_ms: u64,
+    ) -> Vec<String> {
+        let step = elapsed_ms.min(MAX_UNSEEN_STEP_MS);
+        let (gone, grown) = {
             let mut inner = self.lock();
+            let mut grown = Vec::new();
+            for (id, e) in &mut inner.members {
+                if alive.contains(id) {
+                    e.unseen_ms = 0;
+                } else {
+                    e.unseen_ms = e.unseen_ms.saturating_add(step);
+                }
+            }
             let gone: Vec<(String, u64)> = inner
                 .members
                 .iter()
-                .filter(|(_, e)| e.last_seen_ms.saturating_add(expiry_ms) < now_ms)
+                .filter(|(_, e)| e.unseen_ms > expiry_ms)
                 .map(|(id, e)| (id.clone(), e.store_id))
                 .collect();
             for (id, store_id) in &gone {
                 inner.members.remove(id);
-                inner.seen_persisted.remove(id);
+                inner.persisted_unseen.remove(id);
                 inner.fenced.insert(id.clone(), *store_id);
             }
-            gone
+            let due: Vec<(String, Entry)> = inner
+                .members
+                .iter()
+                .filter(|(id, e)| inner.unseen_due(id, e.unseen_ms))
+                .map(|(id, e)| (id.clone(), e.clone()))
+                .collect();
+            for (id, e) in due {
+                inner.persisted_unseen.insert(id.clone(), e.unseen_ms);
+                grown.push((id, e));
+            }
+            (gone, grown)
         };
+        for (id, e) in &grown {
+            persist(store, id, e);
+        }
         for (id, store_id) in &gone {
             warn!(
                 peer_id = %id,
@@ -332,10 +358,9 @@ impl Roster {
                     _ => return Err(Refusal::Expired { id: id.to_string() }),
                 }
             }
-            let now = crate::clock::wall_ms();
             let fresh = !inner.members.contains_key(id);
             let e = inner.members.entry(id.to_string()).or_default();
-            e.last_seen_ms = e.last_seen_ms.max(now);
+            e.unseen_ms = 0;
             if !e.cert.is_empty() && !cert.is_empty() && e.cert != cert {
                 return Err(Refusal::Impersonation {
                     id: id.to_string(),
@@ -357,11 +382,9 @@ impl Roster {
                 changed = true;
             }
             let e = e.clone();
-            if !changed && inner.seen_due(id, e.last_seen_ms) {
-                changed = true;
-            }
+            changed |= inner.unseen_due(id, e.unseen_ms);
             if changed {
-                inner.seen_persisted.insert(id.to_string(), e.last_seen_ms);
+                inner.persisted_unseen.insert(id.to_string(), e.unseen_ms);
             }
             if let Some(old) = retired {
                 inner.retired.insert(old);
@@ -395,12 +418,12 @@ impl Roster {
 }
 
 impl Inner {
-    /// Whether a member's last sighting moved far enough past the persisted
-    /// one to be written again.
-    fn seen_due(&self, id: &str, seen_ms: u64) -> bool {
-        self.seen_persisted
-            .get(id)
-            .is_none_or(|p| seen_ms >= p.saturating_add(SEEN_PERSIST_MS))
+    /// Whether a member's unseen time moved far enough from the persisted
+    /// one to be written again (grown by a step, or reset to zero).
+    fn unseen_due(&self, id: &str, unseen_ms: u64) -> bool {
+        self.persisted_unseen.get(id).is_none_or(|p| {
+            unseen_ms >= p.saturating_add(UNSEEN_PERSIST_MS) || (unseen_ms == 0 && *p > 0)
+        })
     }
 }
 
@@ -427,10 +450,10 @@ mod tests {
     fn members_learned_by_gossip_or_contact_survive_a_restart() {
         let (_dir, store) = store();
         let r = Roster::load(&store, "me").expect("load");
-        r.learn(&store, "b", Some("127.0.0.1:2"), None, None);
+        r.learn(&store, "b", Some("127.0.0.1:2"), None, true);
         r.contact(&store, "c", Some(7), "node-c")
             .expect("first contact");
-        r.learn(&store, "me", Some("x"), None, None);
+        r.learn(&store, "me", Some("x"), None, true);
         let again = Roster::load(&store, "me").expect("reload");
         assert_eq!(again.ids(), BTreeSet::from(["b".into(), "c".into()]));
         let c = again.entries().into_iter().find(|(id, _)| id == "c");
@@ -451,8 +474,8 @@ mod tests {
             .expect_err("impostor");
         assert!(matches!(err, Refusal::Impersonation { .. }), "{err}");
         // A binding heard second-hand counts too, and is never overwritten.
-        r.learn(&store, "node-x", None, Some("node-x"), None);
-        r.learn(&store, "node-x", None, Some("node-y"), None);
+        r.learn(&store, "node-x", None, Some("node-x"), false);
+        r.learn(&store, "node-x", None, Some("node-y"), false);
         assert!(r.contact(&store, "node-x", None, "node-y").is_err());
         assert!(r.contact(&store, "node-x", None, "node-x").is_ok());
         // A shared certificate binds every id to the same name.
@@ -480,19 +503,23 @@ mod tests {
         let r = Roster::load(&store, "me").expect("load");
         r.contact(&store, "gone", Some(5), "n")
             .expect("first contact");
-        r.learn(&store, "never-contacted", None, None, None);
-        let now = crate::clock::wall_ms();
-        assert!(r.expire(&store, now, 60_000).is_empty(), "seen just now");
-        let mut gone = r.expire(&store, now + 120_000, 60_000);
+        r.learn(&store, "never-contacted", None, None, false);
+        r.learn(&store, "here", None, None, true);
+        let alive = BTreeSet::from(["here".to_string()]);
+        assert!(
+            r.expire(&store, &alive, 50_000, 60_000).is_empty(),
+            "50 s unseen"
+        );
+        let mut gone = r.expire(&store, &alive, 20_000, 60_000);
         gone.sort();
         assert_eq!(
             gone,
             vec!["gone".to_string(), "never-contacted".to_string()]
         );
-        assert!(r.ids().is_empty());
+        assert_eq!(r.ids(), BTreeSet::from(["here".to_string()]));
         // Gossip or a peer's roster does not bring it back...
-        r.learn(&store, "gone", Some("a"), None, Some(now + 200_000));
-        assert!(r.ids().is_empty());
+        r.learn(&store, "gone", Some("a"), None, true);
+        assert!(!r.ids().contains("gone"));
         // ...nor does the old store, nor an unknown one: only a wiped one.
         let again = Roster::load(&store, "me").expect("reload");
         for r in [&r, &again] {
@@ -506,5 +533,25 @@ mod tests {
             .contact(&store, "gone", Some(6), "n")
             .expect("back wiped");
         assert!(again.ids().contains("gone") && again.is_retired(5));
+    }
+
+    #[test]
+    fn only_this_nodes_running_time_counts_against_a_member() {
+        let (_dir, store) = store();
+        let r = Roster::load(&store, "me").expect("load");
+        r.learn(&store, "b", None, None, true);
+        let none = BTreeSet::new();
+        // However long one pass says has gone by (this node was down, paused
+        // or suspended), it charges at most two minutes.
+        assert!(r.expire(&store, &none, 10 * 3_600_000, 300_000).is_empty());
+        assert!(r.expire(&store, &none, 10 * 3_600_000, 300_000).is_empty());
+        // Seen again: the count starts over.
+        r.learn(&store, "b", None, None, true);
+        assert!(r.expire(&store, &none, 100_000, 250_000).is_empty());
+        assert!(r.expire(&store, &none, 100_000, 250_000).is_empty());
+        assert_eq!(
+            r.expire(&store, &none, 100_000, 250_000),
+            vec!["b".to_string()]
+        );
     }
 }
