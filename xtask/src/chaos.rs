@@ -15,6 +15,8 @@ const NETNS_PREFIX: &str = "vergent-chaos-";
 struct Own {
     release: bool,
     out: Option<PathBuf>,
+    /// Run this many random seeds, one after another.
+    seeds: Option<u32>,
     rest: Vec<String>,
 }
 
@@ -22,6 +24,7 @@ fn parse(args: &[String]) -> anyhow::Result<Own> {
     let mut own = Own {
         release: false,
         out: None,
+        seeds: None,
         rest: Vec::new(),
     };
     let mut it = args.iter();
@@ -29,6 +32,15 @@ fn parse(args: &[String]) -> anyhow::Result<Own> {
         match a.as_str() {
             "--release" => own.release = true,
             "--out" => own.out = Some(it.next().context("--out needs a directory")?.into()),
+            "--seeds" => {
+                let n = it.next().context("--seeds needs a count")?;
+                own.seeds = Some(
+                    n.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .with_context(|| format!("--seeds {n:?}: expected a count above 0"))?,
+                );
+            }
             _ => {
                 if let Some(dir) = a.strip_prefix("--out=") {
                     own.out = Some(dir.into());
@@ -117,9 +129,10 @@ pub(crate) fn chaos(args: &[String]) -> anyhow::Result<()> {
             sh(Command::new(bin).arg("--help"))?;
         } else {
             eprintln!(
-                "usage: cargo xtask chaos [--release] [--out DIR] [--nodes N] [--duration 60s] \
-                 [--seed S] [--faults kill,pause,partition,loss,delay,skew,faketime,disk|all] \
-                 [--clients C] [--keys K] [--rate R] [--converge-timeout 60s] [--keep-data]"
+                "usage: cargo xtask chaos [--release] [--out DIR] [--seeds N] [--nodes N] [--duration 60s] \
+                 [--seed S] [--faults kill,pause,partition,loss,delay,skew,faketime,disk,wipe|all] \
+                 [--clients C] [--keys K] [--rate R] [--converge-timeout 60s] \
+                 [--tombstone-grace D] [--keep-data]"
             );
         }
         return Ok(());
@@ -148,6 +161,52 @@ pub(crate) fn chaos(args: &[String]) -> anyhow::Result<()> {
             .join(out)
     };
 
+    match own.seeds {
+        None => run_once(&bins, &out, &own.rest),
+        Some(_)
+            if own
+                .rest
+                .iter()
+                .any(|a| a == "--seed" || a.starts_with("--seed=")) =>
+        {
+            bail!("--seeds N draws N random seeds; replay one seed with --seed S alone")
+        }
+        Some(n) => {
+            // Seeds drawn here so each run's is known before it starts.
+            let base = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id());
+            let mut failed = Vec::new();
+            for i in 0..u64::from(n) {
+                let seed = base.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i) >> 1;
+                let mut rest = own.rest.clone();
+                rest.extend(["--seed".to_string(), seed.to_string()]);
+                let dir = out.join(format!("seed-{seed}"));
+                eprintln!("chaos: run {} of {n}, seed {seed}", i + 1);
+                if let Err(e) = run_once(&bins, &dir, &rest) {
+                    eprintln!("chaos: seed {seed} failed: {e:#}");
+                    failed.push(seed);
+                }
+            }
+            if failed.is_empty() {
+                eprintln!("chaos: all {n} seeds passed");
+                return Ok(());
+            }
+            eprintln!(
+                "chaos: {} of {n} seeds failed; replay each with:",
+                failed.len()
+            );
+            for seed in &failed {
+                eprintln!("  cargo xtask chaos {} --seed {seed}", own.rest.join(" "));
+            }
+            bail!("{} of {n} chaos seeds failed", failed.len())
+        }
+    }
+}
+
+/// Runs `vergent-chaos` once (in a namespace of its own when possible).
+fn run_once(bins: &std::path::Path, out: &std::path::Path, rest: &[String]) -> anyhow::Result<()> {
     let netns = create_netns();
     let mut cmd = match &netns {
         Some(name) => {
@@ -162,8 +221,8 @@ pub(crate) fn chaos(args: &[String]) -> anyhow::Result<()> {
     cmd.arg("--vergentd")
         .arg(bins.join("vergentd"))
         .arg("--out")
-        .arg(&out)
-        .args(&own.rest);
+        .arg(out)
+        .args(rest);
     let status = cmd.status().context("run vergent-chaos");
     if let Some(name) = &netns {
         remove_netns(name);

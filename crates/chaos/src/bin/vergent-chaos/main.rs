@@ -324,6 +324,11 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
     let deadline = std::time::Instant::now() + args.converge_timeout;
     let mut final_clients = Vec::new();
     for i in 0..args.nodes {
+        // A node that stops itself right after its fault was healed (a
+        // fail-stop on an fsync that failed just before) is brought back too.
+        for name in nemesis.revive(start)? {
+            eprintln!("vergent-chaos: {name} was down after healing; restarted");
+        }
         final_clients.push(
             nemesis
                 .cluster
@@ -332,7 +337,19 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         );
     }
     let ids: Vec<String> = nemesis.cluster.nodes.iter().map(|n| n.id.clone()).collect();
-    let converge = wait_converged(&ids, &final_clients, deadline).await;
+    let converge = wait_converged(&ids, &final_clients, deadline, || {
+        match nemesis.revive(start) {
+            Ok(started) if !started.is_empty() => {
+                eprintln!(
+                    "vergent-chaos: {} was down after healing; restarted",
+                    started.join(", ")
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("vergent-chaos: failed to restart a node: {e:#}"),
+        }
+    })
+    .await;
     let converge_time = settle_from.elapsed();
     let mut readings = Vec::new();
     for (id, c) in ids.iter().zip(&final_clients) {
@@ -408,13 +425,16 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
 
 type States = BTreeMap<String, ReplicaState>;
 
-/// Polls every replica's full state until all agree or `deadline`.
+/// Polls every replica's full state until all agree or `deadline`,
+/// calling `revive` before each round (nodes that went down are restarted).
 async fn wait_converged(
     ids: &[String],
     clients: &[Client],
     deadline: std::time::Instant,
+    mut revive: impl FnMut(),
 ) -> Result<(ReplicaState, States), (Vec<Violation>, States)> {
     loop {
+        revive();
         let mut states = States::new();
         let mut unreachable = Vec::new();
         for (id, c) in ids.iter().zip(clients) {

@@ -54,6 +54,10 @@ pub(crate) struct Nemesis {
     disk_fault: Option<usize>,
     /// Where that node's log stood when its fsync started failing.
     disk_log_from: u64,
+    /// Nodes whose fsync failed and which have not exited since, with where
+    /// their log stood then: a fail-stop that comes after the fault was
+    /// healed (an fsync that failed just before) is still the fault's doing.
+    disk_failed: std::collections::HashMap<usize, u64>,
     /// Per node: held for writing to stop its clients.
     gates: Vec<crate::workload::Gate>,
     /// The wiped node and the gate guard holding its clients back.
@@ -77,6 +81,7 @@ impl Nemesis {
             self_exits: Vec::new(),
             disk_fault: None,
             disk_log_from: 0,
+            disk_failed: std::collections::HashMap::new(),
             gates,
             wiped: None,
         }
@@ -136,7 +141,11 @@ impl Nemesis {
     fn note_exits(&mut self, start: Instant) {
         for (i, status) in self.cluster.reap_exited() {
             let node = self.cluster.nodes[i].id.clone();
-            let expected = self.disk_fault == Some(i);
+            let after_fault = self
+                .disk_failed
+                .remove(&i)
+                .is_some_and(|from| self.cluster.log_since(i, from).contains("storage failed"));
+            let expected = self.disk_fault == Some(i) || after_fault;
             if expected {
                 tracing::info!("{node} stopped itself under the disk fault ({status})");
             } else {
@@ -207,6 +216,7 @@ impl Nemesis {
             Fault::Disk { node } => {
                 self.disk_fault = Some(*node);
                 self.disk_log_from = self.cluster.log_len(*node);
+                self.disk_failed.insert(*node, self.disk_log_from);
                 self.cluster.break_fsync(*node).await?;
             }
             Fault::Wipe { node } => {
@@ -360,6 +370,21 @@ impl Nemesis {
             }
         }
         Ok(())
+    }
+
+    /// Brings back every node that is down now, whatever took it down (a
+    /// fail-stop that came after its fault was healed, say): the run must
+    /// still check a whole cluster. Returns the nodes it started.
+    pub(crate) fn revive(&mut self, start: Instant) -> anyhow::Result<Vec<String>> {
+        self.note_exits(start);
+        let mut started = Vec::new();
+        for i in 0..self.cluster.nodes.len() {
+            if !self.cluster.is_up(i) {
+                self.cluster.start(i)?;
+                started.push(self.cluster.nodes[i].id.clone());
+            }
+        }
+        Ok(started)
     }
 
     /// A node back on a true clock still stamps from where its wrong clock
