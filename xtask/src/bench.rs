@@ -35,6 +35,10 @@ struct Opts {
     reps: usize,
     /// The peer harness with etcd and Redis, measured in the same run.
     anchors: Option<PathBuf>,
+    /// Release binaries of another build (`vergentd`, `vergentctl`) whose
+    /// matrix runs right after this build's in every rep, for a before/after
+    /// comparison measured in the same run.
+    baseline: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Opts> {
@@ -54,6 +58,7 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
         scale: 0,
         reps: 1,
         anchors: None,
+        baseline: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -76,6 +81,16 @@ fn parse(args: &[String]) -> anyhow::Result<Opts> {
                 }
             }
             "--anchors" => o.anchors = Some(PathBuf::from(value()?)),
+            "--baseline" => {
+                let dir = PathBuf::from(value()?);
+                if !dir.join("vergentd").is_file() || !dir.join("vergentctl").is_file() {
+                    bail!(
+                        "--baseline {}: expected vergentd and vergentctl there (a target/release of another build)",
+                        dir.display()
+                    );
+                }
+                o.baseline = Some(dir);
+            }
             "--quick" => {
                 o.duration = "3s".into();
                 o.warmup = "1s".into();
@@ -121,10 +136,15 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         None => None,
     };
     let mut reps: Vec<Vec<Row>> = Vec::new();
+    let mut baseline_reps: Vec<Vec<Row>> = Vec::new();
     let mut anchor_reps: Vec<Vec<crate::anchors::Anchor>> = Vec::new();
     for rep in 1..=opts.reps {
         eprintln!("rep {rep} of {}", opts.reps);
         reps.push(matrix(&bins, &certs, &opts)?);
+        if let Some(base) = &opts.baseline {
+            eprintln!("rep {rep}: baseline {}", base.display());
+            baseline_reps.push(matrix(base, &certs, &opts)?);
+        }
         if let (Some(h), Some(lg)) = (&opts.anchors, &loadgen) {
             let work = opts.out.join("anchors");
             let anchors = crate::anchors::run(
@@ -184,6 +204,10 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     let mut table = markdown(&rows, &opts);
     table.push_str(&lag_line);
+    if let Some(base) = &opts.baseline {
+        let base_rows = with_medians(baseline_reps, |r| &mut r.result);
+        table.push_str(&against_baseline(&rows, &base_rows, base));
+    }
     if !anchor_reps.is_empty() {
         let anchors = with_medians(anchor_reps, |a| &mut a.result);
         table.push_str(&against_anchors(&rows, &anchors, &opts));
@@ -316,6 +340,36 @@ fn markdown(rows: &[Row], opts: &Opts) -> String {
             num(v, "p999_us") / 1000.0,
             num(v, "errors"),
             num(v, "misses"),
+        ));
+    }
+    s
+}
+
+/// This build's rows beside the baseline build's, measured in the same run.
+fn against_baseline(rows: &[Row], base: &[Row], dir: &Path) -> String {
+    let mut s = format!(
+        "\nAgainst the baseline build in `{}` (same run, same load generator flags; \
+         ratio = this build / baseline):\n\n\
+         | nodes | fsync | scenario | clients | ops/s | baseline ops/s | ratio | p99 ms | baseline p99 ms |\n\
+         |---:|---|---|---:|---:|---:|---:|---:|---:|\n",
+        dir.display()
+    );
+    for (r, b) in rows.iter().zip(base) {
+        let (ops, base_ops) = (
+            num(&r.result, "throughput_ops_s"),
+            num(&b.result, "throughput_ops_s"),
+        );
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+            r.nodes,
+            r.fsync,
+            r.scenario,
+            r.clients,
+            ops,
+            base_ops,
+            if base_ops > 0.0 { ops / base_ops } else { 0.0 },
+            num(&r.result, "p99_us") / 1000.0,
+            num(&b.result, "p99_us") / 1000.0,
         ));
     }
     s

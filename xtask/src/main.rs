@@ -15,6 +15,7 @@ mod chaos;
 mod deps;
 mod run;
 mod test;
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -29,22 +30,26 @@ commands:
                  build, create a throwaway CA and certificates under .vergent/dev,
                  start N local nodes (default 3) replicating to each other, and open the shell
   stop           stop the nodes started by `run`
-  test           everything CI checks: fmt, clippy, tests, docs, crate layering
+  test           everything CI checks: fmt, clippy, tests, docs, crate layering, tidy rules
   deps           install the system packages the build needs (libclang, a C++ compiler)
-  chaos [--release] [--out DIR] [--nodes N] [--duration 60s] [--seed S] [--faults LIST]
+  chaos [--release] [--out DIR] [--nodes N] [--duration 60s] [--seed S | --seeds N]
+        [--faults LIST] [--tombstone-grace D]
                  fault-injection suite: N real nodes in a network namespace of their own
                  under kill, pause, partition, loss, delay, skew, faketime, disk, wipe faults
                  (LIST: comma-separated, or all); checks the history for lost writes,
-                 convergence, resurrection and clock poisoning (docs/testing.md)
+                 convergence, resurrection and clock poisoning (docs/testing.md); --seeds N
+                 runs N random seeds and prints the replay command of each that failed
   bench [--quick] [--duration 10s] [--warmup 2s] [--clients 1,16,64,256] [--nodes 1,3]
-        [--scale KEYS] [--reps N] [--anchors HARNESS_DIR] [--out DIR]
+        [--scale KEYS] [--reps N] [--anchors HARNESS_DIR] [--baseline BIN_DIR] [--out DIR]
                  release build; fresh 1- and 3-node clusters on 127.0.0.1:4101..; put-only,
                  get-only and 50/50 through `vergentctl bench` (100-byte values, 100k keys),
                  3-node replication lag (puts on node-1, watched on node-2) and puts with
                  --fsync per-write and off; --scale KEYS adds the footprint scenario (peak
                  RSS, disk, restart time); --anchors ../shared/bench measures etcd and
-                 Redis-TLS in the same run and prints the ratios; --reps N reports medians
-                 of N passes; writes DIR/summary.md (docs/benchmarks.md)";
+                 Redis-TLS in the same run and prints the ratios; --baseline BIN_DIR runs the
+                 same matrix on another build's release binaries after this one's in every
+                 rep and prints the ratios; --reps N reports medians of N passes; writes
+                 DIR/summary.md (docs/benchmarks.md)";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -26,6 +26,7 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     check_layering()?;
+    crate::tidy::check(&crate::root())?;
     if !quick {
         sh(cargo().args([
             "clippy",
@@ -79,32 +80,39 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The crate names `cargo tree --locked -e normal --prefix none ARGS` lists,
+/// one per line, first the root.
+fn tree_names(args: &[&str]) -> anyhow::Result<Vec<String>> {
+    let out = cargo()
+        .args(["tree", "--locked", "-e", "normal", "--prefix", "none"])
+        .args(args)
+        .current_dir(crate::root())
+        .output()
+        .with_context(|| format!("run cargo tree {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect())
+}
+
+/// Workspace crates that name `dep` as a normal (not dev) dependency.
+fn direct_dependents(dep: &str) -> anyhow::Result<Vec<String>> {
+    let names = tree_names(&["--workspace", "-i", dep, "--depth", "1"])?;
+    Ok(names.into_iter().skip(1).collect())
+}
+
 /// Enforces the crate graph from docs/architecture.md with `cargo tree`.
 fn check_layering() -> anyhow::Result<()> {
-    let deps_of = |pkg: &str| -> anyhow::Result<String> {
-        let out = cargo()
-            .args([
-                "tree", "--locked", "-e", "normal", "--prefix", "none", "-p", pkg,
-            ])
-            .current_dir(crate::root())
-            .output()
-            .with_context(|| format!("run cargo tree -p {pkg}"))?;
-        if !out.status.success() {
-            bail!(
-                "cargo tree -p {pkg}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let names = |tree: &str| -> Vec<String> {
-        tree.lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-            .collect()
-    };
     let mut violations = Vec::new();
     for pkg in PURE {
-        for dep in names(&deps_of(pkg)?) {
+        for dep in tree_names(&["-p", pkg])? {
             if [
                 "tokio",
                 "quinn",
@@ -120,7 +128,7 @@ fn check_layering() -> anyhow::Result<()> {
         }
     }
     for pkg in CLIENT_SIDE {
-        for dep in names(&deps_of(pkg)?) {
+        for dep in tree_names(&["-p", pkg])? {
             if ["vergent-node", "vergent-storage", "rocksdb"].contains(&dep.as_str()) {
                 violations.push(format!(
                     "{pkg} must not reach server internals but depends on {dep}"
@@ -128,30 +136,27 @@ fn check_layering() -> anyhow::Result<()> {
             }
         }
     }
-    // Only vergent-storage may link RocksDB directly.
-    let inverse = cargo()
-        .args([
-            "tree",
-            "--locked",
-            "--workspace",
-            "-e",
-            "normal",
-            "-i",
-            "rocksdb",
-            "--depth",
-            "1",
-            "--prefix",
-            "none",
-        ])
-        .current_dir(crate::root())
-        .output()
-        .context("run cargo tree -i rocksdb")?;
-    for line in String::from_utf8_lossy(&inverse.stdout).lines().skip(1) {
-        let name = line.split_whitespace().next().unwrap_or_default();
-        if !name.is_empty() && name != "vergent-storage" {
-            violations.push(format!(
-                "{name} depends on rocksdb directly; only vergent-storage may"
-            ));
+    // Crates only one crate may link directly: the rest reach them through it.
+    for (dep, owner) in [
+        ("rocksdb", "vergent-storage"),
+        ("quinn", "vergent-transport"),
+    ] {
+        for name in direct_dependents(dep)? {
+            if name != owner {
+                violations.push(format!(
+                    "{name} depends on {dep} directly; only {owner} may"
+                ));
+            }
+        }
+    }
+    // Test tooling stays off every shipped crate (dev-dependencies are fine).
+    for tool in ["vergent-chaos", "vergent-testkit"] {
+        for name in direct_dependents(tool)? {
+            if name != "vergent-chaos" {
+                violations.push(format!(
+                    "{name} depends on the test tool {tool}; only tests may (dev-dependencies)"
+                ));
+            }
         }
     }
     // One crypto backend: ring. Two backends make rustls panic at runtime.

@@ -36,6 +36,7 @@ fn main() {
     };
     for (n, seeds) in runs {
         for seed in seeds {
+            #[allow(clippy::disallowed_methods)] // the example reports how long it ran
             let wall = Instant::now();
             let mut s = Sim::new(seed, n, Config::default(), NetConfig::default());
             s.record = false;

@@ -1,4 +1,5 @@
-//! Why a node failed to start. Request errors live in `api::status`.
+//! Why a node failed to start. Request errors live in `kv::KvError` (the
+//! local service) and `api::status` (gRPC); peer errors in `peer::PeerError`.
 
 use std::path::PathBuf;
 
@@ -29,6 +30,18 @@ pub enum StartError {
     /// The stored node id differs from the configured one, or is invalid.
     #[error("{0}")]
     NodeId(String),
+    /// A start-up task panicked or was cancelled (opening the store runs on
+    /// a blocking thread).
+    #[error("{what} failed: {reason}")]
+    Task {
+        /// What the task was doing.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The gRPC reflection service could not be built from the descriptors.
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
     /// TLS material could not be loaded.
     #[error("TLS: {0}")]
     Tls(#[from] vergent_tls::Error),

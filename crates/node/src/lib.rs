@@ -7,21 +7,29 @@
 //! membership, log replication and anti-entropy repair (bootstrap of an
 //! empty node, tombstone purge).
 //!
+//! Inside, `node.rs` is the composition root that nothing imports; the
+//! local service (`kv`) is protocol-agnostic, the gRPC frontend (`api`) and
+//! the peer protocol drivers (`peer`) call it, and the frontend reads peer
+//! state only through status snapshots (`status`). `xtask/src/tidy.rs`
+//! enforces those edges; `docs/architecture.md` has the map and the
+//! runtime view.
+//!
 //! Architecture invariants: this is the only crate that knows about both tonic
-//! and RocksDB; it is the only library crate that reads the system clock (see
-//! [`clock`]); all request errors become a `tonic::Status` in one function,
-//! `api::status::to_status`.
+//! and RocksDB; all request errors become a `tonic::Status` in one function,
+//! `api::status::to_status`. It must not depend on `vergent-chaos` or
+//! `vergent-testkit` (tests only).
 
 mod api;
 pub mod clock;
 mod config;
 mod datadir;
 mod error;
-mod feed;
+mod identity;
 mod incoming;
+mod kv;
 mod node;
 mod peer;
-mod writer;
+mod status;
 
 pub use config::NodeConfig;
 pub use error::StartError;

@@ -1,7 +1,9 @@
-//! Starting, running and stopping a node.
+//! The composition root: starting, running and stopping a node. It builds
+//! the layers (identity, local service, peer protocols, frontends), wires
+//! them together and spawns their tasks; nothing else in the crate imports
+//! this module.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,9 @@ use vergent_wire::api::v1::{cluster_server::ClusterServer, kv_server::KvServer};
 use crate::api::{ClusterApi, KvApi};
 use crate::clock::NodeClock;
 use crate::datadir::{DirLock, prepare_and_lock};
-use crate::feed::{Change, Feed};
+use crate::identity::NodeIdentity;
+use crate::kv::{Availability, Change, Feed, LocalKv};
+use crate::peer::PeerCtx;
 use crate::{NodeConfig, StartError};
 
 const NODE_ID_META: &str = "node_id";
@@ -28,99 +32,6 @@ const BOOTSTRAP_META: &str = "bootstrap_pending";
 const WATCH_BUFFER: usize = 4096;
 /// ...and the bytes the feed holds for watchers at most, whatever their number.
 const WATCH_BUFFER_BYTES: usize = 64 << 20;
-
-/// State shared by the API handlers.
-pub(crate) struct Shared {
-    pub(crate) store: Arc<Store>,
-    pub(crate) clock: NodeClock,
-    pub(crate) node_id: NodeId,
-    pub(crate) limits: Limits,
-    pub(crate) changes: Arc<Feed>,
-    pub(crate) started: Instant,
-    pub(crate) peers: Vec<String>,
-    pub(crate) advertise: SocketAddr,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) shutdown: CancellationToken,
-    /// Newest sequence number of the local write log, for the peer senders.
-    pub(crate) head: tokio::sync::watch::Sender<u64>,
-    /// Replication progress of each peer, for log truncation and status.
-    pub(crate) progress: std::sync::Mutex<crate::peer::truncation::Progress>,
-    /// Most entries a lagging peer may hold the log back by.
-    pub(crate) max_log_lag: u64,
-    /// The membership view, refreshed by the gossip driver.
-    pub(crate) members: std::sync::Mutex<Vec<crate::peer::membership::MemberInfo>>,
-    /// Random id of this data dir, new when it is wiped (see `Hello`).
-    pub(crate) store_id: u64,
-    /// Anti-entropy repair state.
-    pub(crate) repair: crate::peer::repair::RepairState,
-    /// Every peer ever learned of, with its certificate binding and store.
-    pub(crate) roster: crate::peer::roster::Roster,
-    /// Tombstone purge state, for `status`.
-    pub(crate) purge: crate::peer::purge::PurgeState,
-    /// What peers sent that this node did not take.
-    pub(crate) peer_counters: crate::peer::PeerCounters,
-    /// Wakes the log-truncation worker.
-    pub(crate) truncate: tokio::sync::Notify,
-    /// Set when a peer refuses this node's data for good (expired, or a
-    /// retired store): it stops serving until wiped.
-    pub(crate) fenced: tokio::sync::watch::Sender<Option<String>>,
-    /// Client writes, committed in groups.
-    pub(crate) writer: crate::writer::Writer,
-}
-
-impl Shared {
-    pub(crate) fn lock_progress(
-        &self,
-    ) -> std::sync::MutexGuard<'_, crate::peer::truncation::Progress> {
-        self.progress
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A copy of the current membership view.
-    pub(crate) fn members_view(&self) -> Vec<crate::peer::membership::MemberInfo> {
-        self.members
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Records that a peer refuses this node's data for good; the node stops
-    /// serving reads and writes (and says why) until it is wiped.
-    pub(crate) fn fence(&self, reason: &str) {
-        let first = self.fenced.send_if_modified(|f| {
-            let fresh = f.is_none();
-            if fresh {
-                *f = Some(reason.to_string());
-            }
-            fresh
-        });
-        if first {
-            tracing::error!(
-                reason,
-                "peers refuse this node's data for good; it stops serving. Wipe its data dir and restart it: it rebuilds from its peers"
-            );
-        }
-    }
-
-    /// Tells the peer senders that the durable part of the local log grew.
-    pub(crate) fn log_appended(&self) {
-        let last = self.store.durable_log_seq();
-        let mut crossed = false;
-        self.head.send_if_modified(|h| {
-            let grew = last > *h;
-            if grew {
-                // A group of writes can step over a multiple of 1024.
-                crossed = last / 1024 > *h / 1024;
-                *h = last;
-            }
-            grew
-        });
-        if crossed {
-            self.truncate.notify_one();
-        }
-    }
-}
 
 /// Entry point: see [`Node::start`].
 #[derive(Debug)]
@@ -178,7 +89,10 @@ impl Node {
         };
         let store = tokio::task::spawn_blocking(move || Store::open(&store_path, &store_opts))
             .await
-            .map_err(|e| StartError::NodeId(format!("store open task failed: {e}")))??;
+            .map_err(|e| StartError::Task {
+                what: "opening the store",
+                reason: e.to_string(),
+            })??;
         let mut store = store;
         let shutdown = CancellationToken::new();
         let failure = Arc::new(std::sync::OnceLock::new());
@@ -268,79 +182,76 @@ impl Node {
                     })?;
             peer_addrs.extend(resolved.take(1));
         }
-        let (head, head_rx) = tokio::sync::watch::channel(store.durable_log_seq());
-        let sent_cursors = crate::peer::load_sent_cursors(&store)?;
-        let (writer, writer_queue) = crate::writer::Writer::new();
-        let shared = Arc::new(Shared {
-            store,
-            clock,
+        let identity = Arc::new(NodeIdentity {
             node_id: node_id.clone(),
-            limits: config.limits,
-            changes,
-            started: Instant::now(),
-            peers: config.peers.clone(),
-            advertise,
-            data_dir: config.data_dir.clone(),
-            shutdown: shutdown.clone(),
-            head,
-            progress: std::sync::Mutex::new(crate::peer::truncation::Progress {
-                cursors: sent_cursors,
-                // Replication targets come from membership; a member never
-                // seen has no cursor to wait for (repair brings it up to date).
-                unidentified: 0,
-            }),
-            max_log_lag: config.max_log_lag,
-            members: std::sync::Mutex::new(Vec::new()),
             store_id,
-            repair: crate::peer::repair::RepairState::new(config.repair.clone(), bootstrapping),
-            roster,
-            purge: crate::peer::purge::PurgeState::default(),
-            peer_counters: crate::peer::PeerCounters::default(),
-            truncate: tokio::sync::Notify::new(),
-            fenced: tokio::sync::watch::Sender::new(None),
-            writer,
+            advertise,
+            peers: config.peers.clone(),
+            data_dir: config.data_dir.clone(),
+            started: Instant::now(),
         });
-        tokio::spawn(crate::writer::run(writer_queue, Arc::downgrade(&shared)));
+        let availability = Arc::new(Availability::new(bootstrapping));
+        let (kv, writer_queue) = LocalKv::new(
+            store.clone(),
+            Arc::new(clock),
+            config.limits,
+            changes,
+            availability.clone(),
+            shutdown.clone(),
+        );
+        let kv = Arc::new(kv);
+        tokio::spawn(tracing::Instrument::instrument(
+            crate::kv::writer::run(writer_queue, Arc::downgrade(&kv)),
+            tracing::info_span!("worker", name = "writer"),
+        ));
+        let peers = Arc::new(PeerCtx::new(
+            &kv,
+            identity.clone(),
+            roster,
+            crate::peer::load_sent_cursors(&store)?,
+            config.max_log_lag,
+            config.repair.clone(),
+        ));
         crate::peer::start(
-            shared.clone(),
+            peers.clone(),
             transport,
             peer_incoming,
             config.peers.clone(),
-            head_rx,
+            kv.watch_head(),
             shutdown.clone(),
         );
 
         let (health, health_service) = tonic_health::server::health_reporter();
         if bootstrapping {
             health.set_not_serving::<KvServer<KvApi>>().await;
-            spawn_readiness(&shared, health.clone());
+            spawn_readiness(&kv, shutdown.clone(), health.clone());
         } else {
             health.set_serving::<KvServer<KvApi>>().await;
         }
         health.set_serving::<ClusterServer<ClusterApi>>().await;
-        spawn_fence_watch(&shared, health.clone());
+        spawn_fence_watch(&availability, health.clone());
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vergent_wire::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
-            .map_err(|e| StartError::NodeId(format!("reflection: {e}")))?;
+            .map_err(|e| StartError::Reflection(e.to_string()))?;
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vergent_wire::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
-            .map_err(|e| StartError::NodeId(format!("reflection: {e}")))?;
+            .map_err(|e| StartError::Reflection(e.to_string()))?;
 
         // Leave room above the value limit for the key and framing, so an
         // oversized value gets our clear limit error, not a transport error.
         let max_message = config.limits.max_value_bytes + config.limits.max_key_bytes + (64 << 10);
-        let kv = KvServer::new(KvApi {
-            shared: shared.clone(),
-        })
-        .max_decoding_message_size(max_message)
-        // A get returns one value; a scan stops near its byte budget.
-        .max_encoding_message_size(max_message + 2 * crate::api::SCAN_MAX_BYTES);
+        let kv_server = KvServer::new(KvApi { kv: kv.clone() })
+            .max_decoding_message_size(max_message)
+            // A get returns one value; a scan stops near its byte budget.
+            .max_encoding_message_size(max_message + 2 * crate::kv::SCAN_MAX_BYTES);
         let cluster = ClusterServer::new(ClusterApi {
-            shared: shared.clone(),
+            identity,
+            kv: kv.clone(),
+            peers,
         });
 
         let incoming = crate::incoming::tls_incoming(
@@ -368,7 +279,7 @@ impl Node {
                 .add_service(health_service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
-                .add_service(kv)
+                .add_service(kv_server)
                 .add_service(cluster)
                 .serve_with_incoming_shutdown(incoming, signal),
         );
@@ -388,7 +299,7 @@ impl Node {
             shutdown,
             server,
             drain_timeout: config.drain_timeout,
-            store: shared.store.clone(),
+            store,
             failure,
             _lock: lock,
         })
@@ -458,29 +369,32 @@ impl NodeHandle {
 
 /// Readiness of a bootstrapping node: once bootstrap is done, clears the
 /// pending-bootstrap mark and turns the KV service to SERVING.
-fn spawn_readiness(shared: &Arc<Shared>, health: tonic_health::server::HealthReporter) {
-    let mut rx = shared.repair.bootstrapping.subscribe();
-    let weak = Arc::downgrade(shared);
+fn spawn_readiness(
+    kv: &Arc<LocalKv>,
+    shutdown: CancellationToken,
+    health: tonic_health::server::HealthReporter,
+) {
+    let mut rx = kv.availability().watch_bootstrapping();
+    let weak = Arc::downgrade(kv);
     tokio::spawn(async move {
         if rx.wait_for(|bootstrapping| !*bootstrapping).await.is_err() {
             return;
         }
-        let Some(shared) = weak.upgrade() else { return };
-        if let Err(e) = shared.store.delete_meta(BOOTSTRAP_META) {
+        let Some(kv) = weak.upgrade() else { return };
+        if let Err(e) = kv.store().delete_meta(BOOTSTRAP_META) {
             warn!(error = %e, "cannot record that bootstrap finished");
         }
-        let stopping = shared.shutdown.is_cancelled();
         // Not held across the await: shutdown waits for the last reference.
-        drop(shared);
-        if !stopping {
+        drop(kv);
+        if !shutdown.is_cancelled() {
             health.set_serving::<KvServer<KvApi>>().await;
         }
     });
 }
 
 /// Turns the KV service to NOT_SERVING once a peer fenced this node.
-fn spawn_fence_watch(shared: &Arc<Shared>, health: tonic_health::server::HealthReporter) {
-    let mut rx = shared.fenced.subscribe();
+fn spawn_fence_watch(availability: &Availability, health: tonic_health::server::HealthReporter) {
+    let mut rx = availability.watch_fenced();
     tokio::spawn(async move {
         if rx.wait_for(Option::is_some).await.is_ok() {
             health.set_not_serving::<KvServer<KvApi>>().await;

@@ -1,7 +1,10 @@
 //! Anti-entropy repair sessions: compare two replicas' hash trees top-down,
 //! then exchange only the records of the leaf buckets that differ.
 //!
-//! One side, the [`Initiator`], drives a session over one ordered stream:
+//! One side, the [`Initiator`], drives a session over one ordered stream;
+//! the other, the [`Responder`], answers it. Both are sans-IO state
+//! machines: the driver feeds them messages and storage reads and carries
+//! out what `poll_output` returns.
 //!
 //! 1. `Compare` level 0 (the root). The responder answers `Differ` with the
 //!    nodes of that level whose hashes differ from its own tree; for each of
@@ -39,7 +42,7 @@
 use std::collections::VecDeque;
 
 use vergent_types::Version;
-use vergent_types::digest::{DEPTH, FANOUT, LeafEntry, Tree};
+use vergent_types::digest::{DEPTH, FANOUT, LeafEntry, Tree, leaf_of};
 
 /// A record as the repair core sees it: opaque, with a version and a size.
 pub trait RepairRecord: Clone {
@@ -496,6 +499,241 @@ impl<R: RepairRecord> Initiator<R> {
     }
 }
 
+/// What the responder asks its driver to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResponderOutput<R> {
+    /// Send this message to the initiator.
+    Send(ToInitiator<R>),
+    /// Apply these pushed records with last-writer-wins, durably, before
+    /// reading anything else (the leaf lists must include them).
+    Apply(Vec<(Vec<u8>, R)>),
+    /// Read this replica's `(key, version)` lists of these leaves and pass
+    /// them to [`Responder::handle_leaf_versions`].
+    ReadLeaves(Vec<u16>),
+    /// Read the records of these keys and pass them to
+    /// [`Responder::handle_records`] (missing keys are left out).
+    ReadRecords(Vec<Vec<u8>>),
+    /// The initiator ended the session and everything it pushed was
+    /// applied; close the stream after the last `Send`.
+    Done(RepairStats),
+}
+
+/// Where a responder is in a `Leaves` round.
+#[derive(Debug)]
+enum Round<R> {
+    /// Waiting for the next message.
+    Idle,
+    /// Waiting for this replica's lists of the round's leaves.
+    ReadingLeaves {
+        theirs: Vec<LeafVersions>,
+        last: bool,
+    },
+    /// Waiting for the records of one leaf's plan.
+    ReadingRecords {
+        /// The leaves' contents on both sides, not yet added to the reply.
+        leaves: VecDeque<(LeafVersions, LeafVersions)>,
+        /// Keys the current leaf wants from the initiator.
+        want: Vec<Vec<u8>>,
+        reply: ReplyBuilder<R>,
+        last: bool,
+    },
+    /// The session is over.
+    Done,
+}
+
+/// The side that answers a session: compares hashes, reconciles leaves and
+/// builds budgeted replies (see the module docs). Its counters in
+/// [`RepairStats`] are from its own side: `records_received` were pushed
+/// to it, `records_sent` it sent.
+#[derive(Debug)]
+pub struct Responder<R> {
+    config: RepairConfig,
+    tree: Tree,
+    purge_horizon: vergent_hlc::Timestamp,
+    round: Round<R>,
+    outputs: VecDeque<ResponderOutput<R>>,
+    stats: RepairStats,
+}
+
+impl<R: RepairRecord> Responder<R> {
+    /// Answers a session over a snapshot of this replica's tree; tombstones
+    /// below `purge_horizon` are not exchanged with a side lacking the key.
+    pub fn new(config: RepairConfig, tree: Tree, purge_horizon: vergent_hlc::Timestamp) -> Self {
+        Self {
+            config,
+            tree,
+            purge_horizon,
+            round: Round::Idle,
+            outputs: VecDeque::new(),
+            stats: RepairStats::default(),
+        }
+    }
+
+    /// The next thing the driver must do, if any.
+    pub fn poll_output(&mut self) -> Option<ResponderOutput<R>> {
+        self.outputs.pop_front()
+    }
+
+    /// Whether the session is over.
+    pub fn is_done(&self) -> bool {
+        matches!(self.round, Round::Done)
+    }
+
+    /// What the session did so far, from this side.
+    pub fn stats(&self) -> &RepairStats {
+        &self.stats
+    }
+
+    fn send(&mut self, msg: ToInitiator<R>) {
+        self.stats.bytes += msg.wire_size() as u64;
+        self.outputs.push_back(ResponderOutput::Send(msg));
+    }
+
+    /// Handles the initiator's message. A malformed one (a node or leaf
+    /// that does not exist, a key under the wrong leaf, a message out of
+    /// turn) is refused and the session must be closed.
+    pub fn handle_message(&mut self, msg: ToResponder<R>) -> Result<(), ProtocolError> {
+        if !matches!(self.round, Round::Idle) {
+            return Err(ProtocolError::Unexpected("message out of turn"));
+        }
+        self.stats.bytes += msg.wire_size() as u64;
+        match msg {
+            ToResponder::Compare {
+                level,
+                parents,
+                hashes,
+            } => {
+                self.stats.hashes_compared += hashes.len() as u64;
+                let nodes = respond_compare(&self.tree, level, &parents, &hashes)?;
+                if level == DEPTH {
+                    self.stats.differing_leaves = nodes.len() as u64;
+                }
+                self.send(ToInitiator::Differ { level, nodes });
+            }
+            ToResponder::Leaves { push, leaves, more } => {
+                let width = Tree::width(DEPTH);
+                for (leaf, entries) in &leaves {
+                    if usize::from(*leaf) >= width {
+                        return Err(ProtocolError::NoSuchNode {
+                            level: DEPTH,
+                            index: u32::from(*leaf),
+                        });
+                    }
+                    if entries.iter().any(|e| leaf_of(&e.key) != *leaf) {
+                        return Err(ProtocolError::WrongLeaf(*leaf));
+                    }
+                }
+                let last = leaves.is_empty() && !more;
+                if !push.is_empty() {
+                    self.stats.records_received += push.len() as u64;
+                    self.outputs.push_back(ResponderOutput::Apply(push));
+                }
+                if leaves.is_empty() {
+                    self.reply(ReplyBuilder::new(self.config.reply_budget_bytes), last);
+                } else {
+                    let (ids, theirs) = leaves.into_iter().unzip();
+                    self.round = Round::ReadingLeaves { theirs, last };
+                    self.outputs.push_back(ResponderOutput::ReadLeaves(ids));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the lists asked for by [`ResponderOutput::ReadLeaves`], one per
+    /// leaf in the order asked.
+    pub fn handle_leaf_versions(&mut self, mine: Vec<LeafVersions>) {
+        let Round::ReadingLeaves { theirs, last } = std::mem::replace(&mut self.round, Round::Idle)
+        else {
+            return;
+        };
+        let leaves = mine.into_iter().zip(theirs).collect();
+        self.round = Round::ReadingRecords {
+            leaves,
+            want: Vec::new(),
+            reply: ReplyBuilder::new(self.config.reply_budget_bytes),
+            last,
+        };
+        self.next_leaf();
+    }
+
+    /// Takes the records asked for by [`ResponderOutput::ReadRecords`].
+    pub fn handle_records(&mut self, records: Vec<(Vec<u8>, R)>) {
+        let Round::ReadingRecords { want, reply, .. } = &mut self.round else {
+            return;
+        };
+        reply.add_leaf(records, std::mem::take(want));
+        self.next_leaf();
+    }
+
+    /// Plans the next leaf of the round, or sends the reply once the round's
+    /// leaves are done or the budget is spent.
+    fn next_leaf(&mut self) {
+        let horizon = self.purge_horizon;
+        let Round::ReadingRecords {
+            leaves,
+            want,
+            reply,
+            last,
+        } = &mut self.round
+        else {
+            return;
+        };
+        if reply.has_room()
+            && let Some((mine, theirs)) = leaves.pop_front()
+        {
+            let plan = reconcile(&mine, &theirs, horizon);
+            *want = plan.want;
+            self.outputs
+                .push_back(ResponderOutput::ReadRecords(plan.send));
+            return;
+        }
+        let last = *last;
+        let reply = std::mem::replace(reply, ReplyBuilder::new(0));
+        self.reply(reply, last);
+    }
+
+    fn reply(&mut self, reply: ReplyBuilder<R>, last: bool) {
+        let msg = reply.finish();
+        if let ToInitiator::LeafReply { records, .. } = &msg {
+            self.stats.records_sent += records.len() as u64;
+        }
+        self.send(msg);
+        if last {
+            self.round = Round::Done;
+            self.outputs
+                .push_back(ResponderOutput::Done(self.stats.clone()));
+        } else {
+            self.round = Round::Idle;
+        }
+    }
+}
+
+/// A member the repair scheduler may pick, as [`next_peer`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCandidate<'a> {
+    /// Its node id.
+    pub id: &'a str,
+    /// Whether gossip sees it alive now.
+    pub alive: bool,
+    /// When this node last tried a session with it (0: never).
+    pub last_attempt_ms: u64,
+}
+
+/// Whom to repair with next: the live member other than `me` tried longest
+/// ago (never tried first), so a failing peer does not starve the others;
+/// ties go to the smaller id, so the choice is a function of its inputs.
+pub fn next_peer<'a>(
+    me: &str,
+    members: impl IntoIterator<Item = PeerCandidate<'a>>,
+) -> Option<&'a str> {
+    members
+        .into_iter()
+        .filter(|m| m.alive && m.id != me)
+        .min_by_key(|m| (m.last_attempt_ms, m.id))
+        .map(|m| m.id)
+}
+
 /// The responder's answer to a `Compare`: the nodes at `level` whose
 /// hashes differ from its own tree (the `nodes` of a `Differ`).
 pub fn respond_compare(
@@ -738,5 +976,35 @@ mod tests {
         assert!(respond_compare(&tree, 1, &[0], &[1, 2]).is_err());
         assert!(respond_compare(&tree, 2, &[16], &[0; FANOUT]).is_err());
         assert_eq!(respond_compare(&tree, 0, &[], &[tree.root()]), Ok(vec![]));
+    }
+
+    fn candidate(id: &str, alive: bool, last_attempt_ms: u64) -> PeerCandidate<'_> {
+        PeerCandidate {
+            id,
+            alive,
+            last_attempt_ms,
+        }
+    }
+
+    #[test]
+    fn the_next_peer_is_the_live_one_tried_longest_ago_and_never_this_node() {
+        let members = [
+            candidate("me", true, 0),
+            candidate("a", true, 300),
+            candidate("b", false, 0),
+            candidate("c", true, 100),
+        ];
+        assert_eq!(next_peer("me", members), Some("c"));
+        // Never tried beats tried; equal times go to the smaller id.
+        let members = [
+            candidate("z", true, 0),
+            candidate("y", true, 0),
+            candidate("x", true, 5),
+        ];
+        assert_eq!(next_peer("me", members), Some("y"));
+        assert_eq!(
+            next_peer("me", [candidate("me", true, 0), candidate("b", false, 0)]),
+            None
+        );
     }
 }

@@ -9,8 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vergent_hlc::Timestamp;
 use vergent_replication::repair::{
-    Initiator, InitiatorOutput, RepairConfig, RepairRecord, RepairStats, ReplyBuilder, ToInitiator,
-    ToResponder, reconcile, respond_compare,
+    Initiator, InitiatorOutput, RepairConfig, RepairRecord, RepairStats, Responder,
+    ResponderOutput, ToInitiator, ToResponder,
 };
 use vergent_types::digest::{LEAVES, LeafEntry, Tree, leaf_of, record_hash};
 use vergent_types::{NodeId, Version};
@@ -113,39 +113,34 @@ fn version(hlc: u64, origin: &str) -> Version {
     )
 }
 
-/// The responder's side of one message, as the node driver does it.
-fn respond(
-    b: &mut Replica,
-    b_tree: &Tree,
-    msg: ToResponder<Rec>,
-    horizon: Timestamp,
-    budget: usize,
-) -> ToInitiator<Rec> {
-    match msg {
-        ToResponder::Compare {
-            level,
-            parents,
-            hashes,
-        } => ToInitiator::Differ {
-            level,
-            nodes: respond_compare(b_tree, level, &parents, &hashes).expect("well-formed compare"),
-        },
-        ToResponder::Leaves { push, leaves, .. } => {
-            for (k, r) in push {
-                b.apply(&k, r);
+/// Carries one message to the production [`Responder`] and runs what it
+/// asks for against `b`, as the node driver does, until it has an answer.
+fn respond(b: &mut Replica, resp: &mut Responder<Rec>, msg: ToResponder<Rec>) -> ToInitiator<Rec> {
+    resp.handle_message(msg).expect("well-formed message");
+    let mut reply = None;
+    while let Some(out) = resp.poll_output() {
+        match out {
+            ResponderOutput::Send(msg) => {
+                assert!(reply.is_none(), "one answer per message");
+                reply = Some(msg);
             }
-            let mut reply = ReplyBuilder::new(budget);
-            for (leaf, theirs) in leaves {
-                if !reply.has_room() {
-                    break;
+            ResponderOutput::Apply(records) => {
+                for (k, r) in records {
+                    b.apply(&k, r);
                 }
-                assert!(theirs.iter().all(|e| leaf_of(&e.key) == leaf));
-                let plan = reconcile(&b.leaf_entries(leaf), &theirs, horizon);
-                reply.add_leaf(b.records(&plan.send), plan.want);
             }
-            reply.finish()
+            ResponderOutput::ReadLeaves(leaves) => {
+                let lists = leaves.iter().map(|&l| b.leaf_entries(l)).collect();
+                resp.handle_leaf_versions(lists);
+            }
+            ResponderOutput::ReadRecords(keys) => {
+                let records = b.records(&keys);
+                resp.handle_records(records);
+            }
+            ResponderOutput::Done(_) => assert!(resp.is_done()),
         }
     }
+    reply.expect("the responder answers every message")
 }
 
 /// Runs one session from `a` to `b`; `cut_after` drops the stream after that
@@ -177,7 +172,7 @@ fn session_sized(
     let mut init = Initiator::new(config.clone(), a.tree());
     // The responder compares against the tree as it was when the session
     // opened, as the node does.
-    let b_tree = b.tree();
+    let mut resp = Responder::new(config.clone(), b.tree(), horizon);
     let mut sent = 0;
     for _ in 0..1_000_000 {
         meanwhile(a, b);
@@ -196,7 +191,7 @@ fn session_sized(
                 } else {
                     assert!(msg.wire_size() <= TREE_MESSAGE_MAX, "{}", msg.wire_size());
                 }
-                let reply = respond(b, &b_tree, msg, horizon, config.reply_budget_bytes);
+                let reply = respond(b, &mut resp, msg);
                 if leaf_round {
                     largest = largest.max(reply.wire_size());
                 }

@@ -154,6 +154,7 @@ impl Sim {
     /// `n` nodes, none started, named `n0000`.. at addresses `n<i>:7000`.
     pub fn new(seed: u64, n: usize, config: Config, net: NetConfig) -> Self {
         // The only clock read: virtual time is `base + elapsed`.
+        #[allow(clippy::disallowed_methods)] // an arbitrary origin for virtual time
         let base = Instant::now();
         let slots: Vec<Slot> = (0..n)
             .map(|i| Slot {

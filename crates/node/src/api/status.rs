@@ -1,43 +1,24 @@
-//! Request errors and their one mapping to `tonic::Status`.
+//! gRPC request errors and their one mapping to `tonic::Status`.
 
 use tonic::{Code, Status};
 use vergent_types::LimitError;
 use vergent_wire::api::v1::{Consistency, ErrorCode};
 
-/// Why a client request failed.
+use crate::kv::KvError;
+
+/// Why a gRPC request failed: the local service's error, or one about the
+/// request's protocol fields.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    /// The key or value breaks a size rule; nothing was written.
+    /// The local service refused or failed.
     #[error(transparent)]
-    Limit(#[from] LimitError),
+    Kv(#[from] KvError),
     /// The consistency level is not served by this node yet.
     #[error("consistency level {0} is not available on this node yet; use ONE (the default)")]
     UnsupportedConsistency(&'static str),
     /// Some other field is invalid.
     #[error("{0}")]
     BadRequest(String),
-    /// The store failed.
-    #[error(transparent)]
-    Storage(#[from] vergent_storage::Error),
-    /// The node is shutting down.
-    #[error("node is shutting down")]
-    ShuttingDown,
-    /// A watch fell behind and was closed.
-    #[error("watch fell behind by {0} changes and was closed; scan and watch again")]
-    WatchLagged(u64),
-    /// Peers refuse this node's data for good; it must be wiped.
-    #[error("this node stopped serving: {0}")]
-    Fenced(String),
-    /// The node is filling from its peers and refuses reads meanwhile.
-    #[error(
-        "this node is bootstrapping ({done} of {total} differing buckets repaired so far, waiting to finish a repair session with a serving peer) and may not hold its peers' data yet; ask another node or retry"
-    )]
-    Bootstrapping {
-        /// Buckets repaired in the current session.
-        done: u64,
-        /// Differing buckets found by it.
-        total: u64,
-    },
 }
 
 impl ApiError {
@@ -56,29 +37,35 @@ impl ApiError {
 pub(crate) fn to_status(e: ApiError) -> Status {
     let msg = e.to_string();
     let (code, error_code) = match &e {
-        ApiError::Limit(LimitError::EmptyKey) => (Code::InvalidArgument, ErrorCode::EmptyKey),
-        ApiError::Limit(LimitError::KeyTooLarge { .. }) => {
+        ApiError::Kv(KvError::Limit(LimitError::EmptyKey)) => {
+            (Code::InvalidArgument, ErrorCode::EmptyKey)
+        }
+        ApiError::Kv(KvError::Limit(LimitError::KeyTooLarge { .. })) => {
             (Code::InvalidArgument, ErrorCode::KeyTooLarge)
         }
-        ApiError::Limit(LimitError::ValueTooLarge { .. }) => {
+        ApiError::Kv(KvError::Limit(LimitError::ValueTooLarge { .. })) => {
             (Code::InvalidArgument, ErrorCode::ValueTooLarge)
         }
         ApiError::UnsupportedConsistency(_) => {
             (Code::Unimplemented, ErrorCode::UnsupportedConsistency)
         }
-        ApiError::BadRequest(_) => (Code::InvalidArgument, ErrorCode::BadRequest),
-        ApiError::Storage(vergent_storage::Error::CorruptRecord { .. }) => {
+        ApiError::BadRequest(_) | ApiError::Kv(KvError::BadRequest(_)) => {
+            (Code::InvalidArgument, ErrorCode::BadRequest)
+        }
+        ApiError::Kv(KvError::Storage(vergent_storage::Error::CorruptRecord { .. })) => {
             (Code::DataLoss, ErrorCode::DataCorruption)
         }
         // The node is stopping itself; another node can take the request.
-        ApiError::Storage(vergent_storage::Error::Failed(_)) => {
+        ApiError::Kv(KvError::Storage(vergent_storage::Error::Failed(_))) => {
             (Code::Unavailable, ErrorCode::StorageFailure)
         }
-        ApiError::Storage(_) => (Code::Internal, ErrorCode::StorageFailure),
-        ApiError::ShuttingDown => (Code::Unavailable, ErrorCode::ShuttingDown),
-        ApiError::WatchLagged(_) => (Code::ResourceExhausted, ErrorCode::WatchLagged),
-        ApiError::Bootstrapping { .. } => (Code::Unavailable, ErrorCode::Bootstrapping),
-        ApiError::Fenced(_) => (Code::Unavailable, ErrorCode::Fenced),
+        ApiError::Kv(KvError::Storage(_)) => (Code::Internal, ErrorCode::StorageFailure),
+        ApiError::Kv(KvError::ShuttingDown) => (Code::Unavailable, ErrorCode::ShuttingDown),
+        ApiError::Kv(KvError::WatchLagged(_)) => (Code::ResourceExhausted, ErrorCode::WatchLagged),
+        ApiError::Kv(KvError::Bootstrapping { .. }) => {
+            (Code::Unavailable, ErrorCode::Bootstrapping)
+        }
+        ApiError::Kv(KvError::Fenced(_)) => (Code::Unavailable, ErrorCode::Fenced),
     };
     if matches!(code, Code::Internal | Code::DataLoss) {
         tracing::error!(error = %msg, "request failed");
@@ -92,10 +79,10 @@ mod tests {
 
     #[test]
     fn limit_errors_are_invalid_argument_with_a_stable_code() {
-        let st = to_status(ApiError::Limit(LimitError::ValueTooLarge {
+        let st = to_status(ApiError::Kv(KvError::Limit(LimitError::ValueTooLarge {
             len: 5,
             max: 4,
-        }));
+        })));
         assert_eq!(st.code(), Code::InvalidArgument);
         assert_eq!(ErrorCode::from_status(&st), Some(ErrorCode::ValueTooLarge));
         assert!(st.message().contains("limit is 4 bytes"));

@@ -13,8 +13,7 @@ use std::sync::{Arc, Weak};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use vergent_storage::{Mutation, Written};
 
-use crate::api::status::ApiError;
-use crate::node::Shared;
+use super::{KvError, LocalKv};
 
 /// Most writes in one group: bounds the locks a group holds and the batch a
 /// slow disk can build up.
@@ -35,7 +34,7 @@ const QUEUE_BYTES: usize = 64 << 20;
 struct Request {
     key: Vec<u8>,
     mutation: Mutation,
-    reply: oneshot::Sender<Result<Written, ApiError>>,
+    reply: oneshot::Sender<Result<Written, KvError>>,
     /// Its share of [`QUEUE_BYTES`], released once it is written.
     bytes: OwnedSemaphorePermit,
 }
@@ -51,7 +50,8 @@ impl Request {
     }
 }
 
-/// The handle API handlers submit writes through.
+/// The handle the local service submits writes through.
+#[derive(Debug)]
 pub(crate) struct Writer {
     queue: mpsc::Sender<Request>,
     bytes: Arc<Semaphore>,
@@ -72,11 +72,7 @@ impl Writer {
 
     /// Writes `mutation` to `key` in the next group; returns once it is
     /// durable per the store's fsync policy.
-    pub(crate) async fn write(
-        &self,
-        key: Vec<u8>,
-        mutation: Mutation,
-    ) -> Result<Written, ApiError> {
+    pub(crate) async fn write(&self, key: Vec<u8>, mutation: Mutation) -> Result<Written, KvError> {
         let (reply, done) = oneshot::channel();
         let size = key.len()
             + match &mutation {
@@ -90,7 +86,7 @@ impl Writer {
             .clone()
             .acquire_many_owned(permits)
             .await
-            .map_err(|_| ApiError::ShuttingDown)?;
+            .map_err(|_| KvError::ShuttingDown)?;
         self.queue
             .send(Request {
                 key,
@@ -99,19 +95,20 @@ impl Writer {
                 bytes,
             })
             .await
-            .map_err(|_| ApiError::ShuttingDown)?;
-        done.await.map_err(|_| ApiError::ShuttingDown)?
+            .map_err(|_| KvError::ShuttingDown)?;
+        done.await.map_err(|_| KvError::ShuttingDown)?
     }
 }
 
 /// The receiving end of a [`Writer`]'s queue.
+#[derive(Debug)]
 pub(crate) struct Queue(mpsc::Receiver<Request>);
 
 /// Commits queued writes in groups until every [`Writer`] is dropped.
 ///
-/// Holds the node's state only weakly between groups, so it never keeps a
+/// Holds the service only weakly between groups, so it never keeps a
 /// stopped node's store open.
-pub(crate) async fn run(Queue(mut rx): Queue, shared: Weak<Shared>) {
+pub(crate) async fn run(Queue(mut rx): Queue, kv: Weak<LocalKv>) {
     let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for a slot before collecting: what queues up meanwhile joins
@@ -130,18 +127,18 @@ pub(crate) async fn run(Queue(mut rx): Queue, shared: Weak<Shared>) {
                 Err(_) => break,
             }
         }
-        let Some(shared) = shared.upgrade() else {
+        let Some(kv) = kv.upgrade() else {
             return;
         };
         tokio::task::spawn_blocking(move || {
-            commit(&shared, group);
+            commit(&kv, group);
             drop(slot);
         });
     }
 }
 
 /// Writes one group and answers each of its writers.
-fn commit(shared: &Shared, group: Vec<Request>) {
+fn commit(kv: &LocalKv, group: Vec<Request>) {
     let mut ops = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
     // Held until the group is written: the bytes are in memory until then.
@@ -151,20 +148,20 @@ fn commit(shared: &Shared, group: Vec<Request>) {
         replies.push(r.reply);
         held.push(r.bytes);
     }
-    match shared
+    match kv
         .store
-        .write_many(ops, |stored| shared.clock.stamp(&shared.store, stored))
+        .write_many(ops, |stored| kv.clock.stamp(&kv.store, stored))
     {
         Ok(results) => {
-            shared.log_appended();
+            kv.log_appended();
             for (reply, result) in replies.into_iter().zip(results) {
                 // A writer that gave up (client went away) needs no answer.
-                let _ = reply.send(result.map_err(ApiError::from));
+                let _ = reply.send(result.map_err(KvError::from));
             }
         }
         Err(e) => {
             for reply in replies {
-                let _ = reply.send(Err(ApiError::Storage(e.duplicate())));
+                let _ = reply.send(Err(KvError::Storage(e.duplicate())));
             }
         }
     }

@@ -15,21 +15,21 @@ use vergent_types::NodeId;
 use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
+use super::PeerCtx;
 use super::convert::{decode, encode};
 use super::{PeerCounters, PeerError, cert_name, read_cursor, received_cursor_key};
-use crate::node::Shared;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn serve(
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     peer: PeerIdentity,
     writer: FrameWriter,
     reader: FrameReader,
     gossip: mpsc::Sender<(String, vergent_gossip::Message)>,
     shutdown: CancellationToken,
 ) {
-    match serve_inner(&shared, &peer, writer, reader, &gossip, &shutdown).await {
+    match serve_inner(&ctx, &peer, writer, reader, &gossip, &shutdown).await {
         Ok(()) => debug!(peer = %peer.addr, "replication stream ended"),
         Err(e) => warn!(peer = %peer.addr, error = %e, "replication stream closed"),
     }
@@ -38,13 +38,13 @@ pub(super) async fn serve(
 /// Refuses a stream whose opener may not speak for the id it claims (or
 /// runs a retired store), telling it why.
 async fn refuse(
-    shared: &Shared,
+    ctx: &PeerCtx,
     peer: &PeerIdentity,
     writer: &mut FrameWriter,
     claimed: &str,
     why: &super::roster::Refusal,
 ) {
-    super::log_refusal!(shared, claimed, peer = %peer.addr, claimed, reason = %why, "refused a peer stream");
+    super::log_refusal!(ctx, claimed, peer = %peer.addr, claimed, reason = %why, "refused a peer stream");
     let _ = writer
         .send(&encode(Body::Refused(pb::Refused {
             reason: why.to_string(),
@@ -55,7 +55,7 @@ async fn refuse(
 }
 
 async fn serve_inner(
-    shared: &Arc<Shared>,
+    ctx: &Arc<PeerCtx>,
     peer: &PeerIdentity,
     mut writer: FrameWriter,
     mut reader: FrameReader,
@@ -71,12 +71,11 @@ async fn serve_inner(
     let cert = cert_name(peer);
     let (origin, origin_store) = match decode(&bytes)? {
         Body::Hello(h) => {
-            if let Err(why) =
-                shared
-                    .roster
-                    .contact(&shared.store, &h.node_id, Some(h.store_id), &cert)
+            if let Err(why) = ctx
+                .roster
+                .contact(&ctx.store, &h.node_id, Some(h.store_id), &cert)
             {
-                refuse(shared, peer, &mut writer, &h.node_id, &why).await;
+                refuse(ctx, peer, &mut writer, &h.node_id, &why).await;
                 return Ok(());
             }
             (
@@ -85,25 +84,23 @@ async fn serve_inner(
             )
         }
         Body::RepairOpen(o) => {
-            if let Err(why) =
-                shared
-                    .roster
-                    .contact(&shared.store, &o.node_id, Some(o.store_id), &cert)
+            if let Err(why) = ctx
+                .roster
+                .contact(&ctx.store, &o.node_id, Some(o.store_id), &cert)
             {
-                refuse(shared, peer, &mut writer, &o.node_id, &why).await;
+                refuse(ctx, peer, &mut writer, &o.node_id, &why).await;
                 return Ok(());
             }
-            super::repair::serve(shared.clone(), o.node_id, writer, reader).await;
+            super::repair::serve(ctx.clone(), o.node_id, writer, reader).await;
             return Ok(());
         }
         Body::PurgeCheck(c) => {
-            return super::purge::serve_check(shared.clone(), peer.clone(), c, writer, reader)
-                .await;
+            return super::purge::serve_check(ctx.clone(), peer.clone(), c, writer, reader).await;
         }
         // A gossip message too large for a datagram.
         Body::Gossip(g) => {
             let msg = super::gossip_convert::from_wire(g)?;
-            if super::admit_gossip(shared, None, peer, &msg) {
+            if super::admit_gossip(ctx, None, peer, &msg) {
                 let _ = gossip.try_send((peer.addr.to_string(), msg));
             }
             return Ok(());
@@ -112,23 +109,23 @@ async fn serve_inner(
         Body::Refused(r) => {
             warn!(peer = %peer.addr, reason = %r.reason, "a peer refuses this node");
             if r.fenced {
-                shared.fence(&r.reason);
+                ctx.fence(&r.reason);
             }
             return Ok(());
         }
         _ => return Err(PeerError::Protocol("first frame is not hello".into())),
     };
     let hello = Body::Hello(pb::Hello {
-        node_id: shared.node_id.to_string(),
-        advertise: shared.advertise.to_string(),
-        store_id: shared.store_id,
+        node_id: ctx.identity.node_id.to_string(),
+        advertise: ctx.identity.advertise.to_string(),
+        store_id: ctx.identity.store_id,
     });
     writer.send(&encode(hello)).await?;
-    if origin == shared.node_id {
+    if origin == ctx.identity.node_id {
         return Ok(());
     }
     let cursor_key = received_cursor_key(origin.as_str());
-    let mut receiver = Receiver::new(read_cursor(shared, &cursor_key, origin_store));
+    let mut receiver = Receiver::new(read_cursor(ctx, &cursor_key, origin_store));
     // Frames are read and checked by their own task, so batches that arrive
     // while one is being applied queue up and are applied together.
     let (queued, mut batches) = mpsc::channel(QUEUED_BATCHES);
@@ -163,12 +160,12 @@ async fn serve_inner(
         for batch in runs {
             if batch.truncated && batch.first > receiver.durable() + 1 {
                 info!(origin = %origin, cursor = receiver.durable(), first = batch.first, "origin's log was truncated past this node's cursor; repair fills the gap");
-                shared.repair.trigger.notify_one();
+                ctx.repair.trigger.notify_one();
             }
             ack = match receiver.handle_batch(batch) {
                 Verdict::Ack(c) => c,
                 Verdict::Apply { entries, up_to } => {
-                    apply(shared, entries, &origin, origin_store, &cursor_key, up_to).await?;
+                    apply(ctx, entries, &origin, origin_store, &cursor_key, up_to).await?;
                     receiver.handle_applied(up_to)
                 }
             };
@@ -250,14 +247,14 @@ fn next_batch(bytes: &[u8], origin: &NodeId) -> Result<Batch<pb::Record>, PeerEr
 /// record older than the log's horizon is skipped too and left to repair,
 /// which checks against purged tombstones (see `vergent_replication::purge`).
 async fn apply(
-    shared: &Arc<Shared>,
+    ctx: &Arc<PeerCtx>,
     entries: Vec<pb::Record>,
     origin: &NodeId,
     origin_store: u64,
     cursor_key: &str,
     up_to: u64,
 ) -> Result<(), PeerError> {
-    let apply_from = super::purge::grace(shared).apply_from_ms(shared.clock.physical_ms());
+    let apply_from = super::purge::grace(ctx).apply_from_ms(ctx.clock.physical_ms());
     let total = entries.len();
     let young: Vec<pb::Record> = entries
         .into_iter()
@@ -265,17 +262,17 @@ async fn apply(
         .collect();
     let too_old = (total - young.len()) as u64;
     if too_old > 0 {
-        PeerCounters::add(&shared.peer_counters.too_old_for_log, too_old);
+        PeerCounters::add(&ctx.peer_counters.too_old_for_log, too_old);
         info!(origin = %origin, skipped = too_old, "replicated records older than the log's horizon were left to repair");
-        shared.repair.trigger.notify_one();
+        ctx.repair.trigger.notify_one();
     }
     // A peer whose clock runs a little ahead: wait for ours rather than
     // send its records the long way round (repair).
-    if let Some(wait) = super::clock_catch_up(shared, &young) {
+    if let Some(wait) = super::clock_catch_up(ctx, &young) {
         tokio::time::sleep(wait).await;
     }
-    let records = super::accept_records(shared, young, origin.as_str());
-    let store = shared.store.clone();
+    let records = super::accept_records(ctx, young, origin.as_str());
+    let store = ctx.store.clone();
     let key = cursor_key.to_string();
     // The cursor rides in the records' batch: one sync covers both, and it
     // can never claim more than what is applied.

@@ -18,10 +18,10 @@ use vergent_gossip::{Config, Event, Member, Membership, Message, Output, State};
 use vergent_transport::Transport;
 use vergent_wire::peer::v1::frame::Body as FrameBody;
 
+use super::PeerCtx;
 use super::convert::encode;
 use super::gossip_convert::to_wire;
 use crate::clock::wall_ms;
-use crate::node::Shared;
 
 /// Datagrams above this go on a stream instead (QUIC datagrams must fit in
 /// one packet).
@@ -29,16 +29,7 @@ const MAX_DATAGRAM: usize = 1100;
 /// How long a graceful leave may take to announce itself.
 const LEAVE_FLUSH: Duration = Duration::from_secs(1);
 
-/// A member as shown by `status`/`members`.
-#[derive(Clone, Debug)]
-pub(crate) struct MemberInfo {
-    pub(crate) id: String,
-    pub(crate) addr: String,
-    pub(crate) state: State,
-    pub(crate) incarnation: u64,
-    /// Wall time of the last state change, ms since the Unix epoch.
-    pub(crate) since_ms: u64,
-}
+pub(crate) use crate::status::MemberInfo;
 
 async fn resolve(addr: &str) -> Option<SocketAddr> {
     if let Ok(a) = addr.parse() {
@@ -76,7 +67,7 @@ fn send(transport: &Transport, to: String, msg: &Message) -> JoinHandle<()> {
 }
 
 struct Targets {
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     transport: Transport,
     head: watch::Receiver<u64>,
     shutdown: CancellationToken,
@@ -95,12 +86,16 @@ impl Targets {
             }
             task.abort();
         }
-        let task = tokio::spawn(super::outbound::run(
-            self.shared.clone(),
-            self.transport.clone(),
-            addr,
-            self.head.clone(),
-            self.shutdown.clone(),
+        let span = tracing::info_span!("replication-sender", peer_id = %member.id);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            super::outbound::run(
+                self.ctx.clone(),
+                self.transport.clone(),
+                addr,
+                self.head.clone(),
+                self.shutdown.clone(),
+            ),
+            span,
         ));
         self.running.insert(member.id.to_string(), (addr, task));
     }
@@ -113,7 +108,7 @@ impl Targets {
 }
 
 pub(super) async fn run(
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     transport: Transport,
     mut inbox: mpsc::Receiver<(String, Message)>,
     seeds: Vec<String>,
@@ -124,22 +119,22 @@ pub(super) async fn run(
     let seed = rand::random::<u64>();
     let mut m = Membership::new(
         Config::default(),
-        shared.node_id.clone(),
-        shared.advertise.to_string(),
+        ctx.identity.node_id.clone(),
+        ctx.identity.advertise.to_string(),
         0,
         seed,
         now,
     );
     // Members known from earlier runs are knocked on like seeds, so a
     // partition heals even when it outlived gossip's memory and a restart.
-    for (_, e) in shared.roster.entries() {
+    for (_, e) in ctx.roster.entries() {
         if !e.addr.is_empty() {
             m.remember_address(&e.addr);
         }
     }
     m.join(now, &seeds);
     let mut targets = Targets {
-        shared: shared.clone(),
+        ctx: ctx.clone(),
         transport: transport.clone(),
         head,
         shutdown: shutdown.clone(),
@@ -160,7 +155,7 @@ pub(super) async fn run(
                 }
             }
         }
-        publish(&shared, &m, &since);
+        publish(&ctx, &m, &since);
         let deadline = m
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
@@ -205,12 +200,12 @@ async fn on_event(targets: &mut Targets, event: &Event) {
         Event::Joined(m) => {
             info!(peer_id = %m.id, addr = %m.addr, incarnation = m.incarnation, "member joined");
             targets.start(m).await;
-            targets.shared.repair.trigger.notify_one();
+            targets.ctx.repair.trigger.notify_one();
         }
         Event::Alive(m) => {
             info!(peer_id = %m.id, addr = %m.addr, incarnation = m.incarnation, "member alive again");
             targets.start(m).await;
-            targets.shared.repair.trigger.notify_one();
+            targets.ctx.repair.trigger.notify_one();
         }
         Event::AddrChanged { member, old_addr } => {
             info!(peer_id = %member.id, addr = %member.addr, %old_addr, "member address changed");
@@ -249,11 +244,11 @@ async fn on_event(targets: &mut Targets, event: &Event) {
 /// Publishes the membership view for `status`, and adds every member to the
 /// roster (a member first heard of as dead or left gets no event, but must
 /// count for the purge rule all the same).
-fn publish(shared: &Shared, m: &Membership, since: &HashMap<String, u64>) {
+fn publish(ctx: &PeerCtx, m: &Membership, since: &HashMap<String, u64>) {
     for mem in m.members() {
-        if mem.id != shared.node_id {
-            shared.roster.learn(
-                &shared.store,
+        if mem.id != ctx.identity.node_id {
+            ctx.roster.learn(
+                &ctx.store,
                 mem.id.as_str(),
                 Some(&mem.addr),
                 None,
@@ -271,8 +266,5 @@ fn publish(shared: &Shared, m: &Membership, since: &HashMap<String, u64>) {
             since_ms: since.get(mem.id.as_str()).copied().unwrap_or(0),
         })
         .collect();
-    *shared
-        .members
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = view;
+    ctx.members.send_replace(Arc::new(view));
 }

@@ -16,15 +16,137 @@ pub(crate) mod repair;
 pub(crate) mod roster;
 pub(crate) mod truncation;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{Instrument, warn};
+use vergent_storage::Store;
 use vergent_transport::{Incoming, PeerIdentity, Transport};
+use vergent_types::Limits;
 
-use crate::node::Shared;
+use crate::clock::NodeClock;
+use crate::identity::NodeIdentity;
+use crate::kv::{Availability, LocalKv};
+use crate::status::{PeerStatus, RosterRow, StatusSource};
+use membership::MemberInfo;
+
+/// What the peer protocols share: the local service they apply to, the
+/// node's identity, and the state each peer subsystem owns (log progress,
+/// the membership view, repair, roster, purge, counters).
+#[derive(Debug)]
+pub(crate) struct PeerCtx {
+    /// The store the local service owns, for applying and reading records.
+    pub(crate) store: Arc<Store>,
+    /// The node's clock (the local service's).
+    pub(crate) clock: Arc<NodeClock>,
+    /// Size limits every record from a peer is checked against.
+    pub(crate) limits: Limits,
+    /// Who this node is.
+    pub(crate) identity: Arc<NodeIdentity>,
+    /// Serving, bootstrapping or fenced: repair and refusals report here.
+    pub(crate) availability: Arc<Availability>,
+    /// Replication progress of each peer, for log truncation and status.
+    pub(crate) progress: Mutex<truncation::Progress>,
+    /// Most entries a lagging peer may hold the log back by.
+    pub(crate) max_log_lag: u64,
+    /// Wakes the log-truncation worker (the local service every 1024
+    /// entries, the senders on acknowledgements).
+    pub(crate) truncate: Arc<Notify>,
+    /// The membership view, published by the gossip driver.
+    pub(crate) members: watch::Sender<Arc<Vec<MemberInfo>>>,
+    /// Anti-entropy repair state.
+    pub(crate) repair: repair::RepairState,
+    /// Every peer ever learned of, with its certificate binding and store.
+    pub(crate) roster: roster::Roster,
+    /// Tombstone purge state.
+    pub(crate) purge: purge::PurgeState,
+    /// What peers sent that this node did not take.
+    pub(crate) peer_counters: PeerCounters,
+}
+
+impl PeerCtx {
+    /// The peer side of a node over the local service `kv`.
+    pub(crate) fn new(
+        kv: &LocalKv,
+        identity: Arc<NodeIdentity>,
+        roster: roster::Roster,
+        sent_cursors: HashMap<String, u64>,
+        max_log_lag: u64,
+        repair: repair::RepairSettings,
+    ) -> Self {
+        Self {
+            store: kv.store().clone(),
+            clock: kv.clock().clone(),
+            limits: *kv.limits(),
+            identity,
+            availability: kv.availability().clone(),
+            progress: Mutex::new(truncation::Progress {
+                cursors: sent_cursors,
+                // Replication targets come from membership; a member never
+                // seen has no cursor to wait for (repair brings it up to date).
+                unidentified: 0,
+            }),
+            max_log_lag,
+            truncate: kv.truncate_signal(),
+            members: watch::Sender::new(Arc::new(Vec::new())),
+            repair: repair::RepairState::new(repair),
+            roster,
+            purge: purge::PurgeState::default(),
+            peer_counters: PeerCounters::default(),
+        }
+    }
+
+    /// The replication progress, locked.
+    pub(crate) fn lock_progress(&self) -> MutexGuard<'_, truncation::Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A copy of the current membership view.
+    pub(crate) fn members_view(&self) -> Vec<MemberInfo> {
+        self.members.borrow().as_ref().clone()
+    }
+
+    /// A peer refuses this node's data for good: stop serving until wiped.
+    pub(crate) fn fence(&self, reason: &str) {
+        self.availability.fence(reason);
+    }
+}
+
+impl StatusSource for PeerCtx {
+    fn peer_status(&self) -> PeerStatus {
+        let relaxed = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PeerStatus {
+            replication: self
+                .lock_progress()
+                .cursors
+                .iter()
+                .map(|(id, c)| (id.clone(), *c))
+                .collect(),
+            members: self.members_view(),
+            repairs: self.repair.peers(),
+            purged: relaxed(&self.purge.purged),
+            purge_held_back: self.purge.held_back(),
+            refused_records: relaxed(&self.peer_counters.refused_records),
+            too_old_for_log: relaxed(&self.peer_counters.too_old_for_log),
+            refused_peers: relaxed(&self.peer_counters.refused_peers),
+            roster: self
+                .roster
+                .entries()
+                .into_iter()
+                .map(|(node_id, e)| RosterRow {
+                    node_id,
+                    cert: e.cert,
+                    store_id: e.store_id,
+                    addr: e.addr,
+                })
+                .collect(),
+            fenced_members: self.roster.fenced(),
+        }
+    }
+}
 
 /// Why an exchange with a peer failed: the peer misbehaved or refused, the
 /// network failed, or this node did (storage), so a misbehaving peer is told
@@ -46,6 +168,15 @@ pub(crate) enum PeerError {
     /// No answer in time.
     #[error("no {0} in time")]
     Timeout(&'static str),
+    /// The peer ended the stream early.
+    #[error("peer closed {0}")]
+    Closed(&'static str),
+    /// The peer is answering as many repair sessions as it takes.
+    #[error("peer is busy with other repairs")]
+    Busy,
+    /// A repair message the session core refused.
+    #[error("repair protocol: {0}")]
+    Repair(#[from] vergent_replication::repair::ProtocolError),
     /// This node's store failed.
     #[error("storage: {0}")]
     Storage(#[from] vergent_storage::Error),
@@ -64,7 +195,7 @@ pub(crate) struct PeerCounters {
     /// Streams refused because of who opened them (identity, retired store).
     pub(crate) refused_peers: AtomicU64,
     /// When each refused claim was last logged at `warn`.
-    logged: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    logged: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// A refused claim is logged at `warn` at most this often (then at debug):
@@ -79,10 +210,7 @@ impl PeerCounters {
     /// Counts a refused peer claim; true when it should be logged at `warn`.
     fn refuse(&self, claim: &str) -> bool {
         Self::add(&self.refused_peers, 1);
-        let mut logged = self
-            .logged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
         let now = std::time::Instant::now();
         match logged.get(claim) {
             Some(at) if now.duration_since(*at) < REFUSAL_LOG_EVERY => false,
@@ -99,8 +227,8 @@ impl PeerCounters {
 
 /// Logs a refused claim at `warn` (rate-limited per claim) or `debug`.
 macro_rules! log_refusal {
-    ($shared:expr, $claim:expr, $($field:tt)*) => {
-        if $shared.peer_counters.refuse($claim) {
+    ($ctx:expr, $claim:expr, $($field:tt)*) => {
+        if $ctx.peer_counters.refuse($claim) {
             tracing::warn!($($field)*);
         } else {
             tracing::debug!($($field)*);
@@ -108,6 +236,11 @@ macro_rules! log_refusal {
     };
 }
 pub(crate) use log_refusal;
+
+/// The span a named background task runs in.
+pub(crate) fn worker(name: &'static str) -> tracing::Span {
+    tracing::info_span!("worker", name)
+}
 
 /// The certificate name a peer's node id is bound to (see [`roster`]).
 pub(crate) fn cert_name(peer: &PeerIdentity) -> String {
@@ -126,8 +259,8 @@ fn received_cursor_key(origin: &str) -> String {
 
 /// Persisted cursors of every peer we ever replicated to, by node id.
 pub(crate) fn load_sent_cursors(
-    store: &vergent_storage::Store,
-) -> Result<std::collections::HashMap<String, u64>, vergent_storage::Error> {
+    store: &Store,
+) -> Result<HashMap<String, u64>, vergent_storage::Error> {
     let prefix = sent_cursor_key("");
     Ok(store
         .scan_meta(&prefix)?
@@ -144,7 +277,7 @@ pub(crate) fn load_sent_cursors(
 /// all (see `vergent_replication::purge`). Woken by acks and appends, and
 /// every few seconds for the age bound; RocksDB work runs on a blocking
 /// thread.
-async fn run_truncation(shared: Arc<Shared>, shutdown: CancellationToken) {
+async fn run_truncation(ctx: Arc<PeerCtx>, shutdown: CancellationToken) {
     // The age bound is searched for at most once a second; in between, the
     // last one found still holds (entries only get older).
     let mut by_age = 0;
@@ -152,14 +285,14 @@ async fn run_truncation(shared: Arc<Shared>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = shared.truncate.notified() => {}
+            () = ctx.truncate.notified() => {}
             () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
         }
         let age_due = aged_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
         if age_due {
             aged_at = Some(std::time::Instant::now());
         }
-        let worker = shared.clone();
+        let worker = ctx.clone();
         let known = by_age;
         match tokio::task::spawn_blocking(move || truncate_once(&worker, known, age_due)).await {
             Ok(Ok(age)) => by_age = by_age.max(age),
@@ -172,17 +305,17 @@ async fn run_truncation(shared: Arc<Shared>, shutdown: CancellationToken) {
 /// One truncation pass; with `search_age`, finds the age bound again, else
 /// uses `known_age`. Returns the age bound used.
 fn truncate_once(
-    shared: &Shared,
+    ctx: &PeerCtx,
     known_age: u64,
     search_age: bool,
 ) -> Result<u64, vergent_storage::Error> {
-    let last = shared.store.last_log_seq();
-    let Some(first) = shared.store.first_log_seq()? else {
+    let last = ctx.store.last_log_seq();
+    let Some(first) = ctx.store.first_log_seq()? else {
         return Ok(0);
     };
     let by_progress = {
-        let progress = shared.lock_progress();
-        let below = truncation::truncate_below(&progress, first, last, shared.max_log_lag);
+        let progress = ctx.lock_progress();
+        let below = truncation::truncate_below(&progress, first, last, ctx.max_log_lag);
         if let Some(below) = below {
             for (peer, cursor) in &progress.cursors {
                 if *cursor + 1 < below && below >= first + TRUNCATE_STEP {
@@ -193,13 +326,13 @@ fn truncate_once(
         below
     };
     let by_age = if search_age {
-        let ship_from = purge::grace(shared).ship_from_ms(shared.clock.physical_ms());
-        shared.store.log_entries_older_than(ship_from)?
+        let ship_from = purge::grace(ctx).ship_from_ms(ctx.clock.physical_ms());
+        ctx.store.log_entries_older_than(ship_from)?
     } else {
         known_age
     };
     if let Some(below) = truncation::combine(first, last, by_progress, by_age, TRUNCATE_STEP) {
-        shared.store.truncate_log(below)?;
+        ctx.store.truncate_log(below)?;
     }
     Ok(by_age)
 }
@@ -213,19 +346,19 @@ fn truncate_once(
 /// minute): gossip is often all it sends, and it must learn that it has to
 /// be wiped.
 fn admit_gossip(
-    shared: &Shared,
+    ctx: &PeerCtx,
     transport: Option<&Transport>,
     peer: &PeerIdentity,
     msg: &vergent_gossip::Message,
 ) -> bool {
     let claim = msg.from.id.as_str();
-    let Err(refusal) = shared
+    let Err(refusal) = ctx
         .roster
-        .contact(&shared.store, claim, None, &cert_name(peer))
+        .contact(&ctx.store, claim, None, &cert_name(peer))
     else {
         return true;
     };
-    if !shared.peer_counters.refuse(claim) {
+    if !ctx.peer_counters.refuse(claim) {
         tracing::debug!(peer = %peer.addr, claimed = %claim, reason = %refusal, "dropping gossip from a refused peer");
         return false;
     }
@@ -267,15 +400,15 @@ pub(crate) enum RecordRefusal {
 /// further ahead of this node's clock than the max offset (one further
 /// ahead would drag the clock along, so it is refused, not adopted).
 fn accept_record(
-    shared: &Shared,
+    ctx: &PeerCtx,
     r: vergent_wire::peer::v1::Record,
 ) -> Result<(Vec<u8>, vergent_storage::Record), RecordRefusal> {
     let (key, record) = convert::record_from_wire(r)?;
-    shared.limits.check_key(&key)?;
+    ctx.limits.check_key(&key)?;
     if let Some(v) = &record.value {
-        shared.limits.check_value(v)?;
+        ctx.limits.check_value(v)?;
     }
-    shared.clock.update(record.version.hlc)?;
+    ctx.clock.update(record.version.hlc)?;
     Ok((key, record))
 }
 
@@ -285,7 +418,7 @@ fn accept_record(
 /// limits differ between the nodes); one refused for its clock is taken by a
 /// later repair session once this node's clock has caught up.
 fn accept_records(
-    shared: &Shared,
+    ctx: &PeerCtx,
     records: Vec<vergent_wire::peer::v1::Record>,
     from: &str,
 ) -> Vec<(Vec<u8>, vergent_storage::Record)> {
@@ -294,7 +427,7 @@ fn accept_records(
     let mut first: Option<(Vec<u8>, RecordRefusal)> = None;
     for r in records {
         let key = r.key.clone();
-        match accept_record(shared, r) {
+        match accept_record(ctx, r) {
             Ok(rec) => out.push(rec),
             Err(e) => {
                 refused += 1;
@@ -303,7 +436,7 @@ fn accept_records(
         }
     }
     if let Some((key, why)) = first {
-        PeerCounters::add(&shared.peer_counters.refused_records, refused);
+        PeerCounters::add(&ctx.peer_counters.refused_records, refused);
         warn!(
             peer = from,
             refused,
@@ -325,13 +458,13 @@ const CLOCK_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
 /// needs waiting or the wait would be too long (a badly skewed peer: its
 /// records are refused alone rather than stall the stream).
 fn clock_catch_up(
-    shared: &Shared,
+    ctx: &PeerCtx,
     records: &[vergent_wire::peer::v1::Record],
 ) -> Option<std::time::Duration> {
-    let limit = shared
+    let limit = ctx
         .clock
         .physical_ms()
-        .saturating_add(shared.clock.max_offset_ms());
+        .saturating_add(ctx.clock.max_offset_ms());
     let ahead = records
         .iter()
         .map(|r| vergent_hlc::Timestamp::from_u64(r.hlc).physical_ms())
@@ -366,8 +499,8 @@ fn decode_cursor(bytes: &[u8]) -> Option<(Option<u64>, u64)> {
 /// The cursor persisted under `key`, void when it was recorded against
 /// another incarnation of the other side's data dir (wiped: its log
 /// restarted at 1, and so must the cursor).
-fn read_cursor(shared: &Shared, key: &str, other_store: u64) -> u64 {
-    match shared
+fn read_cursor(ctx: &PeerCtx, key: &str, other_store: u64) -> u64 {
+    match ctx
         .store
         .get_meta(key)
         .ok()
@@ -390,7 +523,7 @@ fn read_cursor(shared: &Shared, key: &str, other_store: u64) -> u64 {
 /// Starts the peer side of the node: membership (gossip, seeded from
 /// `--peers`), replication to every live member, and inbound replication.
 pub(crate) fn start(
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     transport: Transport,
     mut incoming: mpsc::Receiver<Incoming>,
     seeds: Vec<String>,
@@ -398,25 +531,30 @@ pub(crate) fn start(
     shutdown: CancellationToken,
 ) {
     let (gossip_tx, gossip_rx) = mpsc::channel(1024);
-    tokio::spawn(repair::run_scheduler(
-        shared.clone(),
-        transport.clone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(run_truncation(shared.clone(), shutdown.clone()));
-    tokio::spawn(purge::run_sweeper(
-        shared.clone(),
-        transport.clone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(membership::run(
-        shared.clone(),
-        transport.clone(),
-        gossip_rx,
-        seeds,
-        head,
-        shutdown.clone(),
-    ));
+    // Each background task runs in a span naming it, so its log lines say
+    // which worker did what.
+    tokio::spawn(
+        repair::run_scheduler(ctx.clone(), transport.clone(), shutdown.clone())
+            .instrument(worker("repair-scheduler")),
+    );
+    tokio::spawn(
+        run_truncation(ctx.clone(), shutdown.clone()).instrument(worker("log-truncation")),
+    );
+    tokio::spawn(
+        purge::run_sweeper(ctx.clone(), transport.clone(), shutdown.clone())
+            .instrument(worker("purge-sweeper")),
+    );
+    tokio::spawn(
+        membership::run(
+            ctx.clone(),
+            transport.clone(),
+            gossip_rx,
+            seeds,
+            head,
+            shutdown.clone(),
+        )
+        .instrument(worker("membership")),
+    );
     tokio::spawn(async move {
         loop {
             let item = tokio::select! {
@@ -430,14 +568,18 @@ pub(crate) fn start(
                     writer,
                     reader,
                 }) => {
-                    tokio::spawn(inbound::serve(
-                        shared.clone(),
-                        peer,
-                        writer,
-                        reader,
-                        gossip_tx.clone(),
-                        shutdown.clone(),
-                    ));
+                    let span = tracing::info_span!("peer-stream", peer = %peer.addr);
+                    tokio::spawn(
+                        inbound::serve(
+                            ctx.clone(),
+                            peer,
+                            writer,
+                            reader,
+                            gossip_tx.clone(),
+                            shutdown.clone(),
+                        )
+                        .instrument(span),
+                    );
                 }
                 Some(Incoming::Datagram { peer, bytes }) => {
                     match <vergent_wire::peer::v1::Gossip as prost::Message>::decode(bytes)
@@ -445,7 +587,7 @@ pub(crate) fn start(
                         .and_then(gossip_convert::from_wire)
                     {
                         Ok(msg) => {
-                            if admit_gossip(&shared, Some(&transport), &peer, &msg) {
+                            if admit_gossip(&ctx, Some(&transport), &peer, &msg) {
                                 let _ = gossip_tx.try_send((peer.addr.to_string(), msg));
                             }
                         }

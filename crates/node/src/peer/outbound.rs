@@ -12,9 +12,9 @@ use vergent_transport::{FrameReader, Transport};
 use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
+use super::PeerCtx;
 use super::convert::{decode, encode, entry_to_wire};
 use super::{read_cursor, sent_cursor_key};
-use crate::node::Shared;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -29,7 +29,7 @@ enum End {
 }
 
 pub(super) async fn run(
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     transport: Transport,
     peer: SocketAddr,
     mut head: watch::Receiver<u64>,
@@ -39,7 +39,7 @@ pub(super) async fn run(
     let mut identified = false;
     loop {
         match session(
-            &shared,
+            &ctx,
             &transport,
             peer,
             &mut head,
@@ -86,7 +86,7 @@ fn spawn_ack_reader(mut reader: FrameReader) -> mpsc::Receiver<Result<u64, Strin
 }
 
 async fn session(
-    shared: &Shared,
+    ctx: &PeerCtx,
     transport: &Transport,
     peer: SocketAddr,
     head: &mut watch::Receiver<u64>,
@@ -99,9 +99,9 @@ async fn session(
         Err(e) => return retry(&e),
     };
     let hello = Body::Hello(pb::Hello {
-        node_id: shared.node_id.to_string(),
-        advertise: shared.advertise.to_string(),
-        store_id: shared.store_id,
+        node_id: ctx.identity.node_id.to_string(),
+        advertise: ctx.identity.advertise.to_string(),
+        store_id: ctx.identity.store_id,
     });
     if let Err(e) = writer.send(&encode(hello)).await {
         return retry(&e);
@@ -111,7 +111,7 @@ async fn session(
             Ok(Body::Hello(h)) => (h.node_id, h.store_id),
             Ok(Body::Refused(r)) => {
                 if r.fenced {
-                    shared.fence(&r.reason);
+                    ctx.fence(&r.reason);
                 }
                 warn!(%peer, reason = %r.reason, "peer refused replication from this node");
                 return End::Retry(format!("refused: {}", r.reason));
@@ -125,10 +125,10 @@ async fn session(
     };
     let first_hello = !*identified;
     *identified = true;
-    if peer_id == shared.node_id.as_str() {
+    if peer_id == ctx.identity.node_id.as_str() {
         info!(%peer, "peer address is this node itself; not replicating to it");
         if first_hello {
-            let mut progress = shared.lock_progress();
+            let mut progress = ctx.lock_progress();
             progress.unidentified = progress.unidentified.saturating_sub(1);
         }
         return End::Stop;
@@ -139,18 +139,18 @@ async fn session(
         .peer_identity(peer)
         .map(|p| super::cert_name(&p))
         .unwrap_or_default();
-    if let Err(why) = shared
+    if let Err(why) = ctx
         .roster
-        .contact(&shared.store, &peer_id, Some(peer_store), &cert)
+        .contact(&ctx.store, &peer_id, Some(peer_store), &cert)
     {
-        super::log_refusal!(shared, &peer_id, %peer, claimed = %peer_id, reason = %why, "not replicating to a refused peer");
+        super::log_refusal!(ctx, &peer_id, %peer, claimed = %peer_id, reason = %why, "not replicating to a refused peer");
         let _ = writer.finish();
         return End::Retry(why.to_string());
     }
     let cursor_key = sent_cursor_key(&peer_id);
-    let cursor = read_cursor(shared, &cursor_key, peer_store);
+    let cursor = read_cursor(ctx, &cursor_key, peer_store);
     {
-        let mut progress = shared.lock_progress();
+        let mut progress = ctx.lock_progress();
         if first_hello {
             progress.unidentified = progress.unidentified.saturating_sub(1);
         }
@@ -159,7 +159,7 @@ async fn session(
     let mut sender: Sender<vergent_storage::LogEntry> = Sender::new(
         SenderConfig::default(),
         cursor,
-        shared.store.durable_log_seq(),
+        ctx.store.durable_log_seq(),
         Instant::now(),
     );
     info!(%peer, peer_id = %peer_id, cursor, "replicating to peer");
@@ -173,7 +173,7 @@ async fn session(
                     max_bytes,
                 } => {
                     // Off the async workers: a slow disk must not stall gossip.
-                    let store = shared.store.clone();
+                    let store = ctx.store.clone();
                     let read = tokio::task::spawn_blocking(move || {
                         store.read_log(after, max_entries, max_bytes)
                     })
@@ -185,7 +185,7 @@ async fn session(
                     };
                     if entries.first().is_some_and(|e| e.seq > after + 1) {
                         warn!(peer_id = %peer_id, cursor = after, "peer is behind the truncated log; skipping the gap, anti-entropy repair fills it");
-                        shared.repair.trigger.notify_one();
+                        ctx.repair.trigger.notify_one();
                     }
                     sender.handle_log(
                         Instant::now(),
@@ -204,7 +204,7 @@ async fn session(
                     }
                 }
                 Output::PersistCursor { cursor } => {
-                    let store = shared.store.clone();
+                    let store = ctx.store.clone();
                     let key = cursor_key.clone();
                     // Not synced: a cursor lost on power loss only means
                     // entries are sent again (applies are idempotent).
@@ -217,11 +217,8 @@ async fn session(
                         Ok(Err(e)) => return retry(&e),
                         Err(e) => return retry(&e),
                     }
-                    shared
-                        .lock_progress()
-                        .cursors
-                        .insert(peer_id.clone(), cursor);
-                    shared.truncate.notify_one();
+                    ctx.lock_progress().cursors.insert(peer_id.clone(), cursor);
+                    ctx.truncate.notify_one();
                 }
             }
         }

@@ -21,10 +21,10 @@ use vergent_types::{NodeId, Version};
 use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
+use super::PeerCtx;
 use super::PeerError;
 use super::convert::{decode, encode};
 use crate::clock::wall_ms;
-use crate::node::Shared;
 
 /// Candidates checked with one message.
 const PAGE: usize = 1000;
@@ -81,23 +81,23 @@ impl PurgeState {
 }
 
 /// The node's grace period and clock bound, as the purge rule needs them.
-pub(crate) fn grace(shared: &Shared) -> Grace {
+pub(crate) fn grace(ctx: &PeerCtx) -> Grace {
     Grace {
-        grace_ms: shared.repair.settings.tombstone_grace.as_millis() as u64,
-        max_offset_ms: shared.clock.max_offset_ms(),
+        grace_ms: ctx.repair.settings.tombstone_grace.as_millis() as u64,
+        max_offset_ms: ctx.clock.max_offset_ms(),
     }
 }
 
 /// Sweeps every quarter of the grace period (0.5 s to 60 s).
 pub(super) async fn run_sweeper(
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     transport: Transport,
     shutdown: CancellationToken,
 ) {
-    let every = (shared.repair.settings.tombstone_grace / 4)
+    let every = (ctx.repair.settings.tombstone_grace / 4)
         .clamp(Duration::from_millis(500), Duration::from_secs(60));
     let mut gate = PurgeGate::new(GATE_CAPACITY);
-    let expiry_ms = shared.repair.settings.member_expiry.as_millis() as u64;
+    let expiry_ms = ctx.repair.settings.member_expiry.as_millis() as u64;
     let mut last = std::time::Instant::now();
     loop {
         tokio::select! {
@@ -106,20 +106,20 @@ pub(super) async fn run_sweeper(
         }
         // A fenced node is out of the cluster until wiped: its view of who
         // is gone, and its tombstones, no longer matter.
-        if shared.fenced.borrow().is_some() {
+        if ctx.availability.fenced().is_some() {
             continue;
         }
         if expiry_ms > 0 {
             // Only this node's own running time counts against a member.
             let elapsed = last.elapsed().as_millis() as u64;
             last = std::time::Instant::now();
-            let alive = shared
+            let alive = ctx
                 .members_view()
                 .into_iter()
                 .filter(|m| m.state == State::Alive)
                 .map(|m| m.id)
                 .collect();
-            let worker = shared.clone();
+            let worker = ctx.clone();
             // Persisting the fence syncs: off the async workers.
             let _ = tokio::task::spawn_blocking(move || {
                 worker
@@ -128,10 +128,10 @@ pub(super) async fn run_sweeper(
             })
             .await;
         }
-        match sweep(&shared, &transport, &mut gate).await {
+        match sweep(&ctx, &transport, &mut gate).await {
             Ok(0) => {}
             Ok(n) => {
-                shared.purge.purged.fetch_add(n, Ordering::Relaxed);
+                ctx.purge.purged.fetch_add(n, Ordering::Relaxed);
                 info!(purged = n, "purged tombstones every member confirmed");
             }
             Err(e) => warn!(error = %e, "tombstone purge sweep failed"),
@@ -141,13 +141,13 @@ pub(super) async fn run_sweeper(
 
 /// One sweep; returns how many records were purged.
 async fn sweep(
-    shared: &Arc<Shared>,
+    ctx: &Arc<PeerCtx>,
     transport: &Transport,
     gate: &mut PurgeGate,
 ) -> Result<u64, PeerError> {
-    let grace = grace(shared);
-    let roster = shared.roster.ids();
-    let view = shared.members_view();
+    let grace = grace(ctx);
+    let roster = ctx.roster.ids();
+    let view = ctx.members_view();
     let mut targets = BTreeMap::new();
     let mut unreachable = Vec::new();
     for id in &roster {
@@ -165,8 +165,8 @@ async fn sweep(
     let mut purged = 0;
     let mut after: Option<Vec<u8>> = None;
     loop {
-        let now = shared.clock.physical_ms();
-        let store = shared.store.clone();
+        let now = ctx.clock.physical_ms();
+        let store = ctx.store.clone();
         let from = after.clone();
         let page = tokio::task::spawn_blocking(move || {
             store.scan(b"", from.as_deref(), PAGE, |r: &Record| {
@@ -184,7 +184,7 @@ async fn sweep(
             break;
         }
         if !unreachable.is_empty() {
-            shared.purge.hold(
+            ctx.purge.hold(
                 format!("waiting for {} (not reachable)", unreachable.join(", ")),
                 grace.grace_ms,
             );
@@ -202,12 +202,7 @@ async fn sweep(
             .collect();
         let checks = targets.iter().map(|(id, addr)| {
             let entries = entries.clone();
-            async move {
-                (
-                    id.clone(),
-                    check(shared, transport, *addr, id, entries).await,
-                )
-            }
+            async move { (id.clone(), check(ctx, transport, *addr, id, entries).await) }
         });
         let mut replies = BTreeMap::new();
         let mut failed = Vec::new();
@@ -226,9 +221,14 @@ async fn sweep(
             .iter()
             .map(|(k, r)| (k.clone(), r.version.clone()))
             .collect();
-        match gate.page(shared.node_id.as_str(), &candidates, &roster, &replies) {
+        match gate.page(
+            ctx.identity.node_id.as_str(),
+            &candidates,
+            &roster,
+            &replies,
+        ) {
             Ok(indices) => {
-                let store = shared.store.clone();
+                let store = ctx.store.clone();
                 let doomed: Vec<(Vec<u8>, Version)> =
                     indices.into_iter().map(|i| candidates[i].clone()).collect();
                 purged += tokio::task::spawn_blocking(move || {
@@ -248,7 +248,7 @@ async fn sweep(
                 unknown,
             }) => {
                 for id in &unknown {
-                    shared.roster.learn(&shared.store, id, None, None, false);
+                    ctx.roster.learn(&ctx.store, id, None, None, false);
                 }
                 let why = if unknown.is_empty() {
                     format!("waiting for {}", failed.join(", "))
@@ -263,7 +263,7 @@ async fn sweep(
                         }
                     )
                 };
-                shared.purge.hold(why, grace.grace_ms);
+                ctx.purge.hold(why, grace.grace_ms);
                 gate.abort_sweep();
                 return Ok(purged);
             }
@@ -274,13 +274,13 @@ async fn sweep(
         after = page.last().map(|(k, _)| k.clone());
     }
     gate.end_sweep();
-    shared.purge.release();
+    ctx.purge.release();
     Ok(purged)
 }
 
 /// Asks `id` at `addr` about one page of candidates.
 async fn check(
-    shared: &Shared,
+    ctx: &PeerCtx,
     transport: &Transport,
     addr: SocketAddr,
     id: &str,
@@ -289,8 +289,8 @@ async fn check(
     let expected = entries.len();
     let (mut writer, mut reader) = transport.open_stream(addr).await?;
     let body = Body::PurgeCheck(pb::PurgeCheck {
-        node_id: shared.node_id.to_string(),
-        store_id: shared.store_id,
+        node_id: ctx.identity.node_id.to_string(),
+        store_id: ctx.identity.store_id,
         entries,
     });
     writer.send(&encode(body)).await?;
@@ -302,7 +302,7 @@ async fn check(
         Body::PurgeCheckReply(r) => r,
         Body::Refused(r) => {
             if r.fenced {
-                shared.fence(&r.reason);
+                ctx.fence(&r.reason);
             }
             return Err(PeerError::Refused(r.reason));
         }
@@ -322,9 +322,8 @@ async fn check(
         .peer_identity(addr)
         .map(|p| super::cert_name(&p))
         .unwrap_or_default();
-    shared
-        .roster
-        .contact(&shared.store, id, Some(reply.store_id), &cert)
+    ctx.roster
+        .contact(&ctx.store, id, Some(reply.store_id), &cert)
         .map_err(|e| PeerError::Refused(e.to_string()))?;
     if reply.held.len() != expected {
         return Err(PeerError::Protocol(format!(
@@ -342,7 +341,7 @@ async fn check(
 /// version, a newer one or nothing of the key, applying a tombstone it
 /// holds older first; replies once that is durable.
 pub(super) async fn serve_check(
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     peer: PeerIdentity,
     check: pb::PurgeCheck,
     mut writer: FrameWriter,
@@ -350,11 +349,10 @@ pub(super) async fn serve_check(
 ) -> Result<(), PeerError> {
     let cert = super::cert_name(&peer);
     if let Err(refusal) =
-        shared
-            .roster
-            .contact(&shared.store, &check.node_id, Some(check.store_id), &cert)
+        ctx.roster
+            .contact(&ctx.store, &check.node_id, Some(check.store_id), &cert)
     {
-        super::log_refusal!(shared, &check.node_id, peer = %peer.addr, claimed = %check.node_id, reason = %refusal, "refused a purge check");
+        super::log_refusal!(ctx, &check.node_id, peer = %peer.addr, claimed = %check.node_id, reason = %refusal, "refused a purge check");
         let _ = writer
             .send(&encode(Body::Refused(pb::Refused {
                 reason: refusal.to_string(),
@@ -373,7 +371,7 @@ pub(super) async fn serve_check(
             e.tombstone,
         ));
     }
-    let store = shared.store.clone();
+    let store = ctx.store.clone();
     let held = tokio::task::spawn_blocking(move || {
         let mut held = Vec::with_capacity(entries.len());
         let mut apply = Vec::new();
@@ -397,16 +395,16 @@ pub(super) async fn serve_check(
     .await
     .map_err(|e| PeerError::Task(e.to_string()))??;
     let reply = Body::PurgeCheckReply(pb::PurgeCheckReply {
-        store_id: shared.store_id,
+        store_id: ctx.identity.store_id,
         held,
-        roster: shared
+        roster: ctx
             .roster
             .ids()
             .into_iter()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
-        node_id: shared.node_id.to_string(),
+        node_id: ctx.identity.node_id.to_string(),
     });
     writer.send(&encode(reply)).await?;
     let _ = writer.finish();

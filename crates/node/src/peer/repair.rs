@@ -10,31 +10,32 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use vergent_gossip::State;
 use vergent_hlc::Timestamp;
 use vergent_replication::repair::{
-    Initiator, InitiatorOutput, RepairConfig, RepairRecord, RepairStats, ReplyBuilder, ToInitiator,
-    ToResponder, reconcile, respond_compare,
+    Initiator, InitiatorOutput, PeerCandidate, RepairConfig, RepairRecord, RepairStats, Responder,
+    ResponderOutput, ToInitiator, ToResponder, next_peer,
 };
 use vergent_storage::Record;
 use vergent_transport::{FrameReader, FrameWriter, Transport};
-use vergent_types::digest::{LEAVES, LeafEntry, Tree, leaf_of};
+use vergent_types::digest::{LeafEntry, Tree};
 use vergent_types::{NodeId, Version};
 use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
-use super::accept_records;
+use super::PeerCtx;
 use super::convert::{decode, encode, record_to_wire};
+use super::{PeerError, accept_records};
 use crate::clock::wall_ms;
-use crate::node::Shared;
+use crate::status::PeerRepair;
 
 /// How long one reply may take before the session is abandoned.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -72,35 +73,14 @@ impl Default for RepairSettings {
     }
 }
 
-/// Repair history with one peer, both directions.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct PeerRepair {
-    pub(crate) last_repair_ms: u64,
-    /// Last session attempt, completed or not: the scheduler rotates on it
-    /// so one failing peer does not starve the others.
-    pub(crate) last_attempt_ms: u64,
-    pub(crate) sessions: u64,
-    pub(crate) differing_buckets: u64,
-    pub(crate) keys_received: u64,
-    pub(crate) keys_sent: u64,
-    pub(crate) bytes: u64,
-    pub(crate) last_error: String,
-}
-
 /// Anti-entropy state shared by the scheduler, the responder and `status`.
 #[derive(Debug)]
 pub(crate) struct RepairState {
     pub(crate) settings: RepairSettings,
     peers: Mutex<HashMap<String, PeerRepair>>,
-    /// True until a node that started empty completes a session with a
-    /// serving peer (or the cluster is found to be forming).
-    pub(crate) bootstrapping: watch::Sender<bool>,
     /// Peers that answered a completed session while bootstrapping
     /// themselves, for the forming-cluster rule.
     bootstrapping_peers: Mutex<BTreeSet<String>>,
-    /// Bootstrap progress: differing buckets of the current session, and
-    /// how many of them are settled.
-    pub(crate) progress: (AtomicU64, AtomicU64),
     /// A session with a serving peer completed (bootstrap may end).
     serving_peer_synced: std::sync::atomic::AtomicBool,
     inbound: Arc<Semaphore>,
@@ -111,14 +91,12 @@ pub(crate) struct RepairState {
 }
 
 impl RepairState {
-    pub(crate) fn new(settings: RepairSettings, bootstrapping: bool) -> Self {
+    pub(crate) fn new(settings: RepairSettings) -> Self {
         Self {
             inbound: Arc::new(Semaphore::new(settings.max_inbound_sessions.max(1))),
             settings,
             peers: Mutex::new(HashMap::new()),
-            bootstrapping: watch::Sender::new(bootstrapping),
             bootstrapping_peers: Mutex::new(BTreeSet::new()),
-            progress: (AtomicU64::new(0), AtomicU64::new(0)),
             serving_peer_synced: std::sync::atomic::AtomicBool::new(false),
             trigger: Notify::new(),
             outbound: Mutex::new(None),
@@ -138,17 +116,6 @@ impl RepairState {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
-    }
-
-    /// Whether reads are refused, and how far bootstrap is ("N of M
-    /// differing buckets repaired").
-    pub(crate) fn bootstrap_progress(&self) -> Option<(u64, u64)> {
-        (*self.bootstrapping.borrow()).then(|| {
-            (
-                self.progress.1.load(Ordering::Relaxed),
-                self.progress.0.load(Ordering::Relaxed),
-            )
-        })
     }
 
     fn record(&self, peer: &str, outcome: Result<&RepairStats, &str>) {
@@ -187,43 +154,43 @@ fn to_wire(key: &[u8], rec: &Rec) -> pb::Record {
     record_to_wire(0, key, &rec.0)
 }
 
-async fn apply(shared: &Arc<Shared>, records: Vec<(Vec<u8>, Record)>) -> Result<(), String> {
+async fn apply(ctx: &Arc<PeerCtx>, records: Vec<(Vec<u8>, Record)>) -> Result<(), PeerError> {
     if records.is_empty() {
         return Ok(());
     }
-    let store = shared.store.clone();
+    let store = ctx.store.clone();
     tokio::task::spawn_blocking(move || store.apply_batch(records))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| PeerError::Task(e.to_string()))??;
     Ok(())
 }
 
 /// The records a peer sent that pass this node's checks; each refused one
 /// is skipped alone (counted and logged), never the whole session.
-fn accepted(shared: &Shared, records: Vec<pb::Record>, from: &str) -> Vec<(Vec<u8>, Rec)> {
-    accept_records(shared, records, from)
+fn accepted(ctx: &PeerCtx, records: Vec<pb::Record>, from: &str) -> Vec<(Vec<u8>, Rec)> {
+    accept_records(ctx, records, from)
         .into_iter()
         .map(|(k, r)| (k, Rec(r)))
         .collect()
 }
 
 async fn leaf_versions(
-    shared: &Arc<Shared>,
+    ctx: &Arc<PeerCtx>,
     leaves: Vec<u16>,
-) -> Result<Vec<Vec<LeafEntry>>, String> {
-    let store = shared.store.clone();
-    tokio::task::spawn_blocking(move || store.leaf_versions(&leaves))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+) -> Result<Vec<Vec<LeafEntry>>, PeerError> {
+    let store = ctx.store.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || store.leaf_versions(&leaves))
+            .await
+            .map_err(|e| PeerError::Task(e.to_string()))??,
+    )
 }
 
 async fn read_records(
-    shared: &Arc<Shared>,
+    ctx: &Arc<PeerCtx>,
     keys: Vec<Vec<u8>>,
-) -> Result<Vec<(Vec<u8>, Rec)>, String> {
-    let store = shared.store.clone();
+) -> Result<Vec<(Vec<u8>, Rec)>, PeerError> {
+    let store = ctx.store.clone();
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -234,8 +201,8 @@ async fn read_records(
         Ok::<_, vergent_storage::Error>(out)
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
+    .map_err(|e| PeerError::Task(e.to_string()))?
+    .map_err(PeerError::from)
 }
 
 /// Keeps a session under the byte rate: sleeps once it is ahead of it.
@@ -300,15 +267,15 @@ fn message_to_wire(msg: ToResponder<Rec>) -> Body {
 }
 
 /// Receives one frame, adding its size to `bytes`.
-async fn recv(reader: &mut FrameReader, bytes: &mut u64) -> Result<Body, String> {
+async fn recv(reader: &mut FrameReader, bytes: &mut u64) -> Result<Body, PeerError> {
     match tokio::time::timeout(REPLY_TIMEOUT, reader.recv()).await {
         Ok(Ok(Some(frame))) => {
             *bytes += frame.len() as u64;
-            decode(&frame).map_err(|e| e.to_string())
+            Ok(decode(&frame)?)
         }
-        Ok(Ok(None)) => Err("peer closed the repair stream".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("peer did not answer in time".into()),
+        Ok(Ok(None)) => Err(PeerError::Closed("the repair stream")),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(PeerError::Timeout("repair message")),
     }
 }
 
@@ -321,78 +288,74 @@ struct Outcome {
 
 /// Runs one session against `addr` as the initiator.
 async fn initiate(
-    shared: &Arc<Shared>,
+    ctx: &Arc<PeerCtx>,
     transport: &Transport,
     addr: SocketAddr,
-) -> Result<Outcome, String> {
-    let (mut writer, mut reader) = transport
-        .open_stream(addr)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<Outcome, PeerError> {
+    let (mut writer, mut reader) = transport.open_stream(addr).await?;
     let open = Body::RepairOpen(pb::RepairOpen {
-        node_id: shared.node_id.to_string(),
-        store_id: shared.store_id,
+        node_id: ctx.identity.node_id.to_string(),
+        store_id: ctx.identity.store_id,
     });
-    writer
-        .send(&encode(open))
-        .await
-        .map_err(|e| e.to_string())?;
-    let tree = Tree::from_leaves(shared.store.digest());
+    writer.send(&encode(open)).await?;
+    let tree = Tree::from_leaves(ctx.store.digest());
     let mut core: Initiator<Rec> = Initiator::new(RepairConfig::default(), tree);
-    let mut pacer = Pacer::new(shared.repair.settings.max_bytes_per_sec);
+    let mut pacer = Pacer::new(ctx.repair.settings.max_bytes_per_sec);
     // Bytes on the wire, both ways (the core's own count is an estimate).
     let mut wire = 0u64;
     let mut peer_bootstrapping = false;
-    let bootstrapping = *shared.repair.bootstrapping.borrow();
+    let bootstrapping = ctx.availability.bootstrapping();
     while let Some(out) = core.poll_output() {
         match out {
             InitiatorOutput::Send(msg) => {
                 let bytes = encode(message_to_wire(msg));
                 wire += bytes.len() as u64;
                 pacer.pace(bytes.len()).await;
-                writer.send(&bytes).await.map_err(|e| e.to_string())?;
+                writer.send(&bytes).await?;
                 let reply = match recv(&mut reader, &mut wire).await? {
                     Body::RepairDiffer(d) => {
                         peer_bootstrapping |= d.bootstrapping;
                         ToInitiator::Differ {
-                            level: u8::try_from(d.level).map_err(|_| "bad level".to_string())?,
+                            level: u8::try_from(d.level).map_err(|_| {
+                                PeerError::Protocol(format!("no level {}", d.level))
+                            })?,
                             nodes: d.nodes,
                         }
                     }
                     Body::RepairReply(r) => ToInitiator::LeafReply {
                         handled: r.handled,
-                        records: accepted(shared, r.records, &addr.to_string()),
+                        records: accepted(ctx, r.records, &addr.to_string()),
                         want: r.want,
                     },
-                    Body::RepairBusy(_) => return Err("peer is busy with other repairs".into()),
+                    Body::RepairBusy(_) => return Err(PeerError::Busy),
                     Body::Refused(r) => {
                         if r.fenced {
-                            shared.fence(&r.reason);
+                            ctx.fence(&r.reason);
                         }
-                        return Err(format!("refused: {}", r.reason));
+                        return Err(PeerError::Refused(r.reason));
                     }
-                    _ => return Err("unexpected frame in a repair session".into()),
+                    _ => {
+                        return Err(PeerError::Protocol(
+                            "unexpected frame in a repair session".into(),
+                        ));
+                    }
                 };
-                core.handle_message(reply).map_err(|e| e.to_string())?;
+                core.handle_message(reply)?;
                 if bootstrapping {
                     let (total, left) = core.progress();
-                    shared.repair.progress.0.store(total, Ordering::Relaxed);
-                    shared
-                        .repair
-                        .progress
-                        .1
-                        .store(total.saturating_sub(left), Ordering::Relaxed);
+                    ctx.availability
+                        .set_bootstrap_progress(total.saturating_sub(left), total);
                 }
             }
             InitiatorOutput::ReadLeaves(leaves) => {
-                let lists = leaf_versions(shared, leaves).await?;
+                let lists = leaf_versions(ctx, leaves).await?;
                 core.handle_leaf_versions(lists);
             }
             InitiatorOutput::Apply(records) => {
-                apply(shared, records.into_iter().map(|(k, r)| (k, r.0)).collect()).await?;
+                apply(ctx, records.into_iter().map(|(k, r)| (k, r.0)).collect()).await?;
             }
             InitiatorOutput::ReadRecords(keys) => {
-                let records = read_records(shared, keys).await?;
+                let records = read_records(ctx, keys).await?;
                 core.handle_records(records);
             }
             InitiatorOutput::Done(mut stats) => {
@@ -405,30 +368,30 @@ async fn initiate(
             }
         }
     }
-    Err("repair session stalled".into())
+    Err(PeerError::Protocol("the repair session stalled".into()))
 }
 
 /// Answers one repair session opened by `peer_id`.
 pub(super) async fn serve(
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     peer_id: String,
     mut writer: FrameWriter,
     mut reader: FrameReader,
 ) {
     // Two nodes that start sessions against each other at once (both saw
     // the other join) would do the work twice: the smaller id's session wins.
-    let crossing = shared
+    let crossing = ctx
         .repair
         .outbound
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .as_deref()
         == Some(peer_id.as_str())
-        && shared.node_id.as_str() < peer_id.as_str();
+        && ctx.identity.node_id.as_str() < peer_id.as_str();
     let permit = if crossing {
         None
     } else {
-        shared.repair.inbound.clone().try_acquire_owned().ok()
+        ctx.repair.inbound.clone().try_acquire_owned().ok()
     };
     let Some(_permit) = permit else {
         debug!(peer_id = %peer_id, crossing, "refusing a repair session: busy");
@@ -438,111 +401,121 @@ pub(super) async fn serve(
         let _ = writer.finish();
         return;
     };
-    match respond(&shared, &peer_id, &mut writer, &mut reader).await {
+    match respond(&ctx, &peer_id, &mut writer, &mut reader).await {
         Ok(stats) => {
             log_session(&peer_id, "answered", &stats);
-            shared.repair.record(&peer_id, Ok(&stats));
+            ctx.repair.record(&peer_id, Ok(&stats));
         }
         Err(e) => {
             debug!(peer_id = %peer_id, error = %e, "repair session from peer ended early");
-            shared.repair.record(&peer_id, Err(&e));
+            ctx.repair.record(&peer_id, Err(&e.to_string()));
         }
     }
 }
 
 async fn respond(
-    shared: &Arc<Shared>,
+    ctx: &Arc<PeerCtx>,
     peer_id: &str,
     writer: &mut FrameWriter,
     reader: &mut FrameReader,
-) -> Result<RepairStats, String> {
-    let tree = Tree::from_leaves(shared.store.digest());
-    let horizon = tombstone_horizon(shared);
-    let mut stats = RepairStats::default();
-    let mut pacer = Pacer::new(shared.repair.settings.max_bytes_per_sec);
+) -> Result<RepairStats, PeerError> {
+    let tree = Tree::from_leaves(ctx.store.digest());
+    let mut core: Responder<Rec> =
+        Responder::new(RepairConfig::default(), tree, tombstone_horizon(ctx));
+    let mut pacer = Pacer::new(ctx.repair.settings.max_bytes_per_sec);
+    // Bytes on the wire, both ways (the core's own count is an estimate).
+    let mut wire = 0u64;
     loop {
-        let body = recv(reader, &mut stats.bytes).await?;
-        let reply = match body {
-            Body::RepairCompare(c) => {
-                let level = u8::try_from(c.level).map_err(|_| "bad level".to_string())?;
-                stats.hashes_compared += c.hashes.len() as u64;
-                let nodes = respond_compare(&tree, level, &c.parents, &c.hashes)
-                    .map_err(|e| e.to_string())?;
-                if usize::from(level) == usize::from(vergent_types::digest::DEPTH) {
-                    stats.differing_leaves = nodes.len() as u64;
-                }
-                Body::RepairDiffer(pb::RepairDiffer {
-                    level: c.level,
-                    nodes,
-                    bootstrapping: *shared.repair.bootstrapping.borrow(),
-                })
+        let msg = match recv(reader, &mut wire).await? {
+            Body::RepairCompare(c) => ToResponder::Compare {
+                level: u8::try_from(c.level)
+                    .map_err(|_| PeerError::Protocol(format!("no level {}", c.level)))?,
+                parents: c.parents,
+                hashes: c.hashes,
+            },
+            Body::RepairLeaves(l) => ToResponder::Leaves {
+                push: accepted(ctx, l.push, peer_id),
+                leaves: leaves_from_wire(l.leaves)?,
+                more: l.more,
+            },
+            _ => {
+                return Err(PeerError::Protocol(
+                    "unexpected frame in a repair session".into(),
+                ));
             }
-            Body::RepairLeaves(l) => {
-                let last = l.leaves.is_empty() && !l.more;
-                let push = accept_records(shared, l.push, peer_id);
-                stats.records_received += push.len() as u64;
-                apply(shared, push).await?;
-                let mut ids = Vec::with_capacity(l.leaves.len());
-                let mut theirs = Vec::with_capacity(l.leaves.len());
-                for leaf in l.leaves {
-                    let id = u16::try_from(leaf.leaf)
-                        .ok()
-                        .filter(|&id| usize::from(id) < LEAVES)
-                        .ok_or_else(|| format!("no leaf {}", leaf.leaf))?;
-                    let mut entries = Vec::with_capacity(leaf.entries.len());
-                    for e in leaf.entries {
-                        if leaf_of(&e.key) != id {
-                            return Err(format!("key listed under leaf {id}, not its own"));
-                        }
-                        let origin = NodeId::new(e.origin).map_err(|e| e.to_string())?;
-                        entries.push(LeafEntry {
-                            key: e.key,
-                            version: Version::new(Timestamp::from_u64(e.hlc), origin),
-                            tombstone: e.tombstone,
-                        });
-                    }
-                    ids.push(id);
-                    theirs.push(entries);
+        };
+        core.handle_message(msg)?;
+        while let Some(out) = core.poll_output() {
+            match out {
+                ResponderOutput::Send(reply) => {
+                    let bytes = encode(reply_to_wire(reply, ctx.availability.bootstrapping()));
+                    wire += bytes.len() as u64;
+                    pacer.pace(bytes.len()).await;
+                    writer.send(&bytes).await?;
                 }
-                let mine = leaf_versions(shared, ids).await?;
-                let mut reply = ReplyBuilder::new(RepairConfig::default().reply_budget_bytes);
-                for (mine, theirs) in mine.iter().zip(&theirs) {
-                    if !reply.has_room() {
-                        break;
-                    }
-                    let plan = reconcile(mine, theirs, horizon);
-                    let records = read_records(shared, plan.send).await?;
-                    reply.add_leaf(records, plan.want);
+                ResponderOutput::Apply(records) => {
+                    apply(ctx, records.into_iter().map(|(k, r)| (k, r.0)).collect()).await?;
                 }
-                let ToInitiator::LeafReply {
-                    handled,
-                    records,
-                    want,
-                } = reply.finish()
-                else {
-                    return Err("the reply builder made something else than a leaf reply".into());
-                };
-                stats.records_sent += records.len() as u64;
-                let body = Body::RepairReply(pb::RepairReply {
-                    handled,
-                    records: records.iter().map(|(k, r)| to_wire(k, r)).collect(),
-                    want,
-                });
-                if last {
-                    let bytes = encode(body);
-                    stats.bytes += bytes.len() as u64;
-                    writer.send(&bytes).await.map_err(|e| e.to_string())?;
+                ResponderOutput::ReadLeaves(leaves) => {
+                    let lists = leaf_versions(ctx, leaves).await?;
+                    core.handle_leaf_versions(lists);
+                }
+                ResponderOutput::ReadRecords(keys) => {
+                    let records = read_records(ctx, keys).await?;
+                    core.handle_records(records);
+                }
+                ResponderOutput::Done(mut stats) => {
                     let _ = writer.finish();
+                    stats.bytes = wire;
                     return Ok(stats);
                 }
-                body
             }
-            _ => return Err("unexpected frame in a repair session".into()),
-        };
-        let bytes = encode(reply);
-        stats.bytes += bytes.len() as u64;
-        pacer.pace(bytes.len()).await;
-        writer.send(&bytes).await.map_err(|e| e.to_string())?;
+        }
+    }
+}
+
+/// The initiator's leaf lists, as the core takes them (the core checks
+/// that each leaf exists and holds only its own keys).
+fn leaves_from_wire(leaves: Vec<pb::RepairLeaf>) -> Result<Vec<(u16, Vec<LeafEntry>)>, PeerError> {
+    leaves
+        .into_iter()
+        .map(|leaf| {
+            let id = u16::try_from(leaf.leaf)
+                .map_err(|_| PeerError::Protocol(format!("no leaf {}", leaf.leaf)))?;
+            let entries = leaf
+                .entries
+                .into_iter()
+                .map(|e| {
+                    let origin =
+                        NodeId::new(e.origin).map_err(|e| PeerError::Protocol(e.to_string()))?;
+                    Ok(LeafEntry {
+                        key: e.key,
+                        version: Version::new(Timestamp::from_u64(e.hlc), origin),
+                        tombstone: e.tombstone,
+                    })
+                })
+                .collect::<Result<_, PeerError>>()?;
+            Ok((id, entries))
+        })
+        .collect()
+}
+
+fn reply_to_wire(msg: ToInitiator<Rec>, bootstrapping: bool) -> Body {
+    match msg {
+        ToInitiator::Differ { level, nodes } => Body::RepairDiffer(pb::RepairDiffer {
+            level: u32::from(level),
+            nodes,
+            bootstrapping,
+        }),
+        ToInitiator::LeafReply {
+            handled,
+            records,
+            want,
+        } => Body::RepairReply(pb::RepairReply {
+            handled,
+            records: records.iter().map(|(k, r)| to_wire(k, r)).collect(),
+            want,
+        }),
     }
 }
 
@@ -568,44 +541,49 @@ fn log_session(peer_id: &str, how: &str, s: &RepairStats) {
 }
 
 /// Tombstones older than this are not handed to a side that lacks the key.
-fn tombstone_horizon(shared: &Shared) -> Timestamp {
-    let grace = shared.repair.settings.tombstone_grace.as_millis() as u64;
-    Timestamp::new(shared.clock.physical_ms().saturating_sub(grace), 0)
+fn tombstone_horizon(ctx: &PeerCtx) -> Timestamp {
+    let grace = ctx.repair.settings.tombstone_grace.as_millis() as u64;
+    Timestamp::new(ctx.clock.physical_ms().saturating_sub(grace), 0)
 }
 
-/// The live member to repair with next: the one tried longest ago.
-fn pick_peer(shared: &Shared) -> Option<(String, String)> {
-    let members = shared.members_view();
-    let history = shared.repair.lock();
+/// The member to repair with next, by [`next_peer`]: id and address.
+fn pick_peer(ctx: &PeerCtx) -> Option<(String, String)> {
+    let members = ctx.members_view();
+    let history = ctx.repair.lock();
+    let candidates = members.iter().map(|m| PeerCandidate {
+        id: &m.id,
+        alive: m.state == State::Alive,
+        last_attempt_ms: history.get(&m.id).map_or(0, |p| p.last_attempt_ms),
+    });
+    let id = next_peer(ctx.identity.node_id.as_str(), candidates)?;
     members
-        .into_iter()
-        .filter(|m| m.id != shared.node_id.as_str() && m.state == State::Alive)
-        .min_by_key(|m| history.get(&m.id).map_or(0, |p| p.last_attempt_ms))
-        .map(|m| (m.id, m.addr))
+        .iter()
+        .find(|m| m.id == id)
+        .map(|m| (m.id.clone(), m.addr.clone()))
 }
 
 /// Starts repair sessions: at start, when a member joins or returns, and
 /// every interval (with jitter); ends bootstrap by the rule in the module
 /// docs.
 pub(super) async fn run_scheduler(
-    shared: Arc<Shared>,
+    ctx: Arc<PeerCtx>,
     transport: Transport,
     shutdown: CancellationToken,
 ) {
-    let settings = shared.repair.settings.clone();
+    let settings = ctx.repair.settings.clone();
     loop {
         let mut repaired = false;
-        if let Some((peer_id, addr)) = pick_peer(&shared) {
-            repaired = session_with(&shared, &transport, &peer_id, &addr, &shutdown).await;
+        if let Some((peer_id, addr)) = pick_peer(&ctx) {
+            repaired = session_with(&ctx, &transport, &peer_id, &addr, &shutdown).await;
         }
-        let bootstrapping = *shared.repair.bootstrapping.borrow();
-        if bootstrapping && bootstrap_done(&shared) {
+        let bootstrapping = ctx.availability.bootstrapping();
+        if bootstrapping && bootstrap_done(&ctx) {
             info!("bootstrap complete: this node holds its peers' data");
-            shared.repair.bootstrapping.send_replace(false);
+            ctx.availability.end_bootstrap();
         }
         let wait = if bootstrapping && !repaired {
             BOOTSTRAP_RETRY
-        } else if *shared.repair.bootstrapping.borrow() {
+        } else if ctx.availability.bootstrapping() {
             // Sessions went through, but not with a serving peer yet.
             BOOTSTRAP_RETRY
         } else {
@@ -615,7 +593,7 @@ pub(super) async fn run_scheduler(
         };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = shared.repair.trigger.notified() => {}
+            () = ctx.repair.trigger.notified() => {}
             () = tokio::time::sleep(wait) => {}
         }
     }
@@ -624,27 +602,28 @@ pub(super) async fn run_scheduler(
 /// Whether a bootstrapping node may serve reads: it completed a session
 /// with a serving peer (recorded by [`session_with`]), or the cluster is
 /// forming (see [`cluster_forming`]).
-fn bootstrap_done(shared: &Shared) -> bool {
-    if shared.repair.serving_peer_synced.load(Ordering::Relaxed) {
+fn bootstrap_done(ctx: &PeerCtx) -> bool {
+    if ctx.repair.serving_peer_synced.load(Ordering::Relaxed) {
         return true;
     }
-    let answered = shared
+    let answered = ctx
         .repair
         .bootstrapping_peers
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let known: BTreeSet<String> = shared
+    let known: BTreeSet<String> = ctx
         .members_view()
         .into_iter()
         .map(|m| m.id)
-        .chain(shared.roster.ids())
-        .filter(|id| id != shared.node_id.as_str())
+        .chain(ctx.roster.ids())
+        .filter(|id| id != ctx.identity.node_id.as_str())
         .collect();
-    let seeds = shared
+    let seeds = ctx
+        .identity
         .peers
         .iter()
-        .filter(|p| **p != shared.advertise.to_string())
+        .filter(|p| **p != ctx.identity.advertise.to_string())
         .count();
     cluster_forming(&answered, &known, seeds)
 }
@@ -663,7 +642,7 @@ pub(crate) fn cluster_forming(
 }
 
 async fn session_with(
-    shared: &Arc<Shared>,
+    ctx: &Arc<PeerCtx>,
     transport: &Transport,
     peer_id: &str,
     addr: &str,
@@ -676,19 +655,17 @@ async fn session_with(
         );
         return false;
     };
-    *shared
-        .repair
+    *ctx.repair
         .outbound
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(peer_id.to_string());
     let outcome = tokio::select! {
         () = shutdown.cancelled() => return false,
-        r = tokio::time::timeout(SESSION_TIMEOUT, initiate(shared, transport, addr)) => {
-            r.unwrap_or_else(|_| Err("session took too long; the next one resumes".into()))
+        r = tokio::time::timeout(SESSION_TIMEOUT, initiate(ctx, transport, addr)) => {
+            r.unwrap_or(Err(PeerError::Timeout("whole session; the next one resumes")))
         }
     };
-    *shared
-        .repair
+    *ctx.repair
         .outbound
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = None;
@@ -698,17 +675,15 @@ async fn session_with(
             peer_bootstrapping,
         }) => {
             log_session(peer_id, "started", &stats);
-            shared.repair.record(peer_id, Ok(&stats));
+            ctx.repair.record(peer_id, Ok(&stats));
             if peer_bootstrapping {
-                shared
-                    .repair
+                ctx.repair
                     .bootstrapping_peers
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(peer_id.to_string());
             } else if stats.unsettled_leaves == 0 {
-                shared
-                    .repair
+                ctx.repair
                     .serving_peer_synced
                     .store(true, Ordering::Relaxed);
             }
@@ -716,7 +691,7 @@ async fn session_with(
         }
         Err(e) => {
             debug!(peer_id, error = %e, "repair session failed");
-            shared.repair.record(peer_id, Err(&e));
+            ctx.repair.record(peer_id, Err(&e.to_string()));
             false
         }
     }
