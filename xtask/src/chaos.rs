@@ -179,7 +179,7 @@ pub(crate) fn chaos(args: &[String]) -> anyhow::Result<()> {
                 ^ u64::from(std::process::id());
             let mut failed = Vec::new();
             for i in 0..u64::from(n) {
-                let seed = base.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i) >> 1;
+                let seed = splitmix64(base.wrapping_add(i)) >> 1;
                 let mut rest = own.rest.clone();
                 rest.extend(["--seed".to_string(), seed.to_string()]);
                 let dir = out.join(format!("seed-{seed}"));
@@ -203,6 +203,14 @@ pub(crate) fn chaos(args: &[String]) -> anyhow::Result<()> {
             bail!("{} of {n} chaos seeds failed", failed.len())
         }
     }
+}
+
+/// SplitMix64's finaliser: distinct inputs give distinct, well-spread seeds.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Runs `vergent-chaos` once (in a namespace of its own when possible).

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: the whole gate, in the order that fails fastest, ending
 //! with a short chaos run (3 nodes, 20 s, kill, partition and wipe faults,
-//! a 10 s tombstone grace so purges happen during it).
+//! a 10 s tombstone grace so purges happen during it, a pinned seed).
 
 use std::process::Command;
 
@@ -15,6 +15,8 @@ const PURE: &[&str] = &[
     "vergent-replication",
     "vergent-gossip",
 ];
+/// The seed of CI's chaos run.
+const CI_CHAOS_SEED: &str = "1217559177532856388";
 /// Crates that must never reach server internals.
 const CLIENT_SIDE: &[&str] = &["vergent-client", "vergentctl"];
 
@@ -60,9 +62,13 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
         sh(cargo()
             .args(["doc", "--workspace", "--no-deps", "--locked"])
             .env("RUSTDOCFLAGS", "-D warnings"))?;
-        // A short fault-injection run on real processes, a fresh seed each
-        // time (printed with the replay command).
+        // A short fault-injection run on real processes on a pinned seed,
+        // so an unrelated change cannot fail on a random schedule (this one
+        // kills, isolates and wipes n1: the wipe follows a partition longer
+        // than the log's horizon). `cargo xtask chaos --seeds N` explores.
         crate::chaos::chaos(&[
+            "--seed".into(),
+            CI_CHAOS_SEED.into(),
             "--nodes".into(),
             "3".into(),
             "--duration".into(),

@@ -235,7 +235,11 @@ impl Nemesis {
         Ok(())
     }
 
-    /// Waits (up to 30 s) until every peer acknowledged node `i`'s log.
+    /// Waits (up to 30 s) until every peer acknowledged node `i`'s log and
+    /// then completed a repair session with it. The log alone is not enough:
+    /// a peer acknowledges, but leaves to repair, records older than the
+    /// log's horizon (grace minus a margin), so after a long partition a
+    /// drained log can still leave writes that only node `i` holds.
     async fn wait_replicated(&self, i: usize) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let Ok(client) = self
@@ -247,17 +251,26 @@ impl Nemesis {
             return;
         };
         let peers = self.cluster.nodes.len() - 1;
+        let mut drained_at_ms = None;
         while std::time::Instant::now() < deadline {
             if let Ok(s) = client.status().await
                 && s.replication.len() >= peers
                 && s.replication.iter().all(|(_, _, lag)| *lag == 0)
             {
-                return;
+                let since = *drained_at_ms.get_or_insert_with(crate::workload::wall_ms);
+                let repaired = s
+                    .repairs
+                    .iter()
+                    .filter(|r| r.last_repair_ms > since)
+                    .count();
+                if repaired >= peers {
+                    return;
+                }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tracing::warn!(
-            "nemesis: n{}'s log did not drain within 30 s; wiping anyway",
+            "nemesis: n{}'s log did not drain and repair with every peer within 30 s; wiping anyway",
             i + 1
         );
     }

@@ -96,17 +96,30 @@ impl Report<'_> {
     /// The command that replays this run.
     fn replay(&self) -> String {
         let kinds: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
-        format!(
+        let a = self.args;
+        let mut cmd = format!(
             "cargo xtask chaos --nodes {} --duration {} --seed {} --faults {}",
-            self.args.nodes,
-            humantime::format_duration(self.args.duration),
+            a.nodes,
+            humantime::format_duration(a.duration),
             self.seed,
             if kinds.is_empty() {
                 "none".to_string()
             } else {
                 kinds.join(",")
             }
-        )
+        );
+        // Every other setting that shapes the run, so the replay is the run.
+        if let Some(c) = a.clients {
+            cmd.push_str(&format!(" --clients {c}"));
+        }
+        cmd.push_str(&format!(" --keys {} --rate {}", a.keys, a.rate));
+        if let Some(g) = a.tombstone_grace {
+            cmd.push_str(&format!(
+                " --tombstone-grace {}",
+                humantime::format_duration(g)
+            ));
+        }
+        cmd
     }
 
     /// Markdown text.
