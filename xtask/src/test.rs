@@ -14,6 +14,7 @@ const PURE: &[&str] = &[
     "vergent-types",
     "vergent-replication",
     "vergent-gossip",
+    "vergent-sim",
 ];
 /// The seed of CI's chaos run.
 const CI_CHAOS_SEED: &str = "1217559177532856388";

@@ -1,0 +1,334 @@
+//! A world of simulated nodes on a simulated network, in virtual time:
+//! everything that happens is drawn from one seed, so a run is a function
+//! of its seed and any failure replays from it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::history::{Event, History};
+use crate::net::{Class, Filter, Network};
+use crate::node::{Msg, NodeConfig, SimNode};
+use crate::store::Rec;
+
+/// Wall-clock time of the virtual origin, ms since the Unix epoch (the
+/// nodes' clocks read this plus virtual time plus their offset).
+const EPOCH_MS: u64 = 1_800_000_000_000;
+
+/// The shape of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct WorldConfig {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Keys the workload writes.
+    pub keys: usize,
+    /// The nodes' settings.
+    pub node: NodeConfig,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            keys: 40,
+            node: NodeConfig {
+                grace_ms: 10_000,
+                max_offset_ms: 500,
+                max_log_entries: 1 << 20,
+            },
+        }
+    }
+}
+
+/// A message on its way.
+struct InFlight {
+    from: usize,
+    to: usize,
+    msg: Msg,
+}
+
+/// The nodes, the network and virtual time; see the module docs.
+pub struct World {
+    /// The nodes, by index.
+    pub nodes: Vec<SimNode>,
+    /// The network's filters.
+    pub net: Network,
+    /// What happened.
+    pub history: History,
+    /// Virtual now.
+    pub now: Instant,
+    /// The virtual origin.
+    pub start: Instant,
+    cfg: WorldConfig,
+    rng: ChaCha8Rng,
+    queue: BTreeMap<(Instant, u64), InFlight>,
+    /// When the last stream message between two nodes arrives, so streams
+    /// keep their order.
+    stream_tail: BTreeMap<(usize, usize), Instant>,
+    seq: u64,
+    writes: u64,
+}
+
+impl World {
+    /// A cluster of `cfg.nodes` nodes, each joining through node 0, from
+    /// `seed`. `origin` is the virtual origin: any instant (no outcome
+    /// depends on its value).
+    pub fn new(cfg: WorldConfig, seed: u64, origin: Instant) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let nodes = (0..cfg.nodes)
+            .map(|i| {
+                let seeds: Vec<usize> = if i == 0 { Vec::new() } else { vec![0] };
+                SimNode::new(i, &seeds, cfg.node, EPOCH_MS, origin, rng.random(), origin)
+            })
+            .collect();
+        let mut w = Self {
+            nodes,
+            net: Network::default(),
+            history: History::default(),
+            now: origin,
+            start: origin,
+            cfg,
+            rng,
+            queue: BTreeMap::new(),
+            stream_tail: BTreeMap::new(),
+            seq: 0,
+            writes: 0,
+        };
+        w.flush_outboxes();
+        w
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn flush_outboxes(&mut self) {
+        for from in 0..self.nodes.len() {
+            for (to, class, msg) in self.nodes[from].take_outbox() {
+                if to >= self.nodes.len() {
+                    continue;
+                }
+                for delay in self.net.deliveries(&mut self.rng, from, to, class) {
+                    let mut at = self.now + delay;
+                    if class == Class::Stream {
+                        let tail = self.stream_tail.entry((from, to)).or_insert(at);
+                        at = at.max(*tail);
+                        *tail = at;
+                    }
+                    self.seq += 1;
+                    self.queue.insert(
+                        (at, self.seq),
+                        InFlight {
+                            from,
+                            to,
+                            msg: msg.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs until virtual time `until`.
+    pub fn run_until(&mut self, until: Instant) {
+        loop {
+            let next_msg = self.queue.keys().next().map(|(t, _)| *t);
+            let next_timer = self.nodes.iter().filter_map(SimNode::poll_timeout).min();
+            let next = match (next_msg, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            if next > until {
+                break;
+            }
+            self.now = self.now.max(next);
+            if next_msg == Some(next) {
+                let (_, m) = self.queue.pop_first().expect("peeked above");
+                self.nodes[m.to].handle_message(self.now, m.from, m.msg, &mut self.history);
+            } else {
+                for n in &mut self.nodes {
+                    if n.poll_timeout().is_some_and(|t| t <= self.now) {
+                        n.handle_timeout(self.now, &mut self.history);
+                    }
+                }
+            }
+            self.flush_outboxes();
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    /// A client put (`value`) or delete (`None`) of `key` through `node`.
+    pub fn write(&mut self, node: usize, key: &[u8], value: Option<Vec<u8>>) {
+        if !self.nodes[node].up {
+            return;
+        }
+        self.writes += 1;
+        let id = self.writes;
+        self.nodes[node].client_write(self.now, id, key, value, &mut self.history);
+        self.flush_outboxes();
+    }
+
+    /// Kills `node` (its unsynced state is lost).
+    pub fn crash(&mut self, node: usize) {
+        self.history.push(Event::Fault(format!("crash n{node}")));
+        self.nodes[node].crash();
+    }
+
+    /// Starts a crashed `node` again.
+    pub fn restart(&mut self, node: usize) {
+        if !self.nodes[node].up {
+            self.history.push(Event::Fault(format!("restart n{node}")));
+            self.nodes[node].restart(self.now);
+            self.reset_connections(node);
+            self.flush_outboxes();
+        }
+    }
+
+    /// Wipes `node`'s data dir and starts it empty.
+    pub fn wipe(&mut self, node: usize) {
+        self.history.push(Event::Fault(format!("wipe n{node}")));
+        self.nodes[node].wipe(self.now);
+        self.reset_connections(node);
+        self.flush_outboxes();
+    }
+
+    /// Every peer's connection to a restarted `node` breaks and is redialled.
+    fn reset_connections(&mut self, node: usize) {
+        for i in 0..self.nodes.len() {
+            if i != node {
+                self.nodes[i].connection_reset(self.now, node);
+            }
+        }
+    }
+
+    /// Adds a network filter.
+    pub fn fault(&mut self, f: Filter) {
+        self.history.push(Event::Fault(format!("{f:?}")));
+        self.net.add(f);
+    }
+
+    /// Heals the network and restarts every node that is down.
+    pub fn heal(&mut self) {
+        self.history.push(Event::Fault("heal".into()));
+        self.net.heal();
+        for i in 0..self.nodes.len() {
+            self.restart(i);
+        }
+    }
+
+    /// Each node's records, for the invariants.
+    pub fn states(&self) -> Vec<BTreeMap<Vec<u8>, Rec>> {
+        self.nodes
+            .iter()
+            .map(|n| n.store.records().clone())
+            .collect()
+    }
+
+    /// Whether every node holds the same live values, and every tombstone
+    /// is on every node or purged.
+    pub fn converged(&self) -> bool {
+        crate::invariants::convergence::check(&self.states()).is_empty()
+    }
+
+    /// Whether every node sees every node alive.
+    pub fn membership_converged(&self) -> bool {
+        let views: Vec<_> = self.nodes.iter().map(SimNode::alive_view).collect();
+        crate::invariants::membership::check(&views, self.nodes.len()).is_empty()
+    }
+
+    /// Runs until converged (replicas and membership) or `bound` elapsed;
+    /// returns how long it took, if it did.
+    pub fn settle(&mut self, bound: Duration) -> Option<Duration> {
+        let from = self.now;
+        let deadline = from + bound;
+        while self.now < deadline {
+            self.run_for(Duration::from_millis(250));
+            if self.converged() && self.membership_converged() {
+                return Some(self.now - from);
+            }
+        }
+        None
+    }
+
+    /// A random schedule mixing writes, deletes, partitions, loss, delay,
+    /// duplication, crashes, wipes and restarts for `duration`, from this
+    /// world's seed. Every fault is healed before it returns.
+    pub fn random_schedule(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        let n = self.nodes.len();
+        while self.now < end {
+            let step = Duration::from_millis(self.rng.random_range(5..60));
+            self.run_for(step);
+            let roll = self.rng.random_range(0..1000);
+            let node = self.rng.random_range(0..n);
+            match roll {
+                0..=879 => {
+                    let key = format!("k{:03}", self.rng.random_range(0..self.cfg.keys));
+                    let value = if self.rng.random_bool(0.75) {
+                        Some(format!("v{}", self.writes + 1).into_bytes())
+                    } else {
+                        None
+                    };
+                    self.write(node, key.as_bytes(), value);
+                }
+                880..=899 => {
+                    let mut a = std::collections::BTreeSet::new();
+                    let mut b = std::collections::BTreeSet::new();
+                    for i in 0..n {
+                        if self.rng.random_bool(0.5) {
+                            a.insert(i);
+                        } else {
+                            b.insert(i);
+                        }
+                    }
+                    self.fault(Filter::Partition(vec![a, b]));
+                }
+                900..=909 => {
+                    let p = self.rng.random_range(0.05..0.4);
+                    self.fault(Filter::Loss(p));
+                }
+                910..=919 => {
+                    let max = Duration::from_millis(self.rng.random_range(5..200));
+                    self.fault(Filter::Delay {
+                        min: Duration::from_millis(1),
+                        max,
+                    });
+                }
+                920..=924 => self.fault(Filter::Duplicate(0.2)),
+                925..=929 => {
+                    let to = self.rng.random_range(0..n);
+                    if to != node {
+                        self.fault(Filter::DropOneWay { from: node, to });
+                    }
+                }
+                930..=949 => self.crash(node),
+                950..=954 => {
+                    // Only a node whose writes are all elsewhere is wiped, as
+                    // an operator would (docs/operations.md): the cluster
+                    // settles first.
+                    if self.nodes.iter().all(|n| n.up)
+                        && !self.net.is_faulty()
+                        && self.settle(Duration::from_secs(60)).is_some()
+                    {
+                        self.wipe(node);
+                    }
+                }
+                955..=974 => self.restart(node),
+                _ => self.heal(),
+            }
+        }
+        self.heal();
+    }
+}
