@@ -204,6 +204,34 @@ impl PurgeGate {
     }
 }
 
+/// Member expiry, the rule that replaced refusing a node that was away
+/// longer than the grace: charges `elapsed_ms` of this node's own running
+/// time (at most `max_step_ms` per call, so a node that was down itself
+/// does not hold its downtime against the others) to every member not in
+/// `alive`, resets those in it, and returns the members whose unseen time
+/// now exceeds `expiry_ms`: they stop holding purges back and are fenced.
+pub fn charge_unseen<'a>(
+    members: impl IntoIterator<Item = (&'a String, &'a mut u64)>,
+    alive: &BTreeSet<String>,
+    elapsed_ms: u64,
+    max_step_ms: u64,
+    expiry_ms: u64,
+) -> Vec<String> {
+    let step = elapsed_ms.min(max_step_ms);
+    let mut expired = Vec::new();
+    for (id, unseen) in members {
+        if alive.contains(id) {
+            *unseen = 0;
+        } else {
+            *unseen = unseen.saturating_add(step);
+            if *unseen > expiry_ms {
+                expired.push(id.clone());
+            }
+        }
+    }
+    expired
+}
+
 #[cfg(test)]
 mod tests {
     use vergent_hlc::Timestamp;
@@ -346,5 +374,26 @@ mod tests {
         assert_eq!(gate.page("a", &[cand("k", 1)], &members, &none), Ok(vec![]));
         gate.end_sweep();
         assert_eq!(gate.page("a", &[cand("k", 2)], &members, &none), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_member_expires_only_after_the_expiry_of_this_nodes_own_running_time() {
+        let mut unseen: BTreeMap<String, u64> = [("a".to_string(), 0), ("b".to_string(), 0)]
+            .into_iter()
+            .collect();
+        let alive: BTreeSet<String> = ["a".to_string()].into_iter().collect();
+        // A pass after this node was down for a day charges one step only.
+        assert!(charge_unseen(&mut unseen, &alive, 86_400_000, 120_000, 300_000).is_empty());
+        assert_eq!(unseen["b"], 120_000);
+        assert!(charge_unseen(&mut unseen, &alive, 120_000, 120_000, 300_000).is_empty());
+        assert_eq!(
+            charge_unseen(&mut unseen, &alive, 120_000, 120_000, 300_000),
+            ["b".to_string()]
+        );
+        assert_eq!(unseen["a"], 0, "a member seen alive is never charged");
+        // Seen again: its clock starts over.
+        let both: BTreeSet<String> = ["a".to_string(), "b".to_string()].into_iter().collect();
+        assert!(charge_unseen(&mut unseen, &both, 1, 120_000, 300_000).is_empty());
+        assert_eq!(unseen["b"], 0);
     }
 }

@@ -631,7 +631,7 @@ impl SimNode {
                 entry.1.handle_ack(now, up_to);
                 self.drain_sender(now, from);
             }
-            Msg::Repair { session, msg } => self.respond(now, from, session, msg, history),
+            Msg::Repair { session, msg } => self.respond(now, from, session, msg),
             Msg::RepairReply {
                 session,
                 msg,
@@ -659,6 +659,15 @@ impl SimNode {
             return false;
         }
         self.hlc.update(physical, rec.version.hlc).is_ok()
+    }
+
+    /// Applies records a repair session brought, each through the checks.
+    fn apply_repaired(&mut self, now: Instant, records: Vec<(Vec<u8>, Rec)>) {
+        for (k, r) in records {
+            if self.admit(now, &r, false) {
+                self.store.apply(&k, r);
+            }
+        }
     }
 
     fn receive_batch(
@@ -756,13 +765,7 @@ impl SimNode {
                     s.core.handle_leaf_versions(lists);
                 }
             }
-            InitiatorOutput::Apply(records) => {
-                for (k, r) in records {
-                    if self.admit(now, &r, false) {
-                        self.store.apply(&k, r);
-                    }
-                }
-            }
+            InitiatorOutput::Apply(records) => self.apply_repaired(now, records),
             InitiatorOutput::ReadRecords(keys) => {
                 let records = self.store.read(&keys);
                 if let Some(s) = self.session.as_mut() {
@@ -806,14 +809,7 @@ impl SimNode {
         self.drain_initiator(now);
     }
 
-    fn respond(
-        &mut self,
-        now: Instant,
-        from: usize,
-        session: u64,
-        msg: ToResponder<Rec>,
-        history: &mut History,
-    ) {
+    fn respond(&mut self, now: Instant, from: usize, session: u64, msg: ToResponder<Rec>) {
         if !self.responders.contains_key(&(from, session)) {
             let horizon = Timestamp::new(self.grace().purge_before_ms(self.physical_ms(now)), 0);
             let core = Responder::new(RepairConfig::default(), self.store.tree(), horizon);
@@ -835,7 +831,6 @@ impl SimNode {
             );
             return;
         }
-        let _ = history;
         loop {
             let Some(resp) = self.responders.get_mut(&(from, session)) else {
                 return;
@@ -856,13 +851,7 @@ impl SimNode {
                         },
                     );
                 }
-                ResponderOutput::Apply(records) => {
-                    for (k, r) in records {
-                        if self.admit(now, &r, false) {
-                            self.store.apply(&k, r);
-                        }
-                    }
-                }
+                ResponderOutput::Apply(records) => self.apply_repaired(now, records),
                 ResponderOutput::ReadLeaves(leaves) => {
                     let lists = self.store.leaf_versions(&leaves);
                     if let Some(r) = self.responders.get_mut(&(from, session)) {

@@ -266,22 +266,25 @@ impl Roster {
         elapsed_ms: u64,
         expiry_ms: u64,
     ) -> Vec<String> {
-        let step = elapsed_ms.min(MAX_UNSEEN_STEP_MS);
         let (gone, grown) = {
             let mut inner = self.lock();
             let mut grown = Vec::new();
-            for (id, e) in &mut inner.members {
-                if alive.contains(id) {
-                    e.unseen_ms = 0;
-                } else {
-                    e.unseen_ms = e.unseen_ms.saturating_add(step);
-                }
-            }
-            let gone: Vec<(String, u64)> = inner
-                .members
-                .iter()
-                .filter(|(_, e)| e.unseen_ms > expiry_ms)
-                .map(|(id, e)| (id.clone(), e.store_id))
+            let expired = vergent_replication::purge::charge_unseen(
+                inner
+                    .members
+                    .iter_mut()
+                    .map(|(id, e)| (id, &mut e.unseen_ms)),
+                alive,
+                elapsed_ms,
+                MAX_UNSEEN_STEP_MS,
+                expiry_ms,
+            );
+            let gone: Vec<(String, u64)> = expired
+                .into_iter()
+                .filter_map(|id| {
+                    let store_id = inner.members.get(&id)?.store_id;
+                    Some((id, store_id))
+                })
                 .collect();
             for (id, store_id) in &gone {
                 inner.members.remove(id);
