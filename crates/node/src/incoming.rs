@@ -107,6 +107,10 @@ impl Connected for Conn {
     }
 }
 
+/// How long a new connection waits for a slot that an evicted handshake or
+/// a closing connection is about to free before it is refused.
+const SLOT_WAIT: Duration = Duration::from_millis(200);
+
 /// Handshakes in progress, oldest first, so the oldest can be evicted.
 #[derive(Default)]
 struct Pending {
@@ -143,7 +147,24 @@ pub(crate) fn tls_incoming(
                     }
                 },
             };
-            let Ok(slot) = established.clone().try_acquire_owned() else {
+            // Evict before taking a slot: the evicted handshake's slot is
+            // what this connection is to use.
+            {
+                let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
+                while p.tasks.len() >= limits.max_handshakes.max(1) {
+                    if let Some((_, oldest)) = p.tasks.pop_first() {
+                        oldest.abort();
+                        stats.evicted_handshakes.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            // An aborted task gives its slot (and its socket) back only once
+            // the runtime drops it, so wait a moment instead of refusing at
+            // once: a burst accepted without yielding would otherwise find
+            // every slot held by evicted tasks and close real clients.
+            let Ok(Ok(slot)) =
+                tokio::time::timeout(SLOT_WAIT, established.clone().acquire_owned()).await
+            else {
                 stats.refused_connections.fetch_add(1, Ordering::Relaxed);
                 debug!(%peer, "refused a connection: at the connection limit");
                 drop(tcp);
@@ -153,12 +174,6 @@ pub(crate) fn tls_incoming(
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
-            while p.tasks.len() >= limits.max_handshakes.max(1) {
-                if let Some((_, oldest)) = p.tasks.pop_first() {
-                    oldest.abort();
-                    stats.evicted_handshakes.fetch_add(1, Ordering::Relaxed);
-                }
-            }
             let id = p.next;
             p.next += 1;
             let done = pending.clone();
@@ -234,6 +249,59 @@ pub(crate) fn budget(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_stream::StreamExt as _;
+
+    /// A burst of half-open connections followed by a real client, all
+    /// queued before the accept loop runs: the loop evicts the oldest
+    /// handshakes, but an evicted task gives its slot back only once the
+    /// runtime drops it, so a loop that never yields ran out of slots and
+    /// closed the real client (seen as "tls handshake eof" in `badinput`).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_of_half_open_connections_never_closes_the_real_client_queued_behind_it() {
+        vergent_tls::install_default_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = vergent_testkit::unencrypted_certs(dir.path(), "node-0");
+        let server = vergent_tls::Identity::load(&certs.node).expect("node identity");
+        let client = vergent_tls::Identity::load(&certs.client).expect("client identity");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = ConnectionLimits {
+            max_handshakes: 2,
+            max_connections: 2,
+        };
+        let cancel = CancellationToken::new();
+        let mut incoming = tls_incoming(
+            listener,
+            Arc::new(vergent_tls::server_config(&server, &[b"h2"]).expect("server config")),
+            limits,
+            Arc::new(ConnectionStats::default()),
+            cancel.clone(),
+        );
+        // The kernel completes these TCP handshakes; nothing runs the accept
+        // loop until this test awaits.
+        let half_open: Vec<std::net::TcpStream> = (0..50)
+            .map(|_| std::net::TcpStream::connect(addr).expect("half-open"))
+            .collect();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(
+            vergent_tls::client_config(&client, &[b"h2"]).expect("client config"),
+        ));
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let handshake = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+            .await
+            .expect("the handshake ends in time");
+        assert!(
+            handshake.is_ok(),
+            "the real client was closed: {:?}",
+            handshake.err()
+        );
+        let conn = tokio::time::timeout(Duration::from_secs(10), incoming.next())
+            .await
+            .expect("an established connection in time");
+        assert!(matches!(conn, Some(Ok(_))));
+        drop(half_open);
+        cancel.cancel();
+    }
 
     #[test]
     fn connections_and_storage_never_add_up_to_more_than_the_fd_limit() {
