@@ -139,10 +139,16 @@ fn module_of(src: &Path, file: &Path) -> String {
 /// through `crate::` and `super::` paths, comments aside.
 fn imported_layers(module: &str, text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for line in text.lines() {
-        let code = line.split("//").next().unwrap_or("");
+    // The whole file at once, so a `use crate::{` group spread over lines
+    // is read as one path.
+    let code: String = text
+        .lines()
+        .map(without_comment)
+        .collect::<Vec<_>>()
+        .join("\n");
+    {
         for (prefix, base) in [("crate::", String::new()), ("super::", parent(module))] {
-            let mut rest = code;
+            let mut rest = code.as_str();
             while let Some(at) = rest.find(prefix) {
                 // `super::` inside a longer word is not a path.
                 let whole = at == 0
@@ -169,6 +175,29 @@ fn imported_layers(module: &str, text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `line` up to a `//` comment; a `//` inside a string literal (a URL)
+/// does not start one, so code after it on the line is still read.
+fn without_comment(line: &str) -> &str {
+    let mut in_string = false;
+    let mut escaped = false;
+    let bytes = line.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if c == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            return &line[..i];
+        }
+    }
+    line
 }
 
 /// `a::b` gives `["a"]`; `{a::b, c}` gives `["a", "c"]`.
@@ -302,6 +331,30 @@ mod tests {
                 "forbidden edge kv -> peer",
                 "forbidden edge api -> node"
             ],
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_group_over_several_lines_and_code_after_a_url_string_are_seen() {
+        let modules = [
+            m(
+                "kv",
+                "use crate::{\n    clock::NodeClock,\n    peer::PeerCtx,\n};\n",
+            ),
+            m(
+                "kv::feed",
+                "const U: &str = \"https://x\"; use crate::api::Kv; // crate::node\n",
+            ),
+        ];
+        let found = forbidden_edges(&modules, NODE_RULES);
+        let edges: Vec<&str> = found
+            .iter()
+            .map(|f| f.split(" (").next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            edges,
+            ["forbidden edge kv -> peer", "forbidden edge kv -> api"],
             "{found:?}"
         );
     }

@@ -399,6 +399,16 @@ impl Shell {
                         s.refused_records, s.records_too_old_for_log, s.refused_peers
                     );
                 }
+                let workers: Vec<String> = s
+                    .workers
+                    .iter()
+                    .map(|w| match w.state.as_str() {
+                        "running" => w.name.clone(),
+                        "failed" => format!("{} (FAILED: {})", w.name, w.error),
+                        other => format!("{} ({other})", w.name),
+                    })
+                    .collect();
+                let _ = writeln!(out, "workers:      {}", workers.join(", "));
                 let m = &s.storage_memory;
                 let _ = writeln!(
                     out,

@@ -168,10 +168,16 @@ pub struct NodeStatus {
     pub roster: Vec<RosterMember>,
     /// Members dropped after `--member-expiry` unseen (refused unless wiped).
     pub fenced: Vec<String>,
+    /// The node's named background tasks.
+    pub workers: Vec<WorkerStatus>,
 }
 
 /// A peer in a node's roster.
 pub type RosterMember = pb::RosterMember;
+
+/// One named background task of a node: name, `running`/`stopped`/`failed`,
+/// since when, and a failure's message.
+pub type WorkerStatus = pb::WorkerStatus;
 
 /// Memory held by a node's storage engine, in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -516,6 +522,7 @@ impl Client {
             refused_peers: s.refused_peers,
             roster: s.roster.clone(),
             fenced: s.fenced.clone(),
+            workers: s.workers.clone(),
             storage_memory: s
                 .storage_memory
                 .map(|m| StorageMemory {

@@ -22,6 +22,7 @@ mod error;
 pub use client::{
     Client, ClientConfig, Consistency, Deleted, Entry, MemberStatus, NodeStatus, PutOptions,
     RepairStatus, RosterMember, ScanPage, StorageMemory, StoredRecord, WatchEvent, WatchStream,
+    WorkerStatus,
 };
 pub use error::Error;
 pub use vergent_types::Version;

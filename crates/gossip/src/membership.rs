@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use vergent_types::NodeId;
 
 use crate::broadcast::Broadcasts;
@@ -31,7 +31,7 @@ pub struct Membership {
     addr: String,
     incarnation: u64,
     left: bool,
-    rng: StdRng,
+    rng: ChaCha8Rng,
     /// Every known member, this node included.
     members: BTreeMap<NodeId, Entry>,
     /// The ids of every known member but this node, in no particular order,
@@ -142,10 +142,10 @@ impl Membership {
         if let Err(e) = config.validate() {
             panic!("invalid gossip config: {e}");
         }
-        let mut rng = StdRng::seed_from_u64(rng_seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
         let mut timers = Timers::default();
         // Random phases keep nodes started together from probing in lockstep.
-        let jitter = |rng: &mut StdRng, d: Duration| d.mul_f64(rng.random::<f64>());
+        let jitter = |rng: &mut ChaCha8Rng, d: Duration| d.mul_f64(rng.random::<f64>());
         timers.set(now + jitter(&mut rng, config.probe_interval), Timer::Probe);
         timers.set(
             now + jitter(&mut rng, config.gossip_interval),

@@ -8,9 +8,9 @@ mod sim;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use sim::{NetConfig, Sim, seeds};
 use vergent_gossip::{Config, Event, State};
 
@@ -59,7 +59,7 @@ fn hundred_nodes_joining_through_one_seed_all_know_each_other_alive() {
 fn stopped_node_is_declared_dead_by_every_live_node_within_the_bound() {
     let mut worst = Duration::ZERO;
     for seed in seeds(200, 50) {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.random_range(10..=30);
         let mut s = converged(seed, n, NetConfig::default());
         let victim = rng.random_range(0..n);
@@ -85,7 +85,7 @@ fn stopped_node_is_declared_dead_by_every_live_node_within_the_bound() {
 fn with_10_percent_loss_no_live_node_is_ever_declared_dead() {
     let mut suspicions = 0;
     for seed in seeds(300, 50) {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.random_range(20..=50);
         let net = NetConfig {
             drop: 0.1,
@@ -119,7 +119,7 @@ fn with_10_percent_loss_no_live_node_is_ever_declared_dead() {
 #[test]
 fn restarted_node_rejoins_alive_everywhere_with_a_higher_incarnation() {
     for seed in seeds(400, 50) {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.random_range(8..=20);
         let mut s = converged(seed, n, NetConfig::default());
         let x = rng.random_range(1..n);
@@ -149,7 +149,7 @@ fn restarted_node_rejoins_alive_everywhere_with_a_higher_incarnation() {
 #[test]
 fn graceful_leave_is_marked_left_everywhere_never_dead() {
     for seed in seeds(500, 50) {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.random_range(8..=25);
         let mut s = converged(seed, n, NetConfig::default());
         let x = rng.random_range(0..n);
@@ -168,7 +168,7 @@ fn graceful_leave_is_marked_left_everywhere_never_dead() {
 #[test]
 fn partitioned_majority_and_minority_converge_alive_after_heal() {
     for seed in seeds(600, 20) {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.random_range(10..=20);
         let mut s = converged(seed, n, NetConfig::default());
         let mut order: Vec<usize> = (0..n).collect();
@@ -207,7 +207,7 @@ fn partitioned_majority_and_minority_converge_alive_after_heal() {
 #[test]
 fn a_partition_longer_than_dead_retention_heals_once_the_network_does() {
     for seed in seeds(700, 10) {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = rng.random_range(4..=7);
         let mut s = converged(seed, n, NetConfig::default());
         s.record = false;

@@ -30,6 +30,7 @@ mod kv;
 mod node;
 mod peer;
 mod status;
+mod workers;
 
 pub use config::NodeConfig;
 pub use error::StartError;

@@ -21,6 +21,7 @@ use crate::datadir::{DirLock, prepare_and_lock};
 use crate::identity::NodeIdentity;
 use crate::kv::{Availability, Change, Feed, LocalKv};
 use crate::peer::PeerCtx;
+use crate::workers::Workers;
 use crate::{NodeConfig, StartError};
 
 const NODE_ID_META: &str = "node_id";
@@ -200,10 +201,11 @@ impl Node {
             shutdown.clone(),
         );
         let kv = Arc::new(kv);
-        tokio::spawn(tracing::Instrument::instrument(
+        let workers = Workers::default();
+        workers.spawn(
+            "writer",
             crate::kv::writer::run(writer_queue, Arc::downgrade(&kv)),
-            tracing::info_span!("worker", name = "writer"),
-        ));
+        );
         let peers = Arc::new(PeerCtx::new(
             &kv,
             identity.clone(),
@@ -211,6 +213,7 @@ impl Node {
             crate::peer::load_sent_cursors(&store)?,
             config.max_log_lag,
             config.repair.clone(),
+            workers.clone(),
         ));
         crate::peer::start(
             peers.clone(),
@@ -224,12 +227,12 @@ impl Node {
         let (health, health_service) = tonic_health::server::health_reporter();
         if bootstrapping {
             health.set_not_serving::<KvServer<KvApi>>().await;
-            spawn_readiness(&kv, shutdown.clone(), health.clone());
+            spawn_readiness(&workers, &kv, shutdown.clone(), health.clone());
         } else {
             health.set_serving::<KvServer<KvApi>>().await;
         }
         health.set_serving::<ClusterServer<ClusterApi>>().await;
-        spawn_fence_watch(&availability, health.clone());
+        spawn_fence_watch(&workers, &availability, health.clone());
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vergent_wire::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -252,6 +255,7 @@ impl Node {
             identity,
             kv: kv.clone(),
             peers,
+            workers,
         });
 
         let incoming = crate::incoming::tls_incoming(
@@ -370,13 +374,14 @@ impl NodeHandle {
 /// Readiness of a bootstrapping node: once bootstrap is done, clears the
 /// pending-bootstrap mark and turns the KV service to SERVING.
 fn spawn_readiness(
+    workers: &Workers,
     kv: &Arc<LocalKv>,
     shutdown: CancellationToken,
     health: tonic_health::server::HealthReporter,
 ) {
     let mut rx = kv.availability().watch_bootstrapping();
     let weak = Arc::downgrade(kv);
-    tokio::spawn(async move {
+    workers.spawn("readiness", async move {
         if rx.wait_for(|bootstrapping| !*bootstrapping).await.is_err() {
             return;
         }
@@ -393,9 +398,13 @@ fn spawn_readiness(
 }
 
 /// Turns the KV service to NOT_SERVING once a peer fenced this node.
-fn spawn_fence_watch(availability: &Availability, health: tonic_health::server::HealthReporter) {
+fn spawn_fence_watch(
+    workers: &Workers,
+    availability: &Availability,
+    health: tonic_health::server::HealthReporter,
+) {
     let mut rx = availability.watch_fenced();
-    tokio::spawn(async move {
+    workers.spawn("fence-watch", async move {
         if rx.wait_for(Option::is_some).await.is_ok() {
             health.set_not_serving::<KvServer<KvApi>>().await;
         }

@@ -41,29 +41,82 @@ pub(crate) struct RosterRow {
     pub(crate) addr: String,
 }
 
-/// What the peer side of a node reports, taken at one moment.
+/// Replication's counters: how far each peer has this node's log, and the
+/// records it refused or left to repair.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct PeerStatus {
-    /// Replication: how far each peer has this node's log, by node id.
-    pub(crate) replication: Vec<(String, u64)>,
-    /// Membership: the gossip view.
-    pub(crate) members: Vec<MemberInfo>,
-    /// Repair: the history with each peer, by node id.
-    pub(crate) repairs: Vec<(String, PeerRepair)>,
-    /// Purge: tombstones and expired values purged since start.
-    pub(crate) purged: u64,
-    /// Purge: why purges are held back and since when (wall ms).
-    pub(crate) purge_held_back: Option<(String, u64)>,
+pub(crate) struct ReplicationStatus {
+    /// How far each peer has durably received this node's log, by node id.
+    pub(crate) cursors: Vec<(String, u64)>,
     /// Records refused one by one (limits, a clock too far ahead).
     pub(crate) refused_records: u64,
     /// Replicated records too old for the log, left to repair.
     pub(crate) too_old_for_log: u64,
+}
+
+/// Membership: the gossip view as the membership driver last published it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MembershipStatus {
+    /// Every member of the view, this node included.
+    pub(crate) members: Vec<MemberInfo>,
+}
+
+/// Repair: the session history with each peer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RepairStatus {
+    /// By node id.
+    pub(crate) peers: Vec<(String, PeerRepair)>,
+}
+
+/// Purge: what the sweeper did and what holds it back.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PurgeStatus {
+    /// Tombstones and expired values purged since start.
+    pub(crate) purged: u64,
+    /// Why purges are held back and since when (wall ms).
+    pub(crate) held_back: Option<(String, u64)>,
+}
+
+/// The roster: every member ever learned of, and whom this node refuses.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RosterStatus {
+    /// Every member ever learned of.
+    pub(crate) members: Vec<RosterRow>,
+    /// Members this node fences.
+    pub(crate) fenced: Vec<String>,
     /// Streams refused because of who opened them.
     pub(crate) refused_peers: u64,
-    /// Every member ever learned of.
-    pub(crate) roster: Vec<RosterRow>,
-    /// Members this node fences.
-    pub(crate) fenced_members: Vec<String>,
+}
+
+/// What the peer side of a node reports, one snapshot per subsystem, taken
+/// at one moment.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PeerStatus {
+    pub(crate) replication: ReplicationStatus,
+    pub(crate) membership: MembershipStatus,
+    pub(crate) repair: RepairStatus,
+    pub(crate) purge: PurgeStatus,
+    pub(crate) roster: RosterStatus,
+}
+
+/// What a named background task is doing, as the worker registry saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WorkerState {
+    /// Running (busy or waiting for work).
+    Running,
+    /// Returned: the node is shutting down, or its work is done.
+    Stopped,
+    /// Panicked; the text is the panic's message.
+    Failed(String),
+}
+
+/// One named background task.
+#[derive(Clone, Debug)]
+pub(crate) struct WorkerStatus {
+    /// The worker's name, as its log lines carry it (`worker{name=…}`).
+    pub(crate) name: String,
+    pub(crate) state: WorkerState,
+    /// Wall time of the last state change, ms since the Unix epoch.
+    pub(crate) since_ms: u64,
 }
 
 /// Where `status` reads the peer side from.

@@ -471,16 +471,7 @@ impl SimNode {
             };
             self.store
                 .set_meta(&format!("recv/{to}/{origin_store}"), cursor);
-            let receiver_store = self.store_id;
-            self.send(
-                to,
-                Class::Datagram,
-                Msg::Ack {
-                    receiver_store,
-                    origin_store,
-                    up_to: cursor,
-                },
-            );
+            self.send_ack(to, Class::Datagram, origin_store, cursor);
         }
         for (to, sweep, reply) in std::mem::take(&mut self.pending_checks) {
             self.send(to, Class::Stream, Msg::PurgeReply { sweep, reply });
@@ -586,16 +577,7 @@ impl SimNode {
                     .store
                     .meta(&format!("recv/{from}/{origin_store}"))
                     .unwrap_or(0);
-                let receiver_store = self.store_id;
-                self.send(
-                    from,
-                    Class::Stream,
-                    Msg::Ack {
-                        receiver_store,
-                        origin_store,
-                        up_to,
-                    },
-                );
+                self.send_ack(from, Class::Stream, origin_store, up_to);
             }
             Msg::Batch {
                 origin_store,
@@ -694,19 +676,22 @@ impl SimNode {
                 }
                 self.pending_acks.push((from, origin_store, up_to));
             }
-            Verdict::Ack(c) => {
-                let receiver_store = self.store_id;
-                self.send(
-                    from,
-                    Class::Datagram,
-                    Msg::Ack {
-                        receiver_store,
-                        origin_store,
-                        up_to: c,
-                    },
-                );
-            }
+            Verdict::Ack(c) => self.send_ack(from, Class::Datagram, origin_store, c),
         }
+    }
+
+    /// Tells `to` how much of `origin_store`'s log is durable here.
+    fn send_ack(&mut self, to: usize, class: Class, origin_store: u64, up_to: u64) {
+        let receiver_store = self.store_id;
+        self.send(
+            to,
+            class,
+            Msg::Ack {
+                receiver_store,
+                origin_store,
+                up_to,
+            },
+        );
     }
 
     fn start_repair(&mut self, now: Instant) {

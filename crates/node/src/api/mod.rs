@@ -15,7 +15,8 @@ use vergent_wire::api::v1 as pb;
 
 use crate::identity::NodeIdentity;
 use crate::kv::LocalKv;
-use crate::status::StatusSource;
+use crate::status::{StatusSource, WorkerState};
+use crate::workers::Workers;
 use status::{ApiError, to_status};
 
 /// Implements the `Kv` service.
@@ -31,6 +32,8 @@ pub(crate) struct ClusterApi {
     pub(crate) kv: Arc<LocalKv>,
     /// The peer subsystems' snapshots.
     pub(crate) peers: Arc<dyn StatusSource>,
+    /// The node's named background tasks.
+    pub(crate) workers: Workers,
 }
 
 fn entry_of(key: Vec<u8>, record: Record) -> pb::Entry {
@@ -166,6 +169,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
         let p = self.peers.peer_status();
         let mut replication: Vec<pb::ReplicationPeer> = p
             .replication
+            .cursors
             .into_iter()
             .map(|(node_id, cursor)| pb::ReplicationPeer {
                 node_id,
@@ -189,6 +193,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
             log_last_seq: last,
             replication,
             members: p
+                .membership
                 .members
                 .into_iter()
                 .map(|m| pb::MemberStatus {
@@ -201,7 +206,8 @@ impl pb::cluster_server::Cluster for ClusterApi {
                 .collect(),
             state: availability.state().to_string(),
             repairs: p
-                .repairs
+                .repair
+                .peers
                 .into_iter()
                 .map(|(peer_id, r)| pb::RepairPeer {
                     peer_id,
@@ -214,14 +220,15 @@ impl pb::cluster_server::Cluster for ClusterApi {
                     last_error: r.last_error,
                 })
                 .collect(),
-            purged: p.purged,
-            purge_held_since_ms: p.purge_held_back.as_ref().map_or(0, |(_, t)| *t),
-            purge_held_back: p.purge_held_back.map(|(w, _)| w).unwrap_or_default(),
-            refused_records: p.refused_records,
-            records_too_old_for_log: p.too_old_for_log,
-            refused_peers: p.refused_peers,
+            purged: p.purge.purged,
+            purge_held_since_ms: p.purge.held_back.as_ref().map_or(0, |(_, t)| *t),
+            purge_held_back: p.purge.held_back.map(|(w, _)| w).unwrap_or_default(),
+            refused_records: p.replication.refused_records,
+            records_too_old_for_log: p.replication.too_old_for_log,
+            refused_peers: p.roster.refused_peers,
             roster: p
                 .roster
+                .members
                 .into_iter()
                 .map(|r| pb::RosterMember {
                     node_id: r.node_id,
@@ -234,9 +241,27 @@ impl pb::cluster_server::Cluster for ClusterApi {
                     addr: r.addr,
                 })
                 .collect(),
-            fenced: p.fenced_members,
+            fenced: p.roster.fenced,
             bootstrap_buckets: bootstrap.map_or(0, |(_, t)| t),
             bootstrap_buckets_done: bootstrap.map_or(0, |(d, _)| d),
+            workers: self
+                .workers
+                .snapshot()
+                .into_iter()
+                .map(|w| {
+                    let (state, error) = match w.state {
+                        WorkerState::Running => ("running", String::new()),
+                        WorkerState::Stopped => ("stopped", String::new()),
+                        WorkerState::Failed(e) => ("failed", e),
+                    };
+                    pb::WorkerStatus {
+                        name: w.name,
+                        state: state.to_string(),
+                        since_ms: w.since_ms,
+                        error,
+                    }
+                })
+                .collect(),
             storage_memory: Some(pb::StorageMemory {
                 memtables: m.memtables,
                 block_cache: m.block_cache,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prost::Message as _;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vergent_gossip::{Config, Event, Member, Membership, Message, Output, State};
@@ -71,7 +71,7 @@ struct Targets {
     transport: Transport,
     head: watch::Receiver<u64>,
     shutdown: CancellationToken,
-    running: HashMap<String, (SocketAddr, JoinHandle<()>)>,
+    running: HashMap<String, (SocketAddr, AbortHandle)>,
 }
 
 impl Targets {
@@ -86,8 +86,8 @@ impl Targets {
             }
             task.abort();
         }
-        let span = tracing::info_span!("replication-sender", peer_id = %member.id);
-        let task = tokio::spawn(tracing::Instrument::instrument(
+        let task = self.ctx.workers.spawn(
+            format!("replication-sender:{}", member.id),
             super::outbound::run(
                 self.ctx.clone(),
                 self.transport.clone(),
@@ -95,8 +95,7 @@ impl Targets {
                 self.head.clone(),
                 self.shutdown.clone(),
             ),
-            span,
-        ));
+        );
         self.running.insert(member.id.to_string(), (addr, task));
     }
 

@@ -30,7 +30,11 @@ use vergent_types::Limits;
 use crate::clock::NodeClock;
 use crate::identity::NodeIdentity;
 use crate::kv::{Availability, LocalKv};
-use crate::status::{PeerStatus, RosterRow, StatusSource};
+use crate::status::{
+    MembershipStatus, PeerStatus, PurgeStatus, RepairStatus, ReplicationStatus, RosterRow,
+    RosterStatus, StatusSource,
+};
+use crate::workers::Workers;
 use membership::MemberInfo;
 
 /// What the peer protocols share: the local service they apply to, the
@@ -65,6 +69,8 @@ pub(crate) struct PeerCtx {
     pub(crate) purge: purge::PurgeState,
     /// What peers sent that this node did not take.
     pub(crate) peer_counters: PeerCounters,
+    /// The node's named background tasks; the peer side spawns its own here.
+    pub(crate) workers: Workers,
 }
 
 impl PeerCtx {
@@ -76,6 +82,7 @@ impl PeerCtx {
         sent_cursors: HashMap<String, u64>,
         max_log_lag: u64,
         repair: repair::RepairSettings,
+        workers: Workers,
     ) -> Self {
         Self {
             store: kv.store().clone(),
@@ -95,6 +102,7 @@ impl PeerCtx {
             repair: repair::RepairState::new(repair),
             roster,
             purge: purge::PurgeState::default(),
+            workers,
             peer_counters: PeerCounters::default(),
         }
     }
@@ -119,31 +127,41 @@ impl StatusSource for PeerCtx {
     fn peer_status(&self) -> PeerStatus {
         let relaxed = |c: &AtomicU64| c.load(Ordering::Relaxed);
         PeerStatus {
-            replication: self
-                .lock_progress()
-                .cursors
-                .iter()
-                .map(|(id, c)| (id.clone(), *c))
-                .collect(),
-            members: self.members_view(),
-            repairs: self.repair.peers(),
-            purged: relaxed(&self.purge.purged),
-            purge_held_back: self.purge.held_back(),
-            refused_records: relaxed(&self.peer_counters.refused_records),
-            too_old_for_log: relaxed(&self.peer_counters.too_old_for_log),
-            refused_peers: relaxed(&self.peer_counters.refused_peers),
-            roster: self
-                .roster
-                .entries()
-                .into_iter()
-                .map(|(node_id, e)| RosterRow {
-                    node_id,
-                    cert: e.cert,
-                    store_id: e.store_id,
-                    addr: e.addr,
-                })
-                .collect(),
-            fenced_members: self.roster.fenced(),
+            replication: ReplicationStatus {
+                cursors: self
+                    .lock_progress()
+                    .cursors
+                    .iter()
+                    .map(|(id, c)| (id.clone(), *c))
+                    .collect(),
+                refused_records: relaxed(&self.peer_counters.refused_records),
+                too_old_for_log: relaxed(&self.peer_counters.too_old_for_log),
+            },
+            membership: MembershipStatus {
+                members: self.members_view(),
+            },
+            repair: RepairStatus {
+                peers: self.repair.peers(),
+            },
+            purge: PurgeStatus {
+                purged: relaxed(&self.purge.purged),
+                held_back: self.purge.held_back(),
+            },
+            roster: RosterStatus {
+                members: self
+                    .roster
+                    .entries()
+                    .into_iter()
+                    .map(|(node_id, e)| RosterRow {
+                        node_id,
+                        cert: e.cert,
+                        store_id: e.store_id,
+                        addr: e.addr,
+                    })
+                    .collect(),
+                fenced: self.roster.fenced(),
+                refused_peers: relaxed(&self.peer_counters.refused_peers),
+            },
         }
     }
 }
@@ -236,11 +254,6 @@ macro_rules! log_refusal {
     };
 }
 pub(crate) use log_refusal;
-
-/// The span a named background task runs in.
-pub(crate) fn worker(name: &'static str) -> tracing::Span {
-    tracing::info_span!("worker", name)
-}
 
 /// The certificate name a peer's node id is bound to (see [`roster`]).
 pub(crate) fn cert_name(peer: &PeerIdentity) -> String {
@@ -533,18 +546,21 @@ pub(crate) fn start(
     let (gossip_tx, gossip_rx) = mpsc::channel(1024);
     // Each background task runs in a span naming it, so its log lines say
     // which worker did what.
-    tokio::spawn(
-        repair::run_scheduler(ctx.clone(), transport.clone(), shutdown.clone())
-            .instrument(worker("repair-scheduler")),
+    let workers = &ctx.workers;
+    workers.spawn(
+        "repair-scheduler",
+        repair::run_scheduler(ctx.clone(), transport.clone(), shutdown.clone()),
     );
-    tokio::spawn(
-        run_truncation(ctx.clone(), shutdown.clone()).instrument(worker("log-truncation")),
+    workers.spawn(
+        "log-truncation",
+        run_truncation(ctx.clone(), shutdown.clone()),
     );
-    tokio::spawn(
-        purge::run_sweeper(ctx.clone(), transport.clone(), shutdown.clone())
-            .instrument(worker("purge-sweeper")),
+    workers.spawn(
+        "purge-sweeper",
+        purge::run_sweeper(ctx.clone(), transport.clone(), shutdown.clone()),
     );
-    tokio::spawn(
+    workers.spawn(
+        "membership",
         membership::run(
             ctx.clone(),
             transport.clone(),
@@ -552,10 +568,11 @@ pub(crate) fn start(
             seeds,
             head,
             shutdown.clone(),
-        )
-        .instrument(worker("membership")),
+        ),
     );
-    tokio::spawn(async move {
+    let router_ctx = ctx.clone();
+    ctx.workers.spawn("peer-router", async move {
+        let ctx = router_ctx;
         loop {
             let item = tokio::select! {
                 () = shutdown.cancelled() => break,
