@@ -15,6 +15,7 @@ const PURE: &[&str] = &[
     "vergent-replication",
     "vergent-gossip",
     "vergent-sim",
+    "vergent-consensus",
 ];
 /// The seed of CI's chaos run.
 const CI_CHAOS_SEED: &str = "1217559177532856388";
