@@ -111,6 +111,8 @@ struct Cluster {
     /// Set when two proposals were accepted at one ballot.
     ballot_conflict: Option<String>,
     real: VotingConfig,
+    /// Rounds that started from a 1-RTT cache entry.
+    cached_rounds: usize,
     backoff: Backoff,
     max_down: usize,
 }
@@ -163,6 +165,7 @@ impl Cluster {
             accepted: BTreeMap::new(),
             ballot_conflict: None,
             real,
+            cached_rounds: 0,
             backoff: Backoff::new(4, 64),
             max_down: n_acceptors / 2,
         }
@@ -200,6 +203,7 @@ impl Cluster {
         }
         let ballot_hlc = pr.hlc.now(now);
         let cache = pr.cache.take(&key);
+        self.cached_rounds += usize::from(cache.is_some());
         let req = RoundRequest {
             key,
             op,
@@ -615,6 +619,7 @@ fn run_seed(seed: u64, broken: bool) -> (Result<(), String>, BTreeMap<&'static s
         };
         *kinds.entry(kind).or_insert(0) += 1;
     }
+    kinds.insert("cached_start", c.cached_rounds);
     (c.check(), kinds)
 }
 
@@ -632,7 +637,15 @@ fn concurrent_increments_under_loss_duplication_reordering_and_crashes_lose_noth
     }
     eprintln!("outcomes over 300 seeds: {totals:?}");
     // The schedules must exercise the interesting paths, not just succeed.
-    for kind in ["applied", "not_applied", "read", "contention", "unknown"] {
+    for kind in [
+        "applied",
+        "not_applied",
+        "read",
+        "contention",
+        "unknown",
+        "unavailable",
+        "cached_start",
+    ] {
         assert!(
             totals.get(kind).copied().unwrap_or(0) > 0,
             "no {kind} outcome: {totals:?}"
