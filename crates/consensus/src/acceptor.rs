@@ -12,7 +12,7 @@ use vergent_types::Version;
 use crate::{Accepted, AcceptorState, Ballot, LwwRecord, Value};
 
 /// Phase 1 request: promise `ballot` for `key` and report what you hold.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Prepare {
     /// The key.
     pub key: Vec<u8>,
@@ -23,7 +23,7 @@ pub struct Prepare {
 }
 
 /// What a promising acceptor reports: enough for the proposer to compute the current state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Promise {
     /// The proposal accepted and not yet committed here, if any.
     pub accepted: Option<Accepted>,
@@ -36,7 +36,7 @@ pub struct Promise {
 }
 
 /// The answer to a [`Prepare`]; persist the returned state before sending it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PrepareReply {
     /// Promised; never again accepts or promises a lower ballot.
     Promise(Promise),
@@ -55,7 +55,7 @@ pub enum PrepareReply {
 }
 
 /// Phase 2 request: accept `value` at `ballot`, to become LWW record `(commit, value)`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Accept {
     /// The key.
     pub key: Vec<u8>,
@@ -74,7 +74,7 @@ pub struct Accept {
 }
 
 /// The answer to an [`Accept`]; persist the returned state before sending it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum AcceptReply {
     /// Accepted (or had already accepted this very ballot).
     Accepted,
@@ -97,7 +97,7 @@ pub enum AcceptReply {
 }
 
 /// Phase 3: the value at `ballot` was chosen; apply it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Commit {
     /// The key.
     pub key: Vec<u8>,
@@ -110,7 +110,7 @@ pub struct Commit {
 }
 
 /// What applying a [`Commit`] writes, in one batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CommitEffect {
     /// The record to pass through the ordinary LWW apply (which ignores it if older).
     pub lww: LwwRecord,

@@ -9,7 +9,7 @@ use vergent_types::NodeId;
 /// Quorums are counted over this explicit configuration, never over the
 /// gossip view: two proposers with the same epoch always need intersecting
 /// quorums, whoever they currently believe alive.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct VotingConfig {
     /// The configuration's epoch; acceptors refuse messages of another epoch.
     pub epoch: u64,
@@ -76,7 +76,7 @@ fn majority(n: usize) -> usize {
 ///
 /// Only members count, and each member once (its first reply), so
 /// duplicated or stray messages cannot inflate a quorum.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct QuorumTracker {
     config: VotingConfig,
     ok: BTreeSet<NodeId>,

@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// What a CAS requires of the current state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Expect {
     /// Nothing: an unconditional strong put or delete.
     Any,
@@ -54,7 +54,7 @@ pub enum Expect {
 }
 
 /// A strong operation on one key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     /// A linearizable read.
     Read,
@@ -68,7 +68,7 @@ pub enum Op {
 }
 
 /// A message a round sends to an acceptor.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Message {
     /// Phase 1.
     Prepare(Prepare),
@@ -127,8 +127,35 @@ pub enum Outcome {
     ClockSkew(ClockError),
 }
 
+// By hand: `ClockError` (from `vergent-hlc`) has no `Hash`; this hashes
+// the same fields `Eq` compares, so equal outcomes hash equally.
+impl std::hash::Hash for Outcome {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Self::Applied { value, version } => (value, version).hash(state),
+            Self::NotApplied { value, version } | Self::Read { value, version } => {
+                (value, version).hash(state);
+            }
+            Self::Contention { retry_above } => retry_above.hash(state),
+            Self::Unavailable {
+                needed,
+                voters,
+                reachable,
+            } => (needed, voters, reachable).hash(state),
+            Self::Unknown => {}
+            Self::StaleConfig { epoch } => epoch.hash(state),
+            Self::ClockSkew(ClockError::RemoteTooFarAhead {
+                remote,
+                local_physical_ms,
+                max_offset_ms,
+            }) => (remote, local_physical_ms, max_offset_ms).hash(state),
+        }
+    }
+}
+
 /// A round's request to its driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RoundOutput {
     /// Send `msg` to `to`; the driver routes the reply back to this round.
     Send {
@@ -149,7 +176,7 @@ pub enum RoundOutput {
 }
 
 /// The 1-RTT state of a key: a quorum promised `ballot` when it accepted `value` at `version`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cached {
     /// The ballot a quorum promised (the previous round's `ballot.next()`).
     pub ballot: Ballot,
@@ -164,9 +191,12 @@ pub struct Cached {
 /// [`Self::take`] removes the entry a round starts from, so two rounds
 /// never use one promised ballot, and a round that does not succeed leaves
 /// none behind: any rejection or failure drops the key's entry.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ProposerCache {
     entries: BTreeMap<Vec<u8>, Cached>,
+    /// Mutant: [`Self::take`] leaves the entry in place.
+    #[cfg(feature = "mutants")]
+    keep_taken: bool,
 }
 
 impl ProposerCache {
@@ -178,7 +208,21 @@ impl ProposerCache {
 
     /// Removes and returns `key`'s entry, to start a round from.
     pub fn take(&mut self, key: &[u8]) -> Option<Cached> {
+        #[cfg(feature = "mutants")]
+        if self.keep_taken {
+            return self.entries.get(key).cloned();
+        }
         self.entries.remove(key)
+    }
+
+    /// Test-only mutant for the model checker: `take` stops removing the
+    /// entry, so a cached round that is refused leaves its promise behind and
+    /// the next round on the key reuses its ballot. Exists only with the
+    /// `mutants` feature, which only this crate's own tests enable.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn mutant_keep_entry_after_failure(&mut self) {
+        self.keep_taken = true;
     }
 
     /// Stores what [`RoundOutput::Cache`] returned.
@@ -199,7 +243,7 @@ impl ProposerCache {
 }
 
 /// What starts a [`Round`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RoundRequest {
     /// The key.
     pub key: Vec<u8>,
@@ -216,14 +260,14 @@ pub struct RoundRequest {
 }
 
 /// What a round proposes and what it reports once the proposal is chosen.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Proposal {
     value: Value,
     commit: Version,
     outcome: Outcome,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Phase {
     Prepare {
         tracker: QuorumTracker,
@@ -240,7 +284,7 @@ enum Phase {
 }
 
 /// One strong operation's proposer state machine.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Round {
     key: Vec<u8>,
     op: Op,
@@ -251,6 +295,9 @@ pub struct Round {
     highest_seen: Option<Ballot>,
     phase: Phase,
     out: VecDeque<RoundOutput>,
+    /// Mutant: a read returns the state phase 1 computed without writing it back.
+    #[cfg(feature = "mutants")]
+    read_without_write_back: bool,
 }
 
 impl Round {
@@ -269,6 +316,8 @@ impl Round {
             highest_seen: None,
             phase: Phase::Done,
             out: VecDeque::new(),
+            #[cfg(feature = "mutants")]
+            read_without_write_back: false,
         };
         if req.config.members().is_empty() {
             round.finish(Outcome::Unavailable {
@@ -297,6 +346,16 @@ impl Round {
             }
         }
         round
+    }
+
+    /// Test-only mutant for the model checker: a read whose promises are not
+    /// settled returns the state it computed without the write-back accept.
+    /// Call before feeding any reply. Exists only with the `mutants` feature,
+    /// which only this crate's own tests enable.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn mutant_read_without_write_back(&mut self) {
+        self.read_without_write_back = true;
     }
 
     /// The round's ballot.
@@ -536,7 +595,12 @@ impl Round {
             Op::Read => false,
             Op::Cas { expect, .. } => holds(expect, state.as_ref()),
         };
-        if !writes && is_settled(promises, state.as_ref()) {
+        #[cfg(feature = "mutants")]
+        let settled = is_settled(promises, state.as_ref())
+            || (self.read_without_write_back && self.op == Op::Read);
+        #[cfg(not(feature = "mutants"))]
+        let settled = is_settled(promises, state.as_ref());
+        if !writes && settled {
             let (version, value) = split(state);
             let outcome = match self.op {
                 Op::Read => Outcome::Read { value, version },

@@ -12,7 +12,7 @@ pub type Value = Option<Vec<u8>>;
 pub type LwwRecord = (Version, Value);
 
 /// A proposal an acceptor accepted and has not yet seen committed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Accepted {
     /// The ballot it was accepted at.
     pub ballot: Ballot,
@@ -23,7 +23,7 @@ pub struct Accepted {
 }
 
 /// An acceptor's per-key Paxos state, persisted (and fsynced) before any reply that depends on it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AcceptorState {
     /// The highest ballot promised; never decreases.
     pub promised: Option<Ballot>,
