@@ -16,6 +16,7 @@ const PURE: &[&str] = &[
     "vergent-gossip",
     "vergent-sim",
     "vergent-lincheck",
+    "vergent-consensus",
 ];
 /// The seed of CI's chaos run.
 const CI_CHAOS_SEED: &str = "1217559177532856388";

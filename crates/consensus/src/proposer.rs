@@ -1,0 +1,1238 @@
+//! The proposer: one sans-IO state machine ([`Round`]) per strong operation on one key.
+//!
+//! A round prepares at every member, computes the current state from a
+//! quorum of promises, applies the operation, and has a quorum accept the
+//! result, which it then commits asynchronously. Two shortcuts, both from
+//! the design note: a read or failed CAS whose promises show agreeing,
+//! fully committed replicas returns after phase 1 (1 RTT), and a round that
+//! holds a [`Cached`] promise from the previous round on the key skips
+//! phase 1 (1 RTT).
+//!
+//! **Choosing the state.** The most recently accepted proposal (MRA) counts
+//! only if its ballot is above every committed ballot reported: a commit
+//! clears the acceptor's `accepted`, so an older, never-chosen proposal on
+//! another acceptor could otherwise outrank the chosen one, whose only trace
+//! is the committed ballot and the LWW record. The state is then the
+//! greatest by [`Version`] of the MRA's `(commit, value)` and every reply's
+//! LWW record.
+//!
+//! **Stamping.** Every proposal, including the write-back of an unchanged
+//! state, gets a fresh commit version from `hlc.update` over everything
+//! observed, so it is above every version seen. By quorum intersection a
+//! proposal at a higher ballot than a chosen one has seen the chosen one's
+//! version (as an accepted proposal or an LWW record), so it stamps higher:
+//! the LWW store keeps the latest chosen value.
+//!
+//! **Honest outcomes.** Until an accept is sent nothing can be chosen, so a
+//! failure is [`Outcome::Contention`] or [`Outcome::Unavailable`]. After,
+//! any acceptor may hold the proposal (an `Accepted` reply can be lost, and
+//! a later proposer would complete a value it finds), so a failure is
+//! [`Outcome::Unknown`] unless *every* member proved it never accepted the
+//! ballot.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use vergent_hlc::{ClockError, Hlc, Timestamp};
+use vergent_types::{NodeId, Version};
+
+use crate::{
+    Accept, AcceptReply, Ballot, Commit, LwwRecord, Prepare, PrepareReply, Promise, QuorumTracker,
+    Value, VotingConfig,
+};
+
+/// What a CAS requires of the current state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Expect {
+    /// Nothing: an unconditional strong put or delete.
+    Any,
+    /// The key is absent or a tombstone.
+    Absent,
+    /// The key holds exactly this value.
+    Value(Vec<u8>),
+    /// The key's record has exactly this version.
+    Version(Version),
+}
+
+/// A strong operation on one key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A linearizable read.
+    Read,
+    /// Compare-and-set: write `new` (`None` deletes) if `expect` holds.
+    Cas {
+        /// The condition.
+        expect: Expect,
+        /// The value to write when it holds.
+        new: Value,
+    },
+}
+
+/// A message a round sends to an acceptor.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Message {
+    /// Phase 1.
+    Prepare(Prepare),
+    /// Phase 2.
+    Accept(Accept),
+    /// The decided value, sent after [`Outcome`] is known.
+    Commit(Commit),
+}
+
+/// How a round ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The CAS condition held and `value` was chosen at `version`.
+    Applied {
+        /// The value written (`None`: deleted).
+        value: Value,
+        /// Its version.
+        version: Version,
+    },
+    /// The CAS condition did not hold; this is the current state.
+    NotApplied {
+        /// The current value.
+        value: Value,
+        /// Its version (`None`: the key was never written).
+        version: Option<Version>,
+    },
+    /// A read's result.
+    Read {
+        /// The current value.
+        value: Value,
+        /// Its version (`None`: the key was never written).
+        version: Option<Version>,
+    },
+    /// Superseded by a higher ballot before anything of this round could be chosen: not applied; retry.
+    Contention {
+        /// Retry with a ballot above this one.
+        retry_above: Ballot,
+    },
+    /// Too few members answered a prepare; nothing was proposed, so not applied.
+    Unavailable {
+        /// Promises needed (a majority of the voters).
+        needed: usize,
+        /// Members of the configuration.
+        voters: usize,
+        /// Members that answered at all.
+        reachable: usize,
+    },
+    /// A proposal was sent and may have been (or may yet be) chosen; resolve with a read.
+    Unknown,
+    /// An acceptor has a newer configuration; nothing was proposed.
+    StaleConfig {
+        /// The acceptor's epoch.
+        epoch: u64,
+    },
+    /// A version seen was too far ahead of this node's clock; nothing was proposed.
+    ClockSkew(ClockError),
+}
+
+// By hand: `ClockError` (from `vergent-hlc`) has no `Hash`; this hashes
+// the same fields `Eq` compares, so equal outcomes hash equally.
+impl std::hash::Hash for Outcome {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Self::Applied { value, version } => (value, version).hash(state),
+            Self::NotApplied { value, version } | Self::Read { value, version } => {
+                (value, version).hash(state);
+            }
+            Self::Contention { retry_above } => retry_above.hash(state),
+            Self::Unavailable {
+                needed,
+                voters,
+                reachable,
+            } => (needed, voters, reachable).hash(state),
+            Self::Unknown => {}
+            Self::StaleConfig { epoch } => epoch.hash(state),
+            Self::ClockSkew(ClockError::RemoteTooFarAhead {
+                remote,
+                local_physical_ms,
+                max_offset_ms,
+            }) => (remote, local_physical_ms, max_offset_ms).hash(state),
+        }
+    }
+}
+
+/// A round's request to its driver.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RoundOutput {
+    /// Send `msg` to `to`; the driver routes the reply back to this round.
+    Send {
+        /// The acceptor.
+        to: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// Store `entry` in this node's [`ProposerCache`] for `key`.
+    Cache {
+        /// The key.
+        key: Vec<u8>,
+        /// The promise and state to start the next round on the key from.
+        entry: Cached,
+    },
+    /// The operation's outcome; answer the client. Commit sends may follow.
+    Done(Outcome),
+}
+
+/// The 1-RTT state of a key: a quorum promised `ballot` when it accepted `value` at `version`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Cached {
+    /// The ballot a quorum promised (the previous round's `ballot.next()`).
+    pub ballot: Ballot,
+    /// The value that round had chosen.
+    pub value: Value,
+    /// Its commit version.
+    pub version: Version,
+}
+
+/// A node's per-key [`Cached`] promises.
+///
+/// [`Self::take`] removes the entry a round starts from, so two rounds
+/// never use one promised ballot, and a round that does not succeed leaves
+/// none behind: any rejection or failure drops the key's entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ProposerCache {
+    entries: BTreeMap<Vec<u8>, Cached>,
+    /// Mutant: [`Self::take`] leaves the entry in place.
+    #[cfg(feature = "mutants")]
+    keep_taken: bool,
+}
+
+impl ProposerCache {
+    /// An empty cache.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Removes and returns `key`'s entry, to start a round from.
+    pub fn take(&mut self, key: &[u8]) -> Option<Cached> {
+        #[cfg(feature = "mutants")]
+        if self.keep_taken {
+            return self.entries.get(key).cloned();
+        }
+        self.entries.remove(key)
+    }
+
+    /// Test-only mutant for the model checker: `take` stops removing the
+    /// entry, so a cached round that is refused leaves its promise behind and
+    /// the next round on the key reuses its ballot. Exists only with the
+    /// `mutants` feature, which only this crate's own tests enable.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn mutant_keep_entry_after_failure(&mut self) {
+        self.keep_taken = true;
+    }
+
+    /// Stores what [`RoundOutput::Cache`] returned.
+    pub fn insert(&mut self, key: Vec<u8>, entry: Cached) {
+        self.entries.insert(key, entry);
+    }
+
+    /// Drops `key`'s entry (on a configuration change, say).
+    pub fn remove(&mut self, key: &[u8]) {
+        self.entries.remove(key);
+    }
+
+    /// `key`'s entry, if any.
+    #[must_use]
+    pub fn get(&self, key: &[u8]) -> Option<&Cached> {
+        self.entries.get(key)
+    }
+}
+
+/// What starts a [`Round`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoundRequest {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The operation.
+    pub op: Op,
+    /// This node, the proposer.
+    pub proposer: NodeId,
+    /// The voting configuration in force.
+    pub config: VotingConfig,
+    /// A fresh time from this node's HLC (above any `retry_above` when retrying).
+    pub ballot_hlc: Timestamp,
+    /// The key's entry taken from the [`ProposerCache`], if any: skips phase 1.
+    pub cache: Option<Cached>,
+}
+
+/// What a round proposes and what it reports once the proposal is chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Proposal {
+    value: Value,
+    commit: Version,
+    outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    Prepare {
+        tracker: QuorumTracker,
+        promises: BTreeMap<NodeId, Promise>,
+    },
+    Accept {
+        tracker: QuorumTracker,
+        proposal: Proposal,
+        accepted_any: bool,
+        /// Members whose refusal proves they never accepted this ballot.
+        never_accepted: BTreeSet<NodeId>,
+    },
+    Done,
+}
+
+/// One strong operation's proposer state machine.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Round {
+    key: Vec<u8>,
+    op: Op,
+    proposer: NodeId,
+    config: VotingConfig,
+    ballot: Ballot,
+    /// The highest ballot a refusal reported, for [`Outcome::Contention`].
+    highest_seen: Option<Ballot>,
+    phase: Phase,
+    out: VecDeque<RoundOutput>,
+    /// Mutant: a read returns the state phase 1 computed without writing it back.
+    #[cfg(feature = "mutants")]
+    read_without_write_back: bool,
+}
+
+impl Round {
+    /// Starts the round: broadcasts prepares, or with a cache entry, accepts straight away.
+    pub fn new(now_ms: u64, hlc: &mut Hlc, req: RoundRequest) -> Self {
+        let ballot = match &req.cache {
+            Some(c) => c.ballot.clone(),
+            None => Ballot::new(req.ballot_hlc, req.proposer.clone()),
+        };
+        let mut round = Self {
+            key: req.key,
+            op: req.op,
+            proposer: req.proposer,
+            config: req.config.clone(),
+            ballot,
+            highest_seen: None,
+            phase: Phase::Done,
+            out: VecDeque::new(),
+            #[cfg(feature = "mutants")]
+            read_without_write_back: false,
+        };
+        if req.config.members().is_empty() {
+            round.finish(Outcome::Unavailable {
+                needed: 1,
+                voters: 0,
+                reachable: 0,
+            });
+            return round;
+        }
+        match req.cache {
+            Some(c) => {
+                let observed = c.version.hlc;
+                round.start_accept(now_ms, hlc, Some((c.version, c.value)), observed);
+            }
+            None => {
+                round.phase = Phase::Prepare {
+                    tracker: QuorumTracker::new(req.config),
+                    promises: BTreeMap::new(),
+                };
+                let msg = Prepare {
+                    key: round.key.clone(),
+                    ballot: round.ballot.clone(),
+                    epoch: round.config.epoch,
+                };
+                round.broadcast(&Message::Prepare(msg));
+            }
+        }
+        round
+    }
+
+    /// Test-only mutant for the model checker: a read whose promises are not
+    /// settled returns the state it computed without the write-back accept.
+    /// Call before feeding any reply. Exists only with the `mutants` feature,
+    /// which only this crate's own tests enable.
+    #[cfg(feature = "mutants")]
+    #[doc(hidden)]
+    pub fn mutant_read_without_write_back(&mut self) {
+        self.read_without_write_back = true;
+    }
+
+    /// The round's ballot.
+    #[must_use]
+    pub fn ballot(&self) -> &Ballot {
+        &self.ballot
+    }
+
+    /// The key.
+    #[must_use]
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Whether the round has produced its [`Outcome`].
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_output(&mut self) -> Option<RoundOutput> {
+        self.out.pop_front()
+    }
+
+    /// Feeds `from`'s answer to this round's prepare; late or stray replies are ignored.
+    pub fn handle_prepare_reply(
+        &mut self,
+        now_ms: u64,
+        hlc: &mut Hlc,
+        from: &NodeId,
+        reply: PrepareReply,
+    ) {
+        let Phase::Prepare { tracker, promises } = &mut self.phase else {
+            return;
+        };
+        match reply {
+            PrepareReply::Promise(p) => {
+                if tracker.ok(from) {
+                    promises.insert(from.clone(), p);
+                }
+                if tracker.is_reached() {
+                    let promises = std::mem::take(promises);
+                    self.decide(now_ms, hlc, &promises);
+                }
+            }
+            PrepareReply::Reject { promised, accepted } => {
+                if !tracker.err(from) {
+                    return;
+                }
+                let impossible = tracker.is_impossible();
+                self.saw(promised);
+                self.saw(accepted);
+                if impossible {
+                    self.finish_contention();
+                }
+            }
+            PrepareReply::EpochMismatch { current_epoch } => {
+                if current_epoch > self.config.epoch {
+                    self.finish(Outcome::StaleConfig {
+                        epoch: current_epoch,
+                    });
+                } else if tracker.err(from) && tracker.is_impossible() {
+                    // Acceptors behind our epoch: unreachable in effect.
+                    self.finish_prepare_failure();
+                }
+            }
+        }
+    }
+
+    /// Feeds `from`'s answer to this round's accept; late or stray replies are ignored.
+    pub fn handle_accept_reply(&mut self, _now_ms: u64, from: &NodeId, reply: AcceptReply) {
+        let Phase::Accept {
+            tracker,
+            proposal,
+            accepted_any,
+            never_accepted,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        match reply {
+            AcceptReply::Accepted => {
+                if !tracker.ok(from) {
+                    return;
+                }
+                *accepted_any = true;
+                if tracker.is_reached() {
+                    let proposal = proposal.clone();
+                    self.chosen(proposal);
+                    return;
+                }
+            }
+            AcceptReply::Reject {
+                promised,
+                accepted,
+                committed,
+                newer_lww: _,
+            } => {
+                if !tracker.err(from) {
+                    return;
+                }
+                // Once an acceptor accepts a ballot, its accepted ballot or
+                // (after a commit clears it) its committed ballot stays at
+                // or above it; both below ours proves it never accepted.
+                let ours = &self.ballot;
+                let below = |b: &Option<Ballot>| b.as_ref().is_none_or(|b| b < ours);
+                if below(&accepted) && below(&committed) {
+                    never_accepted.insert(from.clone());
+                }
+                self.saw(promised);
+                self.saw(accepted);
+            }
+            AcceptReply::EpochMismatch { .. } => {
+                // It may have accepted before its configuration moved on.
+                tracker.err(from);
+            }
+        }
+        self.check_accept_failure();
+    }
+
+    /// The driver's deadline for this round passed: end it with the honest outcome.
+    pub fn handle_timeout(&mut self, _now_ms: u64) {
+        match &self.phase {
+            Phase::Prepare { .. } => self.finish_prepare_failure(),
+            Phase::Accept { .. } => {
+                if self.all_proved_never_accepted() {
+                    self.finish_contention();
+                } else {
+                    self.finish(Outcome::Unknown);
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+
+    fn saw(&mut self, ballot: Option<Ballot>) {
+        if ballot > self.highest_seen {
+            self.highest_seen = ballot;
+        }
+    }
+
+    fn broadcast(&mut self, msg: &Message) {
+        for to in self.config.members() {
+            self.out.push_back(RoundOutput::Send {
+                to,
+                msg: msg.clone(),
+            });
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        self.phase = Phase::Done;
+        self.out.push_back(RoundOutput::Done(outcome));
+    }
+
+    fn finish_contention(&mut self) {
+        let retry_above = self
+            .highest_seen
+            .clone()
+            .unwrap_or_else(|| self.ballot.clone())
+            .max(self.ballot.clone());
+        self.finish(Outcome::Contention { retry_above });
+    }
+
+    fn finish_prepare_failure(&mut self) {
+        let Phase::Prepare { tracker, .. } = &self.phase else {
+            return;
+        };
+        if self.highest_seen.is_some() {
+            self.finish_contention();
+        } else {
+            let outcome = Outcome::Unavailable {
+                needed: tracker.needed(),
+                voters: self.config.members().len(),
+                reachable: tracker.replied(),
+            };
+            self.finish(outcome);
+        }
+    }
+
+    fn all_proved_never_accepted(&self) -> bool {
+        match &self.phase {
+            Phase::Accept { never_accepted, .. } => self
+                .config
+                .members()
+                .iter()
+                .all(|m| never_accepted.contains(m)),
+            _ => false,
+        }
+    }
+
+    fn check_accept_failure(&mut self) {
+        let Phase::Accept {
+            tracker,
+            accepted_any,
+            ..
+        } = &self.phase
+        else {
+            return;
+        };
+        if self.all_proved_never_accepted() {
+            self.finish_contention();
+        } else if tracker.is_impossible() && (*accepted_any || tracker.all_replied()) {
+            self.finish(Outcome::Unknown);
+        }
+        // Otherwise more refusals may still prove that nothing was accepted.
+    }
+
+    /// Phase 1 reached a quorum: compute the state, then answer or propose.
+    fn decide(&mut self, now_ms: u64, hlc: &mut Hlc, promises: &BTreeMap<NodeId, Promise>) {
+        let max_committed = promises.values().filter_map(|p| p.committed.as_ref()).max();
+        let mra = promises
+            .values()
+            .filter_map(|p| p.accepted.as_ref())
+            .max_by(|a, b| a.ballot.cmp(&b.ballot))
+            .filter(|a| max_committed.is_none_or(|c| a.ballot > *c));
+        let mut state: Option<LwwRecord> = mra.map(|a| (a.commit.clone(), a.value.clone()));
+        for p in promises.values() {
+            if let Some(rec) = &p.lww
+                && state.as_ref().is_none_or(|(v, _)| rec.0 > *v)
+            {
+                state = Some(rec.clone());
+            }
+        }
+        let observed = promises
+            .values()
+            .flat_map(|p| {
+                let accepted = p.accepted.as_ref().map(|a| a.commit.hlc);
+                let lww = p.lww.as_ref().map(|(v, _)| v.hlc);
+                accepted.into_iter().chain(lww)
+            })
+            .max()
+            .unwrap_or(Timestamp::ZERO);
+
+        let writes = match &self.op {
+            Op::Read => false,
+            Op::Cas { expect, .. } => holds(expect, state.as_ref()),
+        };
+        #[cfg(feature = "mutants")]
+        let settled = is_settled(promises, state.as_ref())
+            || (self.read_without_write_back && self.op == Op::Read);
+        #[cfg(not(feature = "mutants"))]
+        let settled = is_settled(promises, state.as_ref());
+        if !writes && settled {
+            let (version, value) = split(state);
+            let outcome = match self.op {
+                Op::Read => Outcome::Read { value, version },
+                Op::Cas { .. } => Outcome::NotApplied { value, version },
+            };
+            self.finish(outcome);
+            return;
+        }
+        self.start_accept(now_ms, hlc, state, observed);
+    }
+
+    /// Stamps and broadcasts the proposal computed from `state`.
+    fn start_accept(
+        &mut self,
+        now_ms: u64,
+        hlc: &mut Hlc,
+        state: Option<LwwRecord>,
+        observed: Timestamp,
+    ) {
+        let next_promise = self.ballot.next();
+        // Past our own ballots too, so this node's next fresh ballot is
+        // above the promise the accept leaves behind.
+        let floor = observed.max(next_promise.hlc);
+        let stamp = match hlc.update(now_ms, floor) {
+            Ok(t) => t,
+            Err(e) => {
+                self.finish(Outcome::ClockSkew(e));
+                return;
+            }
+        };
+        let commit = Version::new(stamp, self.proposer.clone());
+        let base = state.as_ref().map(|(v, _)| v.clone());
+        let (value, outcome) = match &self.op {
+            Op::Cas { expect, new } if holds(expect, state.as_ref()) => (
+                new.clone(),
+                Outcome::Applied {
+                    value: new.clone(),
+                    version: commit.clone(),
+                },
+            ),
+            op => {
+                // A write-back: the same value under a fresh version, so
+                // "chosen at a higher ballot" keeps meaning "newer version".
+                let value = state.and_then(|(_, v)| v);
+                let version = Some(commit.clone());
+                let outcome = match op {
+                    Op::Read => Outcome::Read {
+                        value: value.clone(),
+                        version,
+                    },
+                    Op::Cas { .. } => Outcome::NotApplied {
+                        value: value.clone(),
+                        version,
+                    },
+                };
+                (value, outcome)
+            }
+        };
+        let msg = Accept {
+            key: self.key.clone(),
+            ballot: self.ballot.clone(),
+            epoch: self.config.epoch,
+            value: value.clone(),
+            commit: commit.clone(),
+            base,
+            next_promise: Some(next_promise),
+        };
+        self.phase = Phase::Accept {
+            tracker: QuorumTracker::new(self.config.clone()),
+            proposal: Proposal {
+                value,
+                commit,
+                outcome,
+            },
+            accepted_any: false,
+            never_accepted: BTreeSet::new(),
+        };
+        self.broadcast(&Message::Accept(msg));
+    }
+
+    /// A quorum accepted: report, remember the promise for 1 RTT, commit everywhere.
+    fn chosen(&mut self, proposal: Proposal) {
+        self.out.push_back(RoundOutput::Cache {
+            key: self.key.clone(),
+            entry: Cached {
+                ballot: self.ballot.next(),
+                value: proposal.value.clone(),
+                version: proposal.commit.clone(),
+            },
+        });
+        self.finish(proposal.outcome);
+        let msg = Commit {
+            key: self.key.clone(),
+            ballot: self.ballot.clone(),
+            value: proposal.value,
+            commit: proposal.commit,
+        };
+        self.broadcast(&Message::Commit(msg));
+    }
+}
+
+/// Whether `expect` holds for `state`.
+fn holds(expect: &Expect, state: Option<&LwwRecord>) -> bool {
+    match expect {
+        Expect::Any => true,
+        Expect::Absent => state.is_none_or(|(_, v)| v.is_none()),
+        Expect::Value(want) => state.is_some_and(|(_, v)| v.as_deref() == Some(want.as_slice())),
+        Expect::Version(want) => state.is_some_and(|(v, _)| v == want),
+    }
+}
+
+/// The 1-RTT read condition: no promise holds an uncommitted proposal and
+/// every LWW record is the state. Then the state was chosen (or written
+/// eventually) and sits at a quorum, and our promise at this quorum keeps
+/// any lower ballot from being chosen unseen, so no accept is needed.
+fn is_settled(promises: &BTreeMap<NodeId, Promise>, state: Option<&LwwRecord>) -> bool {
+    let state_version = state.map(|(v, _)| v);
+    promises.values().all(|p| {
+        let committed = p
+            .accepted
+            .as_ref()
+            .is_none_or(|a| p.committed.as_ref().is_some_and(|c| a.ballot <= *c));
+        committed && p.lww.as_ref().map(|(v, _)| v) == state_version
+    })
+}
+
+fn split(state: Option<LwwRecord>) -> (Option<Version>, Value) {
+    match state {
+        Some((v, value)) => (Some(v), value),
+        None => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Accepted;
+    use vergent_hlc::HlcConfig;
+
+    const NOW: u64 = 1_000_000;
+
+    fn n(name: &str) -> NodeId {
+        NodeId::new(name).expect("id")
+    }
+
+    fn config() -> VotingConfig {
+        VotingConfig::new(1, [n("a"), n("b"), n("c")])
+    }
+
+    fn ver(ms: u64, node: &str) -> Version {
+        Version::new(Timestamp::new(ms, 0), n(node))
+    }
+
+    fn ballot(ms: u64, node: &str) -> Ballot {
+        Ballot::new(Timestamp::new(ms, 0), n(node))
+    }
+
+    fn hlc() -> Hlc {
+        Hlc::new(HlcConfig::default())
+    }
+
+    fn start(hlc: &mut Hlc, op: Op, cache: Option<Cached>) -> Round {
+        let ballot_hlc = hlc.now(NOW);
+        Round::new(
+            NOW,
+            hlc,
+            RoundRequest {
+                key: b"k".to_vec(),
+                op,
+                proposer: n("p"),
+                config: config(),
+                ballot_hlc,
+                cache,
+            },
+        )
+    }
+
+    fn drain(r: &mut Round) -> Vec<RoundOutput> {
+        std::iter::from_fn(|| r.poll_output()).collect()
+    }
+
+    fn accepts(out: &[RoundOutput]) -> Vec<&Accept> {
+        out.iter()
+            .filter_map(|o| match o {
+                RoundOutput::Send {
+                    msg: Message::Accept(a),
+                    ..
+                } => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn count(out: &[RoundOutput], pred: fn(&Message) -> bool) -> usize {
+        out.iter()
+            .filter(|o| matches!(o, RoundOutput::Send { msg, .. } if pred(msg)))
+            .count()
+    }
+
+    fn done(out: &[RoundOutput]) -> Option<&Outcome> {
+        out.iter().find_map(|o| match o {
+            RoundOutput::Done(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    fn promise(lww: Option<LwwRecord>) -> PrepareReply {
+        PrepareReply::Promise(Promise {
+            accepted: None,
+            committed: None,
+            lww,
+            prior_promise: None,
+        })
+    }
+
+    fn cas(expect: Expect, new: &[u8]) -> Op {
+        Op::Cas {
+            expect,
+            new: Some(new.to_vec()),
+        }
+    }
+
+    /// Runs an uncontended CAS on empty replicas; returns its outputs after each phase.
+    fn uncontended(hlc: &mut Hlc) -> (Vec<RoundOutput>, Vec<RoundOutput>, Vec<RoundOutput>) {
+        let mut r = start(hlc, cas(Expect::Absent, b"1"), None);
+        let first = drain(&mut r);
+        r.handle_prepare_reply(NOW, hlc, &n("a"), promise(None));
+        r.handle_prepare_reply(NOW, hlc, &n("b"), promise(None));
+        let second = drain(&mut r);
+        r.handle_accept_reply(NOW, &n("a"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &n("c"), AcceptReply::Accepted);
+        (first, second, drain(&mut r))
+    }
+
+    #[test]
+    fn uncontended_cas_takes_one_prepare_broadcast_and_one_accept_broadcast() {
+        let mut hlc = hlc();
+        let (first, second, third) = uncontended(&mut hlc);
+        assert_eq!(count(&first, |m| matches!(m, Message::Prepare(_))), 3);
+        assert_eq!(first.len(), 3);
+        assert_eq!(count(&second, |m| matches!(m, Message::Accept(_))), 3);
+        assert_eq!(second.len(), 3);
+        let Some(Outcome::Applied { value, version }) = done(&third) else {
+            panic!("{third:?}")
+        };
+        assert_eq!(value.as_deref(), Some(&b"1"[..]));
+        assert_eq!(version.origin, n("p"));
+        assert_eq!(count(&third, |m| matches!(m, Message::Commit(_))), 3);
+        assert!(third.iter().any(|o| matches!(o, RoundOutput::Cache { .. })));
+    }
+
+    #[test]
+    fn a_cached_repeat_skips_prepare_and_takes_one_round_trip() {
+        let mut hlc = hlc();
+        let (first, _, third) = uncontended(&mut hlc);
+        let Some(RoundOutput::Cache { entry, .. }) = third
+            .iter()
+            .find(|o| matches!(o, RoundOutput::Cache { .. }))
+        else {
+            panic!("no cache entry")
+        };
+        let RoundOutput::Send {
+            msg: Message::Prepare(p),
+            ..
+        } = &first[0]
+        else {
+            panic!()
+        };
+        assert_eq!(entry.ballot, p.ballot.next());
+        let mut r = start(
+            &mut hlc,
+            cas(Expect::Value(b"1".to_vec()), b"2"),
+            Some(entry.clone()),
+        );
+        let out = drain(&mut r);
+        assert_eq!(count(&out, |m| matches!(m, Message::Prepare(_))), 0);
+        let acc = accepts(&out);
+        assert_eq!(acc.len(), 3);
+        assert_eq!(acc[0].ballot, entry.ballot);
+        assert_eq!(acc[0].base, Some(entry.version.clone()));
+        assert!(acc[0].commit > entry.version);
+        r.handle_accept_reply(NOW, &n("b"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &n("c"), AcceptReply::Accepted);
+        let out = drain(&mut r);
+        assert!(matches!(done(&out), Some(Outcome::Applied { value: Some(v), .. }) if v == b"2"));
+    }
+
+    #[test]
+    fn a_fresh_ballot_after_a_round_is_above_the_promise_it_left_behind() {
+        let mut hlc = hlc();
+        let (first, _, _) = uncontended(&mut hlc);
+        let RoundOutput::Send {
+            msg: Message::Prepare(p),
+            ..
+        } = &first[0]
+        else {
+            panic!()
+        };
+        assert!(Ballot::new(hlc.now(NOW), n("p")) > p.ballot.next());
+    }
+
+    #[test]
+    fn a_read_of_agreeing_replicas_returns_after_phase_one_without_an_accept() {
+        let mut hlc = hlc();
+        let rec = (ver(500, "w"), Some(b"x".to_vec()));
+        let mut r = start(&mut hlc, Op::Read, None);
+        drain(&mut r);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(rec.clone())));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("c"), promise(Some(rec.clone())));
+        let out = drain(&mut r);
+        assert!(accepts(&out).is_empty());
+        assert_eq!(
+            done(&out),
+            Some(&Outcome::Read {
+                value: Some(b"x".to_vec()),
+                version: Some(rec.0)
+            })
+        );
+        assert!(r.is_done());
+    }
+
+    #[test]
+    fn a_read_of_disagreeing_replicas_writes_the_newest_back_under_a_fresh_version() {
+        let mut hlc = hlc();
+        let old = (ver(400, "w"), Some(b"old".to_vec()));
+        let new = (ver(500, "w"), Some(b"new".to_vec()));
+        let mut r = start(&mut hlc, Op::Read, None);
+        drain(&mut r);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(old)));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(Some(new.clone())));
+        let out = drain(&mut r);
+        let acc = accepts(&out);
+        assert_eq!(acc.len(), 3);
+        assert_eq!(acc[0].value, new.1);
+        assert_eq!(acc[0].base, Some(new.0.clone()));
+        assert!(acc[0].commit > new.0);
+    }
+
+    #[test]
+    fn a_read_that_sees_an_accepted_uncommitted_proposal_writes_it_back() {
+        let mut hlc = hlc();
+        let committed = (ver(400, "w"), Some(b"old".to_vec()));
+        let pending = Accepted {
+            ballot: ballot(450, "q"),
+            value: Some(b"pending".to_vec()),
+            commit: ver(460, "q"),
+        };
+        let mut r = start(&mut hlc, Op::Read, None);
+        drain(&mut r);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(committed.clone())));
+        let with_accepted = PrepareReply::Promise(Promise {
+            accepted: Some(pending.clone()),
+            committed: None,
+            lww: Some(committed),
+            prior_promise: Some(pending.ballot.clone()),
+        });
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), with_accepted);
+        let out = drain(&mut r);
+        let acc = accepts(&out);
+        assert_eq!(acc.len(), 3, "a pending proposal forces an accept phase");
+        assert_eq!(acc[0].value, pending.value);
+        assert!(acc[0].commit > pending.commit);
+        let commit = acc[0].commit.clone();
+        r.handle_accept_reply(NOW, &n("a"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &n("b"), AcceptReply::Accepted);
+        let out = drain(&mut r);
+        assert_eq!(
+            done(&out),
+            Some(&Outcome::Read {
+                value: pending.value,
+                version: Some(commit)
+            })
+        );
+    }
+
+    #[test]
+    fn an_accepted_proposal_at_or_below_a_reported_commit_is_not_the_state() {
+        // `a` committed ballot 20 (accepted cleared, LWW at 21); `b` still
+        // holds a never-chosen proposal at ballot 10 stamped far higher.
+        let mut hlc = hlc();
+        let chosen = (ver(21_000, "q"), Some(b"chosen".to_vec()));
+        let mut r = start(&mut hlc, Op::Read, None);
+        drain(&mut r);
+        r.handle_prepare_reply(
+            NOW,
+            &mut hlc,
+            &n("a"),
+            PrepareReply::Promise(Promise {
+                accepted: None,
+                committed: Some(ballot(20_000, "q")),
+                lww: Some(chosen.clone()),
+                prior_promise: None,
+            }),
+        );
+        r.handle_prepare_reply(
+            NOW,
+            &mut hlc,
+            &n("b"),
+            PrepareReply::Promise(Promise {
+                accepted: Some(Accepted {
+                    ballot: ballot(10_000, "s"),
+                    value: Some(b"stale".to_vec()),
+                    commit: ver(90_000, "s"),
+                }),
+                committed: None,
+                lww: None,
+                prior_promise: None,
+            }),
+        );
+        let out = drain(&mut r);
+        let acc = accepts(&out);
+        assert_eq!(acc[0].value, chosen.1);
+        assert!(
+            acc[0].commit > ver(90_000, "s"),
+            "still stamped above all seen"
+        );
+    }
+
+    #[test]
+    fn a_cas_whose_expectation_fails_returns_not_applied_with_the_current_value() {
+        let mut hlc = hlc();
+        let rec = (ver(500, "w"), Some(b"y".to_vec()));
+        let mut r = start(&mut hlc, cas(Expect::Value(b"x".to_vec()), b"z"), None);
+        drain(&mut r);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(rec.clone())));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(Some(rec.clone())));
+        let out = drain(&mut r);
+        assert!(accepts(&out).is_empty());
+        assert_eq!(
+            done(&out),
+            Some(&Outcome::NotApplied {
+                value: rec.1,
+                version: Some(rec.0)
+            })
+        );
+    }
+
+    #[test]
+    fn expectations_on_absent_value_and_version() {
+        let rec = (ver(5, "w"), Some(b"x".to_vec()));
+        let tomb = (ver(6, "w"), None);
+        assert!(holds(&Expect::Absent, None));
+        assert!(holds(&Expect::Absent, Some(&tomb)));
+        assert!(!holds(&Expect::Absent, Some(&rec)));
+        assert!(holds(&Expect::Value(b"x".to_vec()), Some(&rec)));
+        assert!(!holds(&Expect::Value(b"x".to_vec()), None));
+        assert!(holds(&Expect::Version(ver(5, "w")), Some(&rec)));
+        assert!(!holds(&Expect::Version(ver(5, "w")), Some(&tomb)));
+        assert!(holds(&Expect::Any, None));
+    }
+
+    #[test]
+    fn the_commit_version_is_above_every_observed_version() {
+        let mut hlc = hlc();
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        drain(&mut r);
+        // Ahead of NOW, within the 500 ms offset the clock accepts.
+        let ahead = Version::new(Timestamp::new(NOW + 400, 9), n("zzz"));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some((ver(10, "w"), None))));
+        let with_accepted = PrepareReply::Promise(Promise {
+            accepted: Some(Accepted {
+                ballot: ballot(20, "q"),
+                value: None,
+                commit: ahead.clone(),
+            }),
+            committed: None,
+            lww: None,
+            prior_promise: None,
+        });
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), with_accepted);
+        let out = drain(&mut r);
+        let acc = accepts(&out);
+        assert!(acc[0].commit > ahead);
+        assert!(acc[0].commit > ver(10, "w"));
+    }
+
+    #[test]
+    fn a_version_too_far_ahead_aborts_with_clock_skew_before_any_accept() {
+        let mut hlc = hlc();
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        drain(&mut r);
+        let future = (ver(NOW + 60_000, "w"), None);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(future.clone())));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(Some(future)));
+        let out = drain(&mut r);
+        assert!(accepts(&out).is_empty());
+        assert!(matches!(done(&out), Some(Outcome::ClockSkew(_))));
+    }
+
+    #[test]
+    fn a_timeout_after_an_accept_was_acknowledged_is_unknown_never_failure() {
+        let mut hlc = hlc();
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
+        r.handle_accept_reply(NOW, &n("a"), AcceptReply::Accepted);
+        drain(&mut r);
+        r.handle_timeout(NOW + 5_000);
+        assert_eq!(drain(&mut r), vec![RoundOutput::Done(Outcome::Unknown)]);
+    }
+
+    #[test]
+    fn a_timeout_after_accepts_were_sent_but_unanswered_is_unknown() {
+        let mut hlc = hlc();
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
+        drain(&mut r);
+        r.handle_timeout(NOW + 5_000);
+        assert_eq!(drain(&mut r), vec![RoundOutput::Done(Outcome::Unknown)]);
+    }
+
+    fn reject_accept(promised: Ballot) -> AcceptReply {
+        AcceptReply::Reject {
+            promised: Some(promised),
+            accepted: None,
+            committed: None,
+            newer_lww: None,
+        }
+    }
+
+    #[test]
+    fn accept_refusals_are_contention_only_when_every_member_proves_it_never_accepted() {
+        let mut hlc = hlc();
+        let high = ballot(NOW + 100, "q");
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
+        drain(&mut r);
+        r.handle_accept_reply(NOW, &n("a"), reject_accept(high.clone()));
+        r.handle_accept_reply(NOW, &n("b"), reject_accept(high.clone()));
+        assert!(!r.is_done(), "c may hold the proposal: wait for it");
+        r.handle_accept_reply(NOW, &n("c"), reject_accept(high.clone()));
+        assert_eq!(
+            drain(&mut r),
+            vec![RoundOutput::Done(Outcome::Contention {
+                retry_above: high.clone()
+            })]
+        );
+
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
+        drain(&mut r);
+        r.handle_accept_reply(NOW, &n("a"), reject_accept(high.clone()));
+        r.handle_accept_reply(NOW, &n("b"), reject_accept(high.clone()));
+        let moved_on = AcceptReply::Reject {
+            promised: Some(high.clone()),
+            accepted: Some(high.clone()),
+            committed: None,
+            newer_lww: None,
+        };
+        r.handle_accept_reply(NOW, &n("c"), moved_on);
+        assert_eq!(
+            drain(&mut r),
+            vec![RoundOutput::Done(Outcome::Unknown)],
+            "c accepted a higher ballot since, so it may have held ours"
+        );
+    }
+
+    #[test]
+    fn a_prepare_refused_by_a_majority_is_contention_above_the_highest_ballot_seen() {
+        let mut hlc = hlc();
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        drain(&mut r);
+        let seen = |t| PrepareReply::Reject {
+            promised: Some(ballot(t, "q")),
+            accepted: None,
+        };
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), seen(NOW + 5));
+        assert!(!r.is_done());
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), seen(NOW + 9));
+        assert_eq!(
+            drain(&mut r),
+            vec![RoundOutput::Done(Outcome::Contention {
+                retry_above: ballot(NOW + 9, "q")
+            })]
+        );
+    }
+
+    #[test]
+    fn a_prepare_timeout_without_a_quorum_is_unavailable() {
+        let mut hlc = hlc();
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        drain(&mut r);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("x"), promise(None));
+        r.handle_timeout(NOW + 5_000);
+        assert_eq!(
+            drain(&mut r),
+            vec![RoundOutput::Done(Outcome::Unavailable {
+                needed: 2,
+                voters: 3,
+                reachable: 1
+            })]
+        );
+    }
+
+    #[test]
+    fn a_newer_epoch_at_an_acceptor_ends_the_round_as_stale_config() {
+        let mut hlc = hlc();
+        let mut r = start(&mut hlc, Op::Read, None);
+        drain(&mut r);
+        r.handle_prepare_reply(
+            NOW,
+            &mut hlc,
+            &n("a"),
+            PrepareReply::EpochMismatch { current_epoch: 2 },
+        );
+        assert_eq!(
+            drain(&mut r),
+            vec![RoundOutput::Done(Outcome::StaleConfig { epoch: 2 })]
+        );
+    }
+
+    #[test]
+    fn joint_config_broadcasts_to_both_voter_sets_once() {
+        let mut hlc = hlc();
+        let ballot_hlc = hlc.now(NOW);
+        let mut r = Round::new(
+            NOW,
+            &mut hlc,
+            RoundRequest {
+                key: b"k".to_vec(),
+                op: Op::Read,
+                proposer: n("p"),
+                config: VotingConfig::joint(4, [n("a"), n("b"), n("c")], [n("c"), n("d")]),
+                ballot_hlc,
+                cache: None,
+            },
+        );
+        let out = drain(&mut r);
+        assert_eq!(out.len(), 4);
+    }
+}
