@@ -15,7 +15,21 @@ use crate::status::{WorkerState, WorkerStatus};
 /// The registry of this node's background tasks; cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Workers {
-    rows: Arc<Mutex<BTreeMap<String, (WorkerState, u64)>>>,
+    rows: Arc<Mutex<Rows>>,
+}
+
+/// Each name's latest run: which spawn it was, its state and since when.
+#[derive(Debug, Default)]
+struct Rows {
+    next_run: u64,
+    by_name: BTreeMap<String, Row>,
+}
+
+#[derive(Debug)]
+struct Row {
+    run: u64,
+    state: WorkerState,
+    since_ms: u64,
 }
 
 impl Workers {
@@ -28,7 +42,20 @@ impl Workers {
         F: Future<Output = ()> + Send + 'static,
     {
         let name = name.into();
-        self.set(&name, WorkerState::Running);
+        let run = {
+            let mut rows = self.lock();
+            let run = rows.next_run;
+            rows.next_run += 1;
+            rows.by_name.insert(
+                name.clone(),
+                Row {
+                    run,
+                    state: WorkerState::Running,
+                    since_ms: crate::clock::wall_ms(),
+                },
+            );
+            run
+        };
         let span = tracing::info_span!("worker", name = %name);
         let handle = tokio::spawn(task.instrument(span));
         let abort = handle.abort_handle();
@@ -49,28 +76,31 @@ impl Workers {
                 // Cancelled: the runtime is shutting down.
                 Err(_) => WorkerState::Stopped,
             };
-            rows.set(&name, state);
+            // A worker stopped to be replaced (a sender restarted for a
+            // member's new address) must not mark its successor stopped.
+            if let Some(row) = rows.lock().by_name.get_mut(&name)
+                && row.run == run
+            {
+                row.state = state;
+                row.since_ms = crate::clock::wall_ms();
+            }
         });
         abort
     }
 
-    fn set(&self, name: &str, state: WorkerState) {
-        self.rows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string(), (state, crate::clock::wall_ms()));
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rows> {
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every worker ever spawned, by name.
     pub(crate) fn snapshot(&self) -> Vec<WorkerStatus> {
-        self.rows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.lock()
+            .by_name
             .iter()
-            .map(|(name, (state, since_ms))| WorkerStatus {
+            .map(|(name, row)| WorkerStatus {
                 name: name.clone(),
-                state: state.clone(),
-                since_ms: *since_ms,
+                state: row.state.clone(),
+                since_ms: row.since_ms,
             })
             .collect()
     }
@@ -107,6 +137,27 @@ mod tests {
         assert_eq!(rows[0].state, WorkerState::Running);
         tx.send(()).expect("worker waits");
         until(&workers, "waits", |s| *s == WorkerState::Stopped).await;
+    }
+
+    #[tokio::test]
+    async fn a_worker_replaced_under_its_name_does_not_mark_its_successor_stopped() {
+        let workers = Workers::default();
+        let first = workers.spawn("sender:n1", std::future::pending());
+        first.abort();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        workers.spawn("sender:n1", async move {
+            let _ = rx.await;
+        });
+        // Let the first run's end be recorded, then check the row is the
+        // second run's.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        let rows = workers.snapshot();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, WorkerState::Running, "{rows:?}");
+        tx.send(()).expect("second run waits");
+        until(&workers, "sender:n1", |s| *s == WorkerState::Stopped).await;
     }
 
     #[tokio::test]

@@ -25,6 +25,6 @@ mod sync;
 pub use error::{Error, StampError};
 pub use record::{DecodeError, Record};
 pub use store::{
-    Applied, FailureHook, FsyncPolicy, LeafVersions, LogEntry, MemoryUsage, Mutation, Observer,
-    ScanBounds, ScanPage, Store, StoreOptions, SyncHook, Written,
+    Applied, FailureHook, FsyncPolicy, KeyState, LeafVersions, LogEntry, MemoryUsage, Mutation,
+    Observer, ScanBounds, ScanPage, Store, StoreOptions, SyncHook, Written,
 };

@@ -24,12 +24,19 @@ const CF_META: &str = "meta";
 const CF_INDEX: &str = "index";
 /// `leaf:u16` → `u64`, the XOR of the bucket's record hashes (merge: XOR).
 const CF_DIGEST: &str = "digest";
+/// `key` → the key's per-key consensus (Paxos acceptor) state, opaque here:
+/// the consensus crate encodes it. Separate from the data so a scan, the
+/// digest and repair never see it.
+const CF_PAXOS: &str = "paxos";
 const META_LIVE_KEYS: &[u8] = b"live_keys";
 /// Set once the index and digest cover every record (see `build_digest_once`).
 const META_DIGEST_BUILT: &str = "digest_built";
 const LOCK_STRIPES: usize = 1024;
 /// Memory for all memtables together (see `Store::open`).
 const MEMTABLE_BUDGET: usize = 64 << 20;
+
+/// A key and its consensus state, as [`Store::paxos_states`] lists them.
+pub type KeyState = (Vec<u8>, Vec<u8>);
 
 /// When a write is forced to stable storage before it is acknowledged.
 ///
@@ -314,11 +321,12 @@ impl Store {
             o.set_write_buffer_size(MEMTABLE_BUDGET / 4);
             o
         };
-        let (log_opts, meta_opts, index_opts, digest_opts) = (
+        let (log_opts, meta_opts, index_opts, digest_opts, paxos_opts) = (
             small(Options::default()),
             small(meta_opts),
             small(index_opts),
             small(digest_opts),
+            small(Options::default()),
         );
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_DATA, data_opts),
@@ -326,6 +334,8 @@ impl Store {
             ColumnFamilyDescriptor::new(CF_META, meta_opts),
             ColumnFamilyDescriptor::new(CF_INDEX, index_opts),
             ColumnFamilyDescriptor::new(CF_DIGEST, digest_opts),
+            // Added to data dirs made before it by `create_missing_column_families`.
+            ColumnFamilyDescriptor::new(CF_PAXOS, paxos_opts),
         ];
         let db = DB::open_cf_descriptors(&db_opts, path, cfs)
             .map_err(|e| classify_open_error(path, e))?;
@@ -610,6 +620,95 @@ impl Store {
         records: Vec<(Vec<u8>, Record)>,
         meta: &[(&str, &[u8])],
     ) -> Result<Vec<Applied>, Error> {
+        self.apply_staged(
+            records,
+            |batch| {
+                for (name, value) in meta {
+                    batch.put_cf(self.cf(CF_META), meta_key(name), value);
+                }
+            },
+            false,
+        )
+    }
+
+    /// Reads the consensus (Paxos acceptor) state of `key`, as
+    /// [`Self::put_paxos_state`] or [`Self::commit_paxos`] last stored it.
+    pub fn paxos_state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.db.get_cf(self.cf(CF_PAXOS), key)?)
+    }
+
+    /// Stores the consensus state of `key` and returns once it is on stable
+    /// storage, whatever the [`FsyncPolicy`]: a promise or an accept that a
+    /// crash takes back would let two different values be chosen, so the
+    /// safety of strong operations never depends on the policy. Concurrent
+    /// callers share one sync (group commit).
+    pub fn put_paxos_state(&self, key: &[u8], state: &[u8]) -> Result<(), Error> {
+        self.check_failed()?;
+        let ticket = {
+            let _guard = self.locks.lock(key);
+            let mut batch = WriteBatch::default();
+            batch.put_cf(self.cf(CF_PAXOS), key, state);
+            self.commit_synced(batch)?
+        };
+        self.wait_durable(ticket)
+    }
+
+    /// Applies a value consensus decided: `record` through last-writer-wins
+    /// (watchers see it as a replicated change) and the key's new consensus
+    /// state (`None` removes it) in one atomic batch, durable on return
+    /// whatever the [`FsyncPolicy`], as [`Self::put_paxos_state`].
+    pub fn commit_paxos(
+        &self,
+        key: &[u8],
+        record: Record,
+        state: Option<&[u8]>,
+    ) -> Result<Applied, Error> {
+        let mut out = self.apply_staged(
+            vec![(key.to_vec(), record)],
+            |batch| match state {
+                Some(state) => batch.put_cf(self.cf(CF_PAXOS), key, state),
+                None => batch.delete_cf(self.cf(CF_PAXOS), key),
+            },
+            true,
+        )?;
+        Ok(out.pop().unwrap_or(Applied::NotNewer))
+    }
+
+    /// Keys holding consensus state after `start_after` (exclusive), in key
+    /// order, at most `limit`, with their states.
+    pub fn paxos_states(
+        &self,
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyState>, Error> {
+        let mode = match start_after {
+            Some(k) => IteratorMode::From(k, Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_PAXOS), mode) {
+            let (k, v) = item?;
+            if start_after.is_some_and(|s| *k == *s) {
+                continue;
+            }
+            if out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The body of [`Self::apply_batch_with_meta`] and
+    /// [`Self::commit_paxos`]: LWW-applies `records` and whatever `extra`
+    /// adds, in one batch; `always_sync` makes it durable whatever the
+    /// policy.
+    fn apply_staged(
+        &self,
+        records: Vec<(Vec<u8>, Record)>,
+        extra: impl FnOnce(&mut WriteBatch),
+        always_sync: bool,
+    ) -> Result<Vec<Applied>, Error> {
         self.check_failed()?;
         let mut results = Vec::with_capacity(records.len());
         let ticket = {
@@ -635,13 +734,15 @@ impl Store {
                 pending.insert(key.as_slice(), record);
                 results.push(Applied::Stored { previous: current });
             }
-            for (name, value) in meta {
-                batch.put_cf(self.cf(CF_META), meta_key(name), value);
-            }
+            extra(&mut batch);
             if batch.is_empty() {
                 return Ok(results);
             }
-            let ticket = self.commit(batch)?;
+            let ticket = if always_sync {
+                self.commit_synced(batch)?
+            } else {
+                self.commit(batch)?
+            };
             self.fold_digest(&changes);
             for (key, record) in &records {
                 if pending
@@ -868,7 +969,7 @@ impl Store {
                 .flatten()
                 .unwrap_or(0)
         };
-        let all = [CF_DATA, CF_LOG, CF_META, CF_INDEX, CF_DIGEST];
+        let all = [CF_DATA, CF_LOG, CF_META, CF_INDEX, CF_DIGEST, CF_PAXOS];
         MemoryUsage {
             memtables: all
                 .iter()
@@ -989,6 +1090,16 @@ impl Store {
         opts.set_sync(self.fsync == FsyncPolicy::PerWrite);
         self.io(self.db.write_opt(batch, &opts))?;
         Ok((self.fsync == FsyncPolicy::Group).then(|| self.group.ticket()))
+    }
+
+    /// Like [`Self::commit`], but durable whatever the policy: synced inside
+    /// the write under `per-write`, else through a group sync ticket.
+    fn commit_synced(&self, batch: WriteBatch) -> Result<Option<u64>, Error> {
+        let mut opts = WriteOptions::default();
+        let per_write = self.fsync == FsyncPolicy::PerWrite;
+        opts.set_sync(per_write);
+        self.io(self.db.write_opt(batch, &opts))?;
+        Ok((!per_write).then(|| self.group.ticket()))
     }
 
     /// Like [`Self::commit`], appending local writes to the replication log

@@ -803,3 +803,125 @@ fn a_scan_page_stops_at_its_bounds_and_says_where_to_resume() {
     assert_eq!(page.rows.len(), 2);
     assert_eq!(page.resume_after, Some(b"v1".to_vec()));
 }
+
+#[test]
+fn consensus_state_round_trips_survives_a_reopen_and_stays_out_of_the_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(&dir);
+        let digest = store.digest();
+        store
+            .put_paxos_state(b"k", b"promised 7")
+            .expect("put state");
+        assert_eq!(
+            store.paxos_state(b"k").expect("read"),
+            Some(b"promised 7".to_vec())
+        );
+        // Not a record: no digest change, nothing to scan or repair.
+        assert_eq!(store.digest(), digest);
+        assert_eq!(store.get(b"k").expect("get"), None);
+        assert!(store.is_empty().expect("is_empty"));
+    }
+    let store = open(&dir);
+    assert_eq!(
+        store.paxos_state(b"k").expect("read after reopen"),
+        Some(b"promised 7".to_vec())
+    );
+    assert_eq!(store.paxos_state(b"other").expect("read"), None);
+}
+
+#[test]
+fn a_decided_value_and_the_consensus_state_are_written_together_and_lww_still_decides() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store.put_paxos_state(b"k", b"accepted").expect("put state");
+    let applied = store
+        .commit_paxos(
+            b"k",
+            Record::value(v(20, "a"), b"chosen".to_vec(), None),
+            Some(b"committed 20"),
+        )
+        .expect("commit");
+    assert!(matches!(applied, Applied::Stored { previous: None }));
+    assert_eq!(
+        store.get(b"k").expect("get").map(|r| r.value),
+        Some(Some(b"chosen".to_vec()))
+    );
+    assert_eq!(
+        store.paxos_state(b"k").expect("state"),
+        Some(b"committed 20".to_vec())
+    );
+    // An older decided value loses to the stored record, but the state
+    // still moves: the commit happened.
+    let applied = store
+        .commit_paxos(
+            b"k",
+            Record::value(v(10, "a"), b"older".to_vec(), None),
+            None,
+        )
+        .expect("commit older");
+    assert_eq!(applied, Applied::NotNewer);
+    assert_eq!(
+        store.get(b"k").expect("get").map(|r| r.value),
+        Some(Some(b"chosen".to_vec()))
+    );
+    assert_eq!(store.paxos_state(b"k").expect("state"), None);
+    assert_eq!(store.digest(), store.recompute_digest().expect("recompute"));
+}
+
+#[test]
+fn consensus_state_is_synced_even_when_the_fsync_policy_is_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(
+        dir.path(),
+        &StoreOptions {
+            fsync: FsyncPolicy::Off,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("open");
+    let syncs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = syncs.clone();
+    store.set_sync_hook(Box::new(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }));
+    store
+        .write(b"eventual", put("x"), stamp_as(v(1, "a")))
+        .expect("eventual write");
+    assert_eq!(
+        syncs.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "off never syncs a write"
+    );
+    store.put_paxos_state(b"k", b"promise").expect("put state");
+    assert_eq!(
+        syncs.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a promise is synced"
+    );
+    store
+        .commit_paxos(b"k", Record::value(v(5, "a"), b"v".to_vec(), None), None)
+        .expect("commit");
+    assert_eq!(
+        syncs.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "a commit is synced"
+    );
+}
+
+#[test]
+fn consensus_states_are_listed_in_key_order_from_a_resume_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    for k in ["c", "a", "b", "d"] {
+        store
+            .put_paxos_state(k.as_bytes(), k.as_bytes())
+            .expect("put");
+    }
+    let first = store.paxos_states(None, 2).expect("list");
+    let keys: Vec<&[u8]> = first.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, [b"a".as_slice(), b"b"]);
+    let rest = store.paxos_states(Some(b"b"), 10).expect("list");
+    let keys: Vec<&[u8]> = rest.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, [b"c".as_slice(), b"d"]);
+}
