@@ -278,6 +278,14 @@ mod tests {
         (path.to_string(), text.to_string())
     }
 
+    /// The "forbidden edge a -> b" part of each violation, without the why.
+    fn edge_names(found: &[String]) -> Vec<&str> {
+        found
+            .iter()
+            .map(|f| f.split(" (").next().unwrap_or(""))
+            .collect()
+    }
+
     #[test]
     fn the_workspace_passes_every_tidy_rule() {
         check(&crate::root()).expect("tidy rules hold");
@@ -320,12 +328,8 @@ mod tests {
             ),
         ];
         let found = forbidden_edges(&modules, NODE_RULES);
-        let edges: Vec<&str> = found
-            .iter()
-            .map(|f| f.split(" (").next().unwrap_or(""))
-            .collect();
         assert_eq!(
-            edges,
+            edge_names(&found),
             [
                 "forbidden edge kv -> api",
                 "forbidden edge kv -> peer",
@@ -348,12 +352,8 @@ mod tests {
             ),
         ];
         let found = forbidden_edges(&modules, NODE_RULES);
-        let edges: Vec<&str> = found
-            .iter()
-            .map(|f| f.split(" (").next().unwrap_or(""))
-            .collect();
         assert_eq!(
-            edges,
+            edge_names(&found),
             ["forbidden edge kv -> peer", "forbidden edge kv -> api"],
             "{found:?}"
         );
