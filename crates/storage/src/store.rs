@@ -738,11 +738,7 @@ impl Store {
             if batch.is_empty() {
                 return Ok(results);
             }
-            let ticket = if always_sync {
-                self.commit_synced(batch)?
-            } else {
-                self.commit(batch)?
-            };
+            let ticket = self.commit_as(batch, always_sync)?;
             self.fold_digest(&changes);
             for (key, record) in &records {
                 if pending
@@ -1086,20 +1082,27 @@ impl Store {
     /// Writes the batch to the WAL and memtable; returns a group-commit ticket
     /// when the policy needs a sync afterwards.
     fn commit(&self, batch: WriteBatch) -> Result<Option<u64>, Error> {
-        let mut opts = WriteOptions::default();
-        opts.set_sync(self.fsync == FsyncPolicy::PerWrite);
-        self.io(self.db.write_opt(batch, &opts))?;
-        Ok((self.fsync == FsyncPolicy::Group).then(|| self.group.ticket()))
+        self.commit_as(batch, false)
     }
 
     /// Like [`Self::commit`], but durable whatever the policy: synced inside
     /// the write under `per-write`, else through a group sync ticket.
     fn commit_synced(&self, batch: WriteBatch) -> Result<Option<u64>, Error> {
+        self.commit_as(batch, true)
+    }
+
+    /// Writes `batch`; under `off`, `always_durable` asks for a group sync
+    /// ticket all the same.
+    fn commit_as(&self, batch: WriteBatch, always_durable: bool) -> Result<Option<u64>, Error> {
         let mut opts = WriteOptions::default();
-        let per_write = self.fsync == FsyncPolicy::PerWrite;
-        opts.set_sync(per_write);
+        opts.set_sync(self.fsync == FsyncPolicy::PerWrite);
         self.io(self.db.write_opt(batch, &opts))?;
-        Ok((!per_write).then(|| self.group.ticket()))
+        let ticket = match self.fsync {
+            FsyncPolicy::PerWrite => false,
+            FsyncPolicy::Group => true,
+            FsyncPolicy::Off => always_durable,
+        };
+        Ok(ticket.then(|| self.group.ticket()))
     }
 
     /// Like [`Self::commit`], appending local writes to the replication log
