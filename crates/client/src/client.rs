@@ -170,6 +170,36 @@ pub struct NodeStatus {
     pub fenced: Vec<String>,
     /// The node's named background tasks.
     pub workers: Vec<WorkerStatus>,
+    /// The agreed voting configuration the node holds, once formed.
+    pub voting: Option<VotingConfig>,
+    /// Why no voting configuration is formed yet (empty once it is).
+    pub voting_pending: String,
+}
+
+/// The voters whose majorities strong operations need: epoch, voters and,
+/// during a change, the incoming set.
+pub type VotingConfig = pb::VotingConfig;
+
+/// What a compare-and-set requires of the key's current state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Exactly this value.
+    Value(Vec<u8>),
+    /// No live value: absent, deleted or expired.
+    Absent,
+    /// Exactly this version.
+    Version(Version),
+}
+
+/// The answer to a compare-and-set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CasResult {
+    /// Whether the condition held and the write was applied.
+    pub applied: bool,
+    /// The key's value after the operation (`None`: absent or deleted).
+    pub value: Option<Vec<u8>>,
+    /// Its version (`None`: the key was never written).
+    pub version: Option<Version>,
 }
 
 /// A peer in a node's roster.
@@ -359,9 +389,52 @@ impl Client {
 
     /// Deletes a key (writes a tombstone).
     pub async fn delete(&self, key: impl Into<Vec<u8>>) -> Result<Deleted, Error> {
+        self.delete_with(key, None).await
+    }
+
+    /// Writes `new` (`None` deletes the key) if the key's current state
+    /// matches `expect`, by per-key consensus; returns whether it applied
+    /// and the key's state after it.
+    ///
+    /// Never retried by the client: on an error for which
+    /// [`Error::is_outcome_unknown`] holds, the write may or may not have
+    /// applied; read the key at [`Consistency::Serial`] to find out.
+    pub async fn compare_and_set(
+        &self,
+        key: impl Into<Vec<u8>>,
+        expect: Expect,
+        new: Option<Vec<u8>>,
+    ) -> Result<CasResult, Error> {
+        use pb::compare_and_set_request::Expected;
+        let expected = match expect {
+            Expect::Value(v) => Expected::ExpectedValue(v),
+            Expect::Absent => Expected::ExpectedAbsent(pb::Absent {}),
+            Expect::Version(v) => Expected::ExpectedVersion((&v).into()),
+        };
+        let req = pb::CompareAndSetRequest {
+            key: key.into(),
+            expected: Some(expected),
+            delete: new.is_none(),
+            new_value: new.unwrap_or_default(),
+        };
+        let mut kv = self.kv.clone();
+        let resp = self.call(kv.compare_and_set(req)).await?;
+        Ok(CasResult {
+            applied: resp.applied,
+            value: resp.found.then_some(resp.value),
+            version: resp.version.map(|v| version_of(Some(v))).transpose()?,
+        })
+    }
+
+    /// Deletes a key at a consistency level (SERIAL: a strong delete).
+    pub async fn delete_with(
+        &self,
+        key: impl Into<Vec<u8>>,
+        consistency: Option<Consistency>,
+    ) -> Result<Deleted, Error> {
         let req = pb::DeleteRequest {
             key: key.into(),
-            consistency: Consistency::One.into(),
+            consistency: consistency.unwrap_or(Consistency::One).into(),
         };
         let mut kv = self.kv.clone();
         let resp = self.call(kv.delete(req)).await?;
@@ -523,6 +596,8 @@ impl Client {
             roster: s.roster.clone(),
             fenced: s.fenced.clone(),
             workers: s.workers.clone(),
+            voting: s.voting.clone(),
+            voting_pending: s.voting_pending.clone(),
             storage_memory: s
                 .storage_memory
                 .map(|m| StorageMemory {

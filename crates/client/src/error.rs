@@ -48,6 +48,21 @@ impl Error {
         )
     }
 
+    /// Vergent's stable error code, when the node sent one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Server { error_code, .. } => *error_code,
+            _ => None,
+        }
+    }
+
+    /// Whether a write may or may not have applied: the node said so
+    /// (`OUTCOME_UNKNOWN`), or no answer came in time. Resolve with a
+    /// SERIAL read; never retry blindly.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Self::Timeout(_)) || self.code() == Some(ErrorCode::OutcomeUnknown)
+    }
+
     /// The first call on a new connection failed: anything but a refusal
     /// carrying a Vergent error code means the node never really answered
     /// (typically it rejected our certificate after the handshake).

@@ -53,6 +53,14 @@ pub enum Expect {
     Version(Version),
 }
 
+impl Expect {
+    /// Whether the condition holds for `state` (`None`: never written).
+    #[must_use]
+    pub fn holds(&self, state: Option<&LwwRecord>) -> bool {
+        holds(self, state)
+    }
+}
+
 /// A strong operation on one key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -295,6 +303,9 @@ pub struct Round {
     highest_seen: Option<Ballot>,
     phase: Phase,
     out: VecDeque<RoundOutput>,
+    /// The driver delivers each message at most once: see
+    /// [`Self::assume_at_most_once_delivery`].
+    at_most_once: bool,
     /// Mutant: a read returns the state phase 1 computed without writing it back.
     #[cfg(feature = "mutants")]
     read_without_write_back: bool,
@@ -316,6 +327,7 @@ impl Round {
             highest_seen: None,
             phase: Phase::Done,
             out: VecDeque::new(),
+            at_most_once: false,
             #[cfg(feature = "mutants")]
             read_without_write_back: false,
         };
@@ -356,6 +368,18 @@ impl Round {
     #[doc(hidden)]
     pub fn mutant_read_without_write_back(&mut self) {
         self.read_without_write_back = true;
+    }
+
+    /// Declares that the driver sends each message of this round at most
+    /// once to each acceptor (one stream per message, never resent), so an
+    /// acceptor's refusal of our accept proves it never accepted our ballot:
+    /// only this round carries the ballot, and the refusal answers the one
+    /// copy it got. Without it, a refusal proves that only when the
+    /// acceptor's accepted and committed ballots are both below ours (a
+    /// duplicate could arrive after a commit cleared what it accepted).
+    /// Call before feeding any reply.
+    pub fn assume_at_most_once_delivery(&mut self) {
+        self.at_most_once = true;
     }
 
     /// The round's ballot.
@@ -463,7 +487,7 @@ impl Round {
                 // or above it; both below ours proves it never accepted.
                 let ours = &self.ballot;
                 let below = |b: &Option<Ballot>| b.as_ref().is_none_or(|b| b < ours);
-                if below(&accepted) && below(&committed) {
+                if self.at_most_once || (below(&accepted) && below(&committed)) {
                     never_accepted.insert(from.clone());
                 }
                 self.saw(promised);
@@ -1159,6 +1183,41 @@ mod tests {
             vec![RoundOutput::Done(Outcome::Unknown)],
             "c accepted a higher ballot since, so it may have held ours"
         );
+    }
+
+    #[test]
+    fn with_at_most_once_delivery_every_refusal_proves_the_ballot_was_never_accepted() {
+        let mut hlc = hlc();
+        let high = ballot(NOW + 100, "q");
+        let moved_on = AcceptReply::Reject {
+            promised: Some(high.clone()),
+            accepted: None,
+            committed: Some(high.clone()),
+            newer_lww: None,
+        };
+        let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        r.assume_at_most_once_delivery();
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
+        drain(&mut r);
+        for m in ["a", "b"] {
+            r.handle_accept_reply(NOW, &n(m), moved_on.clone());
+        }
+        assert!(!r.is_done(), "c may still hold the proposal");
+        r.handle_accept_reply(NOW, &n("c"), moved_on.clone());
+        assert_eq!(
+            drain(&mut r),
+            vec![RoundOutput::Done(Outcome::Contention { retry_above: high })]
+        );
+        // Without the assumption the same refusals leave the outcome unknown.
+        let mut u = start(&mut hlc, cas(Expect::Any, b"v"), None);
+        u.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
+        u.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
+        drain(&mut u);
+        for m in ["a", "b", "c"] {
+            u.handle_accept_reply(NOW, &n(m), moved_on.clone());
+        }
+        assert_eq!(drain(&mut u), vec![RoundOutput::Done(Outcome::Unknown)]);
     }
 
     #[test]

@@ -133,6 +133,24 @@ impl NodeClock {
         Ok(Version::new(ts, self.node_id.clone()))
     }
 
+    /// Runs `f` on the HLC itself and the current physical time (the
+    /// consensus core draws ballots and stamps through it), then persists a
+    /// higher ceiling if `f` moved the clock close to it.
+    pub fn with_hlc<T>(
+        &self,
+        store: &Store,
+        f: impl FnOnce(&mut Hlc, u64) -> T,
+    ) -> Result<T, vergent_storage::Error> {
+        let physical = self.physical_ms();
+        let mut inner = self.lock();
+        let out = f(&mut inner.hlc, physical);
+        let last = inner.hlc.last();
+        if let Some(new_ceiling) = inner.ceiling.check(last) {
+            store.put_meta(CEILING_META, &new_ceiling.to_be_bytes())?;
+        }
+        Ok(out)
+    }
+
     /// Merges a timestamp received from another node; refuses one too far ahead.
     pub fn update(&self, remote: Timestamp) -> Result<Timestamp, ClockError> {
         let physical = self.physical_ms();

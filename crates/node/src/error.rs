@@ -56,6 +56,9 @@ pub enum StartError {
         /// Why it is invalid.
         reason: String,
     },
+    /// The persisted voting configuration could not be read.
+    #[error("voting configuration: {0}")]
+    Voting(String),
     /// A setting the node cannot run with.
     #[error("invalid configuration: {0}")]
     Config(String),

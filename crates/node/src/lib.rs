@@ -10,7 +10,9 @@
 //! Inside, `node.rs` is the composition root that nothing imports; the
 //! local service (`kv`) is protocol-agnostic, the gRPC frontend (`api`) and
 //! the peer protocol drivers (`peer`) call it, and the frontend reads peer
-//! state only through status snapshots (`status`). `xtask/src/tidy.rs`
+//! state only through status snapshots (`status`). Strong per-key
+//! operations (`strong`) drive the consensus core: the frontend calls
+//! them, the peer layer routes consensus frames to them. `xtask/src/tidy.rs`
 //! enforces those edges; `docs/architecture.md` has the map and the
 //! runtime view.
 //!
@@ -30,6 +32,7 @@ mod kv;
 mod node;
 mod peer;
 mod status;
+mod strong;
 mod workers;
 
 pub use config::NodeConfig;

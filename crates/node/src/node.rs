@@ -215,6 +215,24 @@ impl Node {
             config.repair.clone(),
             workers.clone(),
         ));
+        let strong = Arc::new(
+            crate::strong::Strong::new(crate::strong::StrongSetup {
+                store: store.clone(),
+                clock: kv.clock().clone(),
+                me: node_id.clone(),
+                availability: availability.clone(),
+                members: peers.members.subscribe(),
+                transport: transport.clone(),
+                expected: u32::try_from(1 + config.peers.len()).unwrap_or(u32::MAX),
+                seed: store_id ^ crate::clock::wall_ms(),
+            })
+            .map_err(|e| StartError::Voting(e.to_string()))?,
+        );
+        let _ = peers.strong.set(strong.clone());
+        workers.spawn(
+            "voting-formation",
+            strong.clone().run_formation(shutdown.clone()),
+        );
         crate::peer::start(
             peers.clone(),
             transport,
@@ -247,15 +265,19 @@ impl Node {
         // Leave room above the value limit for the key and framing, so an
         // oversized value gets our clear limit error, not a transport error.
         let max_message = config.limits.max_value_bytes + config.limits.max_key_bytes + (64 << 10);
-        let kv_server = KvServer::new(KvApi { kv: kv.clone() })
-            .max_decoding_message_size(max_message)
-            // A get returns one value; a scan stops near its byte budget.
-            .max_encoding_message_size(max_message + 2 * crate::kv::SCAN_MAX_BYTES);
+        let kv_server = KvServer::new(KvApi {
+            kv: kv.clone(),
+            strong: strong.clone(),
+        })
+        .max_decoding_message_size(max_message)
+        // A get returns one value; a scan stops near its byte budget.
+        .max_encoding_message_size(max_message + 2 * crate::kv::SCAN_MAX_BYTES);
         let cluster = ClusterServer::new(ClusterApi {
             identity,
             kv: kv.clone(),
             peers,
             workers,
+            strong,
         });
 
         let incoming = crate::incoming::tls_incoming(

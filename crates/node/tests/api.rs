@@ -398,12 +398,48 @@ async fn a_record_scan_returns_tombstones_with_their_versions_beside_live_values
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quorum_all_and_serial_are_refused_as_unimplemented_and_write_nothing() {
+async fn a_serial_read_sees_a_one_write_and_a_cas_on_its_version_applies() {
+    let env = Env::new();
+    let (node, client) = env.start(env.config()).await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client.status().await.expect("status").voting.is_none() {
+        assert!(std::time::Instant::now() < until, "no configuration formed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let v = client.put("m/k", "eventual").await.expect("put at ONE");
+    let read = client
+        .get_with("m/k", Some(Consistency::Serial))
+        .await
+        .expect("serial get")
+        .expect("found");
+    assert_eq!((read.value.as_slice(), &read.version), (&b"eventual"[..], &v));
+    let cas = client
+        .compare_and_set(
+            "m/k",
+            vergent_client::Expect::Version(v.clone()),
+            Some(b"strong".to_vec()),
+        )
+        .await
+        .expect("cas");
+    assert!(cas.applied);
+    assert!(cas.version.expect("version") > v, "the CAS stamps above what it read");
+    let one = client.get("m/k").await.expect("get").expect("found");
+    assert_eq!(one.value, b"strong");
+    let scan = client
+        .scan("m/", None, 10)
+        .await
+        .expect("scan at ONE still works");
+    assert_eq!(scan.entries.len(), 1);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_and_all_are_refused_as_unimplemented_and_write_nothing() {
     let env = Env::new();
     let (node, client) = env.start(env.config()).await;
     let original = client.put("c/existing", "v").await.expect("put at ONE");
 
-    for level in [Consistency::Quorum, Consistency::All, Consistency::Serial] {
+    for level in [Consistency::Quorum, Consistency::All] {
         let err = client
             .get_with("c/existing", Some(level))
             .await

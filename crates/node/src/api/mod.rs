@@ -16,13 +16,17 @@ use vergent_wire::api::v1 as pb;
 use crate::identity::NodeIdentity;
 use crate::kv::LocalKv;
 use crate::status::{StatusSource, WorkerState};
+use crate::strong::{Strong, StrongError};
 use crate::workers::Workers;
 use status::{ApiError, to_status};
+use vergent_consensus::Expect;
 
 /// Implements the `Kv` service.
 #[derive(Clone)]
 pub(crate) struct KvApi {
     pub(crate) kv: Arc<LocalKv>,
+    /// Strong (SERIAL) operations and compare-and-set.
+    pub(crate) strong: Arc<Strong>,
 }
 
 /// Implements the `Cluster` service.
@@ -34,6 +38,8 @@ pub(crate) struct ClusterApi {
     pub(crate) peers: Arc<dyn StatusSource>,
     /// The node's named background tasks.
     pub(crate) workers: Workers,
+    /// The voting configuration, for status.
+    pub(crate) strong: Arc<Strong>,
 }
 
 fn entry_of(key: Vec<u8>, record: Record) -> pb::Entry {
@@ -50,11 +56,66 @@ fn kv_status(e: crate::kv::KvError) -> Status {
     to_status(ApiError::Kv(e))
 }
 
+fn strong_status(e: StrongError) -> Status {
+    to_status(ApiError::Strong(e))
+}
+
+fn limit_status(e: vergent_types::LimitError) -> Status {
+    kv_status(e.into())
+}
+
+/// A strong delete's attempts at "read, then CAS on the version read"
+/// before it reports contention (a concurrent writer won every time).
+const DELETE_ATTEMPTS: usize = 4;
+
+impl KvApi {
+    async fn serial_get(&self, key: Vec<u8>) -> Result<pb::GetResponse, Status> {
+        self.kv.limits().check_key(&key).map_err(limit_status)?;
+        let (value, version) = self.strong.read(key).await.map_err(strong_status)?;
+        Ok(pb::GetResponse {
+            found: value.is_some(),
+            value: value.unwrap_or_default(),
+            version: version.as_ref().map(Into::into),
+            expires_at_ms: None,
+            consistency: pb::Consistency::Serial.into(),
+        })
+    }
+
+    /// A strong delete: reports whether a value existed, so it reads first
+    /// and deletes only if nothing changed in between.
+    async fn serial_delete(&self, key: Vec<u8>) -> Result<pb::DeleteResponse, Status> {
+        self.kv.limits().check_key(&key).map_err(limit_status)?;
+        for _ in 0..DELETE_ATTEMPTS {
+            let (value, version) = self.strong.read(key.clone()).await.map_err(strong_status)?;
+            let expect = match version {
+                Some(v) => Expect::Version(v),
+                None => Expect::Absent,
+            };
+            let r = self
+                .strong
+                .cas(key.clone(), expect, None)
+                .await
+                .map_err(strong_status)?;
+            if r.applied {
+                return Ok(pb::DeleteResponse {
+                    version: r.version.as_ref().map(Into::into),
+                    existed: value.is_some(),
+                    consistency: pb::Consistency::Serial.into(),
+                });
+            }
+        }
+        Err(strong_status(StrongError::Contention))
+    }
+}
+
 #[tonic::async_trait]
 impl pb::kv_server::Kv for KvApi {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let req = req.into_inner();
         let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        if consistency == pb::Consistency::Serial {
+            return self.serial_get(req.key).await.map(Response::new);
+        }
         let resp = match self.kv.get(req.key).await.map_err(kv_status)? {
             Some(r) => pb::GetResponse {
                 found: true,
@@ -75,6 +136,28 @@ impl pb::kv_server::Kv for KvApi {
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let req = req.into_inner();
         let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        if consistency == pb::Consistency::Serial {
+            if req.ttl_ms.is_some_and(|t| t > 0) {
+                return Err(to_status(ApiError::BadRequest(
+                    "a TTL cannot be combined with SERIAL (strong values do not expire); use ONE"
+                        .into(),
+                )));
+            }
+            self.kv.limits().check_key(&req.key).map_err(limit_status)?;
+            self.kv
+                .limits()
+                .check_value(&req.value)
+                .map_err(limit_status)?;
+            let r = self
+                .strong
+                .cas(req.key, Expect::Any, Some(req.value))
+                .await
+                .map_err(strong_status)?;
+            return Ok(Response::new(pb::PutResponse {
+                version: r.version.as_ref().map(Into::into),
+                consistency: consistency.into(),
+            }));
+        }
         let written = self
             .kv
             .put(req.key, req.value, req.ttl_ms)
@@ -92,6 +175,9 @@ impl pb::kv_server::Kv for KvApi {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let req = req.into_inner();
         let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        if consistency == pb::Consistency::Serial {
+            return self.serial_delete(req.key).await.map(Response::new);
+        }
         let deleted = self.kv.delete(req.key).await.map_err(kv_status)?;
         Ok(Response::new(pb::DeleteResponse {
             version: Some((&deleted.written.record.version).into()),
@@ -105,7 +191,13 @@ impl pb::kv_server::Kv for KvApi {
         req: Request<pb::ScanRequest>,
     ) -> Result<Response<pb::ScanResponse>, Status> {
         let req = req.into_inner();
-        ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        if ApiError::check_consistency(req.consistency).map_err(to_status)?
+            == pb::Consistency::Serial
+        {
+            return Err(to_status(ApiError::UnsupportedConsistency(
+                "SERIAL for scans (strong operations are per key)",
+            )));
+        }
         let page = self
             .kv
             .scan(
@@ -120,6 +212,49 @@ impl pb::kv_server::Kv for KvApi {
             entries: page.rows.into_iter().map(|(k, r)| entry_of(k, r)).collect(),
             more: page.resume_after.is_some(),
             resume_after: page.resume_after.unwrap_or_default(),
+        }))
+    }
+
+    async fn compare_and_set(
+        &self,
+        req: Request<pb::CompareAndSetRequest>,
+    ) -> Result<Response<pb::CompareAndSetResponse>, Status> {
+        use pb::compare_and_set_request::Expected;
+        let req = req.into_inner();
+        let limits = self.kv.limits();
+        limits.check_key(&req.key).map_err(limit_status)?;
+        let expect = match req.expected {
+            Some(Expected::ExpectedValue(v)) => Expect::Value(v),
+            Some(Expected::ExpectedAbsent(_)) => Expect::Absent,
+            Some(Expected::ExpectedVersion(v)) => {
+                Expect::Version(vergent_types::Version::try_from(&v).map_err(|e| {
+                    to_status(ApiError::BadRequest(format!("expected_version: {e}")))
+                })?)
+            }
+            None => {
+                return Err(to_status(ApiError::BadRequest(
+                    "a compare-and-set needs expected_value, expected_absent or expected_version"
+                        .into(),
+                )));
+            }
+        };
+        let new = if req.delete {
+            None
+        } else {
+            limits.check_value(&req.new_value).map_err(limit_status)?;
+            Some(req.new_value)
+        };
+        let r = self
+            .strong
+            .cas(req.key, expect, new)
+            .await
+            .map_err(strong_status)?;
+        Ok(Response::new(pb::CompareAndSetResponse {
+            applied: r.applied,
+            found: r.value.is_some(),
+            value: r.value.unwrap_or_default(),
+            version: r.version.as_ref().map(Into::into),
+            consistency: pb::Consistency::Serial.into(),
         }))
     }
 
@@ -262,6 +397,21 @@ impl pb::cluster_server::Cluster for ClusterApi {
                     }
                 })
                 .collect(),
+            voting: self.strong.voting.get().map(|c| pb::VotingConfig {
+                epoch: c.epoch,
+                voters: c.voters.iter().map(ToString::to_string).collect(),
+                joining: c
+                    .joining
+                    .iter()
+                    .flatten()
+                    .map(ToString::to_string)
+                    .collect(),
+            }),
+            voting_pending: if self.strong.voting.get().is_none() {
+                self.strong.voting.pending()
+            } else {
+                String::new()
+            },
             storage_memory: Some(pb::StorageMemory {
                 memtables: m.memtables,
                 block_cache: m.block_cache,

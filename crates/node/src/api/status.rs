@@ -5,6 +5,7 @@ use vergent_types::LimitError;
 use vergent_wire::api::v1::{Consistency, ErrorCode};
 
 use crate::kv::KvError;
+use crate::strong::StrongError;
 
 /// Why a gRPC request failed: the local service's error, or one about the
 /// request's protocol fields.
@@ -19,6 +20,9 @@ pub(crate) enum ApiError {
     /// Some other field is invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// A strong operation failed or its outcome is unknown.
+    #[error(transparent)]
+    Strong(#[from] StrongError),
 }
 
 impl ApiError {
@@ -27,7 +31,7 @@ impl ApiError {
             Ok(Consistency::Unspecified | Consistency::One) => Ok(Consistency::One),
             Ok(Consistency::Quorum) => Err(Self::UnsupportedConsistency("QUORUM")),
             Ok(Consistency::All) => Err(Self::UnsupportedConsistency("ALL")),
-            Ok(Consistency::Serial) => Err(Self::UnsupportedConsistency("SERIAL")),
+            Ok(Consistency::Serial) => Ok(Consistency::Serial),
             Err(_) => Err(Self::BadRequest(format!("unknown consistency level {raw}"))),
         }
     }
@@ -35,6 +39,12 @@ impl ApiError {
 
 /// The single place where request errors become gRPC statuses.
 pub(crate) fn to_status(e: ApiError) -> Status {
+    // The local service's refusals read the same whichever path met them.
+    let e = match e {
+        ApiError::Strong(StrongError::Kv(k)) => ApiError::Kv(k),
+        ApiError::Strong(StrongError::Storage(s)) => ApiError::Kv(KvError::Storage(s)),
+        e => e,
+    };
     let msg = e.to_string();
     let (code, error_code) = match &e {
         ApiError::Kv(KvError::Limit(LimitError::EmptyKey)) => {
@@ -66,6 +76,22 @@ pub(crate) fn to_status(e: ApiError) -> Status {
             (Code::Unavailable, ErrorCode::Bootstrapping)
         }
         ApiError::Kv(KvError::Fenced(_)) => (Code::Unavailable, ErrorCode::Fenced),
+        ApiError::Strong(s) => match s {
+            StrongError::NoConfig(_) => (Code::Unavailable, ErrorCode::NoVotingConfig),
+            StrongError::Unavailable { .. } => (Code::Unavailable, ErrorCode::NotEnoughVoters),
+            StrongError::Contention => (Code::Aborted, ErrorCode::Contention),
+            StrongError::Unknown => (Code::DeadlineExceeded, ErrorCode::OutcomeUnknown),
+            StrongError::ClockSkew(_) => (Code::FailedPrecondition, ErrorCode::ClockSkew),
+            StrongError::Corrupt(_) => (Code::DataLoss, ErrorCode::DataCorruption),
+            // Converted above.
+            StrongError::Kv(_) | StrongError::Storage(_) => {
+                (Code::Internal, ErrorCode::StorageFailure)
+            }
+            StrongError::Wire(_)
+            | StrongError::Transport(_)
+            | StrongError::NoAnswer(_)
+            | StrongError::Task(_) => (Code::Internal, ErrorCode::Unspecified),
+        },
     };
     if matches!(code, Code::Internal | Code::DataLoss) {
         tracing::error!(error = %msg, "request failed");
@@ -89,10 +115,56 @@ mod tests {
     }
 
     #[test]
-    fn levels_other_than_one_are_refused_as_unimplemented() {
+    fn strong_failures_map_to_honest_codes() {
+        let cases = [
+            (
+                StrongError::Unavailable {
+                    needed: 2,
+                    voters: 3,
+                    reachable: 1,
+                },
+                Code::Unavailable,
+                ErrorCode::NotEnoughVoters,
+                "needed 2 of 3 voters, reachable 1",
+            ),
+            (
+                StrongError::Unknown,
+                Code::DeadlineExceeded,
+                ErrorCode::OutcomeUnknown,
+                "SERIAL",
+            ),
+            (
+                StrongError::Contention,
+                Code::Aborted,
+                ErrorCode::Contention,
+                "not applied",
+            ),
+            (
+                StrongError::NoConfig("x".into()),
+                Code::Unavailable,
+                ErrorCode::NoVotingConfig,
+                "no voting configuration",
+            ),
+        ];
+        for (e, code, error_code, text) in cases {
+            let st = to_status(ApiError::Strong(e));
+            assert_eq!(st.code(), code);
+            assert_eq!(ErrorCode::from_status(&st), Some(error_code));
+            assert!(st.message().contains(text), "{}", st.message());
+        }
+        let st = to_status(ApiError::Strong(StrongError::Kv(KvError::ShuttingDown)));
+        assert_eq!(ErrorCode::from_status(&st), Some(ErrorCode::ShuttingDown));
+    }
+
+    #[test]
+    fn quorum_and_all_are_refused_as_unimplemented_and_serial_is_served() {
         assert_eq!(ApiError::check_consistency(0).ok(), Some(Consistency::One));
         assert_eq!(ApiError::check_consistency(1).ok(), Some(Consistency::One));
-        for raw in [2, 3, 4] {
+        assert_eq!(
+            ApiError::check_consistency(4).ok(),
+            Some(Consistency::Serial)
+        );
+        for raw in [2, 3] {
             let st = to_status(ApiError::check_consistency(raw).expect_err("refused"));
             assert_eq!(st.code(), Code::Unimplemented);
             assert_eq!(

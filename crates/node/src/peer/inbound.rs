@@ -105,6 +105,32 @@ async fn serve_inner(
             }
             return Ok(());
         }
+        // Consensus: one request, one reply, from a node whose id matches
+        // its certificate.
+        body @ (Body::PaxosPrepare(_)
+        | Body::PaxosAccept(_)
+        | Body::PaxosCommit(_)
+        | Body::ConfigQuery(_)) => {
+            let claimed = match &body {
+                Body::PaxosPrepare(m) => m.from.clone(),
+                Body::PaxosAccept(m) => m.from.clone(),
+                Body::PaxosCommit(m) => m.from.clone(),
+                Body::ConfigQuery(m) => m.from.clone(),
+                _ => String::new(),
+            };
+            if let Err(why) = ctx.roster.contact(&ctx.store, &claimed, None, &cert) {
+                refuse(ctx, peer, &mut writer, &claimed, &why).await;
+                return Ok(());
+            }
+            let Some(strong) = ctx.strong.get() else {
+                return Ok(());
+            };
+            return strong
+                .clone()
+                .serve(body, writer)
+                .await
+                .map_err(|e| PeerError::Protocol(format!("consensus: {e}")));
+        }
         // A peer telling this node it refuses its data for good.
         Body::Refused(r) => {
             warn!(peer = %peer.addr, reason = %r.reason, "a peer refuses this node");

@@ -71,6 +71,8 @@ pub(crate) struct PeerCtx {
     pub(crate) peer_counters: PeerCounters,
     /// The node's named background tasks; the peer side spawns its own here.
     pub(crate) workers: Workers,
+    /// Strong operations, which serve the consensus frames; set once at start.
+    pub(crate) strong: std::sync::OnceLock<Arc<crate::strong::Strong>>,
 }
 
 impl PeerCtx {
@@ -104,6 +106,7 @@ impl PeerCtx {
             purge: purge::PurgeState::default(),
             workers,
             peer_counters: PeerCounters::default(),
+            strong: std::sync::OnceLock::new(),
         }
     }
 

@@ -1,0 +1,338 @@
+//! Strong per-key operations on real `vergentd` processes over loopback:
+//! a lone node's SERIAL reads, writes and CAS; 20 clients incrementing one
+//! counter by CAS through three nodes while one is `kill -9`ed; and honest
+//! `UNAVAILABLE` with two of three voters down.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Certs, Cluster, Proc};
+use vergent_client::{Client, Consistency, ErrorCode, Expect};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Waits until the node serves and holds a voting configuration of `voters` members.
+async fn formed(client: &Client, voters: usize) -> u64 {
+    common::serving(client).await;
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let s = client.status().await.expect("status");
+        if let Some(v) = &s.voting
+            && v.voters.len() == voters
+        {
+            return v.epoch;
+        }
+        assert!(
+            Instant::now() < until,
+            "no {voters}-voter configuration within {DEADLINE:?}: {:?} ({})",
+            s.voting,
+            s.voting_pending
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn serial_get(c: &Client, key: &str) -> Option<Vec<u8>> {
+    c.get_with(key, Some(Consistency::Serial))
+        .await
+        .expect("serial get")
+        .map(|e| e.value)
+}
+
+#[test]
+fn a_lone_node_forms_by_itself_and_serves_serial_reads_writes_and_cas() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = Certs::generate(&tmp.path().join("certs"));
+    let node = Proc::start(&certs, &tmp.path().join("data"), &[]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut cfg = vergent_client::ClientConfig::new(node.addr.clone(), certs.client.clone());
+        cfg.request_timeout = Duration::from_secs(30);
+        let c = Client::connect(cfg).await.expect("connect");
+        assert_eq!(formed(&c, 1).await, 1);
+
+        assert_eq!(serial_get(&c, "k").await, None);
+        let created = c
+            .compare_and_set("k", Expect::Absent, Some(b"1".to_vec()))
+            .await
+            .expect("cas");
+        assert!(created.applied, "{created:?}");
+        let again = c
+            .compare_and_set("k", Expect::Absent, Some(b"x".to_vec()))
+            .await
+            .expect("cas");
+        assert!(!again.applied, "the key is not absent any more");
+        assert_eq!(again.value.as_deref(), Some(&b"1"[..]));
+
+        let by_value = c
+            .compare_and_set("k", Expect::Value(b"1".to_vec()), Some(b"2".to_vec()))
+            .await
+            .expect("cas");
+        assert!(by_value.applied);
+        let stale = c
+            .compare_and_set(
+                "k",
+                Expect::Version(created.version.clone().expect("version")),
+                Some(b"3".to_vec()),
+            )
+            .await
+            .expect("cas");
+        assert!(!stale.applied, "a stale version does not match");
+        let by_version = c
+            .compare_and_set(
+                "k",
+                Expect::Version(by_value.version.clone().expect("version")),
+                Some(b"3".to_vec()),
+            )
+            .await
+            .expect("cas");
+        assert!(by_version.applied);
+        assert_eq!(serial_get(&c, "k").await.as_deref(), Some(&b"3"[..]));
+        // Strong writes land in the ordinary store: a ONE read sees them.
+        assert_eq!(
+            c.get("k").await.expect("get").map(|e| e.value).as_deref(),
+            Some(&b"3"[..])
+        );
+
+        let put = c
+            .put_with(
+                "p",
+                "v",
+                vergent_client::PutOptions {
+                    consistency: Some(Consistency::Serial),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("serial put");
+        let read = c
+            .get_with("p", Some(Consistency::Serial))
+            .await
+            .expect("serial get")
+            .expect("found");
+        assert_eq!((read.value, read.version), (b"v".to_vec(), put));
+        let deleted = c
+            .delete_with("p", Some(Consistency::Serial))
+            .await
+            .expect("serial delete");
+        assert!(deleted.existed);
+        assert_eq!(serial_get(&c, "p").await, None);
+        let recreate = c
+            .compare_and_set("p", Expect::Absent, Some(b"w".to_vec()))
+            .await
+            .expect("cas");
+        assert!(recreate.applied, "a deleted key is absent");
+        let delete_by_cas = c
+            .compare_and_set("p", Expect::Value(b"w".to_vec()), None)
+            .await
+            .expect("cas delete");
+        assert!(delete_by_cas.applied && delete_by_cas.value.is_none());
+
+        // What SERIAL does not serve is refused clearly.
+        let ttl = c
+            .put_with(
+                "t",
+                "v",
+                vergent_client::PutOptions {
+                    consistency: Some(Consistency::Serial),
+                    ttl: Some(Duration::from_secs(5)),
+                },
+            )
+            .await
+            .expect_err("a TTL with SERIAL is refused");
+        assert_eq!(ttl.code(), Some(ErrorCode::BadRequest), "{ttl}");
+        let empty = c
+            .compare_and_set("", Expect::Absent, Some(b"x".to_vec()))
+            .await
+            .expect_err("the empty key is refused");
+        assert_eq!(empty.code(), Some(ErrorCode::EmptyKey), "{empty}");
+    });
+}
+
+/// Outcomes of the counter clients.
+#[derive(Default)]
+struct Tally {
+    applied: AtomicU64,
+    not_applied: AtomicU64,
+    unknown: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// One client's loop: read the counter at SERIAL, CAS it from N to N+1.
+async fn count(c: Client, rounds: usize, tally: Arc<Tally>, stop: Arc<AtomicBool>) {
+    let until = Instant::now() + DEADLINE;
+    for _ in 0..rounds {
+        if stop.load(Ordering::Relaxed) || Instant::now() > until {
+            return;
+        }
+        let current = match c.get_with("counter", Some(Consistency::Serial)).await {
+            Ok(e) => e.map(|e| String::from_utf8(e.value).expect("utf8")),
+            // This client's node was killed: it is done.
+            Err(e) if e.is_connection() => return,
+            Err(_) => continue,
+        };
+        let n: u64 = current.as_deref().map_or(0, |s| s.parse().expect("number"));
+        let expect = match current {
+            Some(s) => Expect::Value(s.into_bytes()),
+            None => Expect::Absent,
+        };
+        match c
+            .compare_and_set("counter", expect, Some((n + 1).to_string().into_bytes()))
+            .await
+        {
+            Ok(r) if r.applied => tally.applied.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => tally.not_applied.fetch_add(1, Ordering::Relaxed),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::Contention | ErrorCode::NotEnoughVoters)
+                ) =>
+            {
+                tally.refused.fetch_add(1, Ordering::Relaxed)
+            }
+            // Anything else may or may not have applied.
+            Err(e) => {
+                tally.unknown.fetch_add(1, Ordering::Relaxed);
+                if e.is_connection() {
+                    return;
+                }
+                0
+            }
+        };
+    }
+}
+
+#[test]
+fn twenty_clients_cas_one_counter_through_three_nodes_and_kill_9_of_one_loses_no_increment() {
+    let cluster = Cluster::new(3);
+    let mut nodes: Vec<Option<Proc>> = (0..3).map(|i| Some(cluster.start(i))).collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let tally = Arc::new(Tally::default());
+    rt.block_on(async {
+        let clients = cluster.clients(3).await;
+        for c in &clients {
+            formed(c, 3).await;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let c = clients[i % 3].clone();
+            tasks.spawn(count(c, 25, tally.clone(), stop.clone()));
+        }
+        // Kill node 2 once the loops are well under way.
+        let victim = Arc::new(Mutex::new(nodes[2].take()));
+        let until = Instant::now() + DEADLINE;
+        while tally.applied.load(Ordering::Relaxed) < 20 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(p) = victim.lock().expect("lock").take() {
+            p.kill9();
+        }
+        while tasks.join_next().await.is_some() {}
+        let applied = tally.applied.load(Ordering::Relaxed);
+        let unknown = tally.unknown.load(Ordering::Relaxed);
+        let final_value: u64 = String::from_utf8(
+            serial_get(&clients[0], "counter")
+                .await
+                .expect("the counter exists"),
+        )
+        .expect("utf8")
+        .parse()
+        .expect("number");
+        eprintln!(
+            "applied {applied}, not applied {}, refused {}, unknown {unknown}, final {final_value}",
+            tally.not_applied.load(Ordering::Relaxed),
+            tally.refused.load(Ordering::Relaxed),
+        );
+        assert!(applied >= 20, "too few increments applied: {applied}");
+        assert!(
+            applied <= final_value && final_value <= applied + unknown,
+            "every applied CAS counts exactly once: applied {applied}, unknown {unknown}, final {final_value}"
+        );
+        // The survivors agree at ONE too once the commit reached them.
+        let b = String::from_utf8(serial_get(&clients[1], "counter").await.expect("exists"))
+            .expect("utf8");
+        assert_eq!(b, final_value.to_string());
+    });
+}
+
+#[test]
+fn with_two_of_three_voters_down_cas_answers_unavailable_within_the_deadline_and_nothing_changes() {
+    let cluster = Cluster::new(3);
+    let a = cluster.start(0);
+    let b = cluster.start(1);
+    let c = cluster.start(2);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = cluster.client(0).await;
+        for i in 0..3 {
+            formed(&cluster.client(i).await, 3).await;
+        }
+        let set = client
+            .compare_and_set("k", Expect::Absent, Some(b"before".to_vec()))
+            .await
+            .expect("cas");
+        assert!(set.applied);
+        b.kill9();
+        c.kill9();
+        // "Down" as the survivor sees it: gossip has declared both dead.
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let s = client.status().await.expect("status");
+            let dead = s
+                .members
+                .iter()
+                .filter(|m| m.node_id != s.node_id && m.state == "dead")
+                .count();
+            if dead == 2 {
+                break;
+            }
+            assert!(Instant::now() < until, "members still {:?}", s.members);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..3 {
+            let started = Instant::now();
+            let err = client
+                .compare_and_set(
+                    "k",
+                    Expect::Value(b"before".to_vec()),
+                    Some(b"after".to_vec()),
+                )
+                .await
+                .expect_err("no quorum");
+            let took = started.elapsed();
+            assert_eq!(err.code(), Some(ErrorCode::NotEnoughVoters), "{err}");
+            assert!(err.to_string().contains("needed 2 of 3 voters"), "{err}");
+            assert!(took < Duration::from_secs(8), "answered after {took:?}");
+        }
+        assert_eq!(
+            client
+                .get("k")
+                .await
+                .expect("get")
+                .map(|e| e.value)
+                .as_deref(),
+            Some(&b"before"[..])
+        );
+    });
+    // With a majority back, the strong view shows nothing changed.
+    let _b = cluster.start(1);
+    rt.block_on(async {
+        let client = cluster.client(0).await;
+        let until = Instant::now() + DEADLINE;
+        let value = loop {
+            match client.get_with("k", Some(Consistency::Serial)).await {
+                Ok(v) => break v.map(|e| e.value),
+                Err(e) => {
+                    assert!(Instant::now() < until, "no serial read: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        assert_eq!(value.as_deref(), Some(&b"before"[..]));
+    });
+    drop(a);
+}

@@ -1,0 +1,339 @@
+//! The acceptor side: applies the core's rules to this node's persisted
+//! per-key state, durably before any reply, and answers peers' consensus
+//! frames; plus the formation worker and configuration queries.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use vergent_consensus::{
+    Accept, AcceptReply, AcceptorState, Commit, Expect, LwwRecord, Op, Outcome, Prepare,
+    PrepareReply, VotingConfig, handle_accept, handle_commit, handle_prepare,
+};
+use vergent_storage::Record;
+use vergent_transport::FrameWriter;
+use vergent_types::NodeId;
+use vergent_wire::peer::v1 as pb;
+use vergent_wire::peer::v1::frame::Body;
+
+use super::voting::{
+    self, Answer, CONFIG_KEY, Step, decide_formation, encode_config, put_register_record,
+    register_record,
+};
+use super::{Strong, StrongError, stripe, wire};
+
+/// How often a node without a configuration looks for its members.
+const FORMATION_EVERY: Duration = Duration::from_millis(300);
+/// After this long without a configuration, any member may propose it (the
+/// smallest id may be gone).
+const OTHERS_PROPOSE_AFTER: Duration = Duration::from_secs(3);
+
+impl Strong {
+    fn load_state(&self, key: &[u8]) -> Result<AcceptorState, StrongError> {
+        match self.store.paxos_state(key)? {
+            Some(bytes) => AcceptorState::decode(&bytes)
+                .map_err(|e| StrongError::Corrupt(format!("key {}: {e}", key.escape_ascii()))),
+            None => Ok(AcceptorState::default()),
+        }
+    }
+
+    /// This node's last-writer-wins record of `key`, as a promise reports it
+    /// (an expired value reads as absent).
+    fn lww(&self, key: &[u8]) -> Result<Option<LwwRecord>, StrongError> {
+        let record = if key == CONFIG_KEY {
+            register_record(&self.store)?
+        } else {
+            self.store.get(key)?
+        };
+        let now = self.clock.physical_ms();
+        Ok(record.map(|r| {
+            let live = r.live_value(now).map(<[u8]>::to_vec);
+            (r.version, live)
+        }))
+    }
+
+    /// The epoch this acceptor answers `key` at, after adopting a newer
+    /// configuration the proposer carried; `None` refuses a formation
+    /// message this node cannot vote for.
+    fn epoch_for(
+        &self,
+        key: &[u8],
+        msg_epoch: u64,
+        carried: Option<&VotingConfig>,
+    ) -> Result<Option<u64>, StrongError> {
+        if let Some(c) = carried
+            && c.epoch > 0
+        {
+            self.voting.adopt(&self.store, c)?;
+        }
+        let epoch = self.voting.epoch();
+        if epoch == 0 && msg_epoch == 0 {
+            // Formation: vote only on the register, and only for the set this
+            // node would form with itself.
+            let mine = voting::candidates(self.voting.expected, &self.members.borrow());
+            let theirs = carried.map(|c| &c.voters);
+            if key != CONFIG_KEY || mine.is_none() || mine.as_ref() != theirs {
+                return Ok(None);
+            }
+        }
+        Ok(Some(epoch))
+    }
+
+    /// Another proposer is working on `key`: this node's cached promise on it
+    /// is (about to be) stale, and a cached round would only be refused.
+    fn forget_cached(&self, key: &[u8], proposer: &NodeId) {
+        if *proposer != self.me {
+            self.cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(key);
+        }
+    }
+
+    /// Handles a prepare; the new state is durable before this returns.
+    pub(super) fn on_prepare(
+        &self,
+        p: &Prepare,
+        carried: Option<&VotingConfig>,
+    ) -> Result<PrepareReply, StrongError> {
+        let Some(epoch) = self.epoch_for(&p.key, p.epoch, carried)? else {
+            return Ok(PrepareReply::EpochMismatch { current_epoch: 0 });
+        };
+        let _g = self.acceptor_locks[stripe(&p.key)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.forget_cached(&p.key, &p.ballot.node);
+        let state = self.load_state(&p.key)?;
+        let (next, reply) = handle_prepare(&state, self.lww(&p.key)?.as_ref(), p, epoch);
+        if let Some(s) = next {
+            self.store.put_paxos_state(&p.key, &s.encode())?;
+        }
+        Ok(reply)
+    }
+
+    /// Handles an accept; the new state is durable before this returns.
+    pub(super) fn on_accept(
+        &self,
+        a: &Accept,
+        carried: Option<&VotingConfig>,
+    ) -> Result<AcceptReply, StrongError> {
+        let Some(epoch) = self.epoch_for(&a.key, a.epoch, carried)? else {
+            return Ok(AcceptReply::EpochMismatch { current_epoch: 0 });
+        };
+        let _g = self.acceptor_locks[stripe(&a.key)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.forget_cached(&a.key, &a.ballot.node);
+        let state = self.load_state(&a.key)?;
+        let (next, reply) = handle_accept(&state, self.lww(&a.key)?.as_ref(), a, epoch);
+        if let Some(s) = next {
+            self.store.put_paxos_state(&a.key, &s.encode())?;
+        }
+        Ok(reply)
+    }
+
+    /// Applies a decided value: the LWW record and the acceptor state in one
+    /// durable batch (for the register: the record, the configuration it
+    /// holds, then the state).
+    pub(super) fn on_commit(&self, c: &Commit) -> Result<(), StrongError> {
+        let _g = self.acceptor_locks[stripe(&c.key)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let state = self.load_state(&c.key)?;
+        let effect = handle_commit(&state, c);
+        let (version, value) = effect.lww;
+        let record = match value {
+            Some(v) => Record::value(version, v, None),
+            None => Record::tombstone(version),
+        };
+        let next = effect.state.unwrap_or(state);
+        if c.key == CONFIG_KEY {
+            if let Some(bytes) = &record.value {
+                match voting::decode_config(bytes) {
+                    Ok(config) => {
+                        self.voting.adopt(&self.store, &config)?;
+                    }
+                    Err(e) => warn!(error = %e, "a committed configuration does not decode"),
+                }
+            }
+            put_register_record(&self.store, &record)?;
+            self.store.put_paxos_state(CONFIG_KEY, &next.encode())?;
+        } else {
+            self.store
+                .commit_paxos(&c.key, record, Some(&next.encode()))?;
+        }
+        Ok(())
+    }
+
+    /// What this node answers a configuration query with.
+    fn config_info(&self) -> pb::ConfigInfo {
+        let candidates = voting::candidates(self.voting.expected, &self.members.borrow());
+        pb::ConfigInfo {
+            from: self.me.to_string(),
+            expected: self.voting.expected,
+            candidates: candidates
+                .into_iter()
+                .flatten()
+                .map(|id| id.to_string())
+                .collect(),
+            config: self.voting.get().as_ref().map(wire::config_to),
+        }
+    }
+
+    /// Answers a peer's consensus frame (its sender was already checked
+    /// against its certificate); one reply frame, once durable.
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        body: Body,
+        mut writer: FrameWriter,
+    ) -> Result<(), StrongError> {
+        // An acceptor whose store is incomplete (bootstrapping) or refused
+        // (fenced) stays silent: to the proposer it is one voter down.
+        if !matches!(body, Body::ConfigQuery(_)) && self.availability.check_writable().is_err() {
+            let _ = writer.finish();
+            return Ok(());
+        }
+        let this = self.clone();
+        let reply = tokio::task::spawn_blocking(move || -> Result<Body, StrongError> {
+            let me = this.me.clone();
+            Ok(match body {
+                Body::PaxosPrepare(m) => {
+                    let (_, p, carried) = wire::prepare_from(m)?;
+                    let r = this.on_prepare(&p, carried.as_ref())?;
+                    let config = this.voting.get();
+                    Body::PaxosPrepareReply(wire::prepare_reply_to(&me, &r, config.as_ref()))
+                }
+                Body::PaxosAccept(m) => {
+                    let (_, a, carried) = wire::accept_from(m)?;
+                    let r = this.on_accept(&a, carried.as_ref())?;
+                    let config = this.voting.get();
+                    Body::PaxosAcceptReply(wire::accept_reply_to(&me, &r, config.as_ref()))
+                }
+                Body::PaxosCommit(m) => {
+                    let (_, c) = wire::commit_from(m)?;
+                    this.on_commit(&c)?;
+                    Body::PaxosCommitted(pb::PaxosCommitted {
+                        from: me.to_string(),
+                    })
+                }
+                Body::ConfigQuery(_) => Body::ConfigInfo(this.config_info()),
+                _ => return Err(wire::WireError::Unexpected("not a consensus request").into()),
+            })
+        })
+        .await
+        .map_err(|e| StrongError::Task(e.to_string()))??;
+        writer.send(&wire::encode(reply)).await?;
+        let _ = writer.finish();
+        Ok(())
+    }
+
+    /// Asks `id` what it expects, sees and holds.
+    async fn query(&self, id: &NodeId) -> Result<Answer, StrongError> {
+        let body = Body::ConfigQuery(pb::ConfigQuery {
+            from: self.me.to_string(),
+            expected: self.voting.expected,
+        });
+        let Body::ConfigInfo(info) = self.remote(id, body).await? else {
+            return Err(wire::WireError::Unexpected("not a configuration answer").into());
+        };
+        if info.from != id.as_str() {
+            return Err(StrongError::NoAnswer(format!(
+                "{id} (answered as {})",
+                info.from
+            )));
+        }
+        let candidates = info
+            .candidates
+            .into_iter()
+            .map(NodeId::new)
+            .collect::<Result<_, _>>()
+            .map_err(wire::WireError::from)?;
+        Ok(Answer {
+            expected: info.expected,
+            candidates,
+            config: info.config.map(wire::config_from).transpose()?,
+        })
+    }
+
+    /// The formation worker: until this node holds a configuration, finds
+    /// its members, and forms or adopts one (see [`voting`]).
+    pub(crate) async fn run_formation(self: Arc<Self>, shutdown: CancellationToken) {
+        let started = tokio::time::Instant::now();
+        while self.voting.get().is_none() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(FORMATION_EVERY) => {}
+            }
+            if let Err(e) = self
+                .formation_step(started.elapsed() >= OTHERS_PROPOSE_AFTER)
+                .await
+            {
+                debug!(error = %e, "formation step failed");
+            }
+        }
+    }
+
+    async fn formation_step(self: &Arc<Self>, others_may_propose: bool) -> Result<(), StrongError> {
+        let members = self.members.borrow().clone();
+        let mine = voting::candidates(self.voting.expected, &members);
+        let mut answers = BTreeMap::new();
+        for m in members.iter().filter(|m| m.id != self.me.as_str()) {
+            let Ok(id) = NodeId::new(m.id.clone()) else {
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_secs(2), self.query(&id)).await {
+                Ok(Ok(a)) => {
+                    answers.insert(id, a);
+                }
+                Ok(Err(e)) => debug!(peer = %id, error = %e, "configuration query failed"),
+                Err(_) => debug!(peer = %id, "configuration query timed out"),
+            }
+        }
+        match decide_formation(
+            &self.me,
+            self.voting.expected,
+            mine.as_ref(),
+            &answers,
+            others_may_propose,
+        ) {
+            Step::Wait(why) => self.voting.set_pending(why),
+            Step::Adopt(config) => {
+                self.voting.adopt(&self.store, &config)?;
+            }
+            Step::Propose(voters) => {
+                self.voting
+                    .set_pending("proposing the first configuration".into());
+                let first = VotingConfig::new(1, voters.iter().cloned());
+                let bootstrap = VotingConfig::new(0, voters);
+                let op = Op::Cas {
+                    expect: Expect::Absent,
+                    new: Some(encode_config(&first)),
+                };
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+                let outcome = self
+                    .run_round(CONFIG_KEY, &op, &bootstrap, deadline)
+                    .await?;
+                match outcome {
+                    Outcome::Applied { .. } => {
+                        info!(
+                            voters = first.voters.len(),
+                            "formed the voting configuration"
+                        );
+                    }
+                    Outcome::NotApplied {
+                        value: Some(bytes), ..
+                    } => {
+                        // Another member formed it first (with the same set).
+                        if let Ok(c) = voting::decode_config(&bytes) {
+                            self.voting.adopt(&self.store, &c)?;
+                        }
+                    }
+                    other => debug!(outcome = ?other, "formation round did not decide"),
+                }
+            }
+        }
+        Ok(())
+    }
+}

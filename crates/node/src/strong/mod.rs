@@ -1,0 +1,550 @@
+//! Strong per-key operations: the node's driver of the sans-IO consensus
+//! core (`vergent-consensus`).
+//!
+//! A strong operation runs one CASPaxos [`Round`] at a time per key on this
+//! node (behind a striped lock), sends what the round asks for over QUIC
+//! (one stream per message) or to this node's own acceptor directly, feeds
+//! the replies back, and retries contention with jittered backoff until
+//! its deadline. The acceptor side ([`acceptor`]) persists its state before
+//! any reply leaves the node. Quorums are counted over the agreed
+//! [`voting`] configuration; gossip only says who looks reachable, for the
+//! "nothing sent" pre-check.
+//!
+//! This module depends on the local service's store, clock and
+//! availability, on the transport and on the status types; the peer layer
+//! routes consensus frames here, and the gRPC frontend calls it. It must
+//! not depend on `api` or `peer`.
+
+pub(crate) mod acceptor;
+pub(crate) mod voting;
+mod wire;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::debug;
+use vergent_consensus::{
+    AcceptReply, Backoff, Expect, Message, Op, Outcome, PrepareReply, ProposerCache, Round,
+    RoundOutput, RoundRequest, Value, VotingConfig,
+};
+use vergent_gossip::State;
+use vergent_storage::Store;
+use vergent_transport::Transport;
+use vergent_types::{NodeId, Version};
+use vergent_wire::peer::v1::frame::Body;
+
+use crate::clock::NodeClock;
+use crate::kv::{Availability, KvError};
+use crate::status::MemberInfo;
+pub(crate) use voting::Voting;
+
+/// How long a strong operation may take, retries included, before its
+/// outcome is reported as it stands (unknown once a proposal was sent).
+pub(crate) const STRONG_DEADLINE: Duration = Duration::from_secs(5);
+/// Contention retries: full jitter from 5 ms, doubling up to 200 ms.
+const BACKOFF: Backoff = Backoff {
+    base_ms: 5,
+    cap_ms: 200,
+};
+/// Stripes of the per-key proposer and acceptor locks.
+const STRIPES: usize = 1024;
+
+/// Why a strong operation did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StrongError {
+    /// The local service refuses (bootstrapping, fenced, shutting down).
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    /// No voting configuration is formed yet.
+    #[error("no voting configuration yet: {0}")]
+    NoConfig(String),
+    /// Too few voters reachable; nothing was sent, nothing applied.
+    #[error("needed {needed} of {voters} voters, reachable {reachable}; nothing was applied")]
+    Unavailable {
+        /// A majority of the voters.
+        needed: usize,
+        /// Voters in the configuration.
+        voters: usize,
+        /// Voters that look reachable (or answered).
+        reachable: usize,
+    },
+    /// Lost to concurrent operations on the key until the deadline; not applied.
+    #[error("lost to concurrent operations on this key; not applied, retry")]
+    Contention,
+    /// A proposal was sent but its fate is not known.
+    #[error(
+        "the outcome is unknown: the operation may or may not have applied; read the key at SERIAL to find out"
+    )]
+    Unknown,
+    /// A version the round saw is too far ahead of this node's clock.
+    #[error(transparent)]
+    ClockSkew(#[from] vergent_hlc::ClockError),
+    /// This node's store failed.
+    #[error("storage: {0}")]
+    Storage(#[from] vergent_storage::Error),
+    /// Stored consensus data does not decode.
+    #[error("corrupt consensus state: {0}")]
+    Corrupt(String),
+    /// A peer's consensus message made no sense.
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
+    /// Reaching a peer failed.
+    #[error("transport: {0}")]
+    Transport(#[from] vergent_transport::Error),
+    /// A peer ended the exchange without answering.
+    #[error("peer {0} did not answer")]
+    NoAnswer(String),
+    /// A blocking task failed.
+    #[error("task failed: {0}")]
+    Task(String),
+}
+
+/// The result of a compare-and-set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CasResult {
+    /// Whether the condition held and the write applied.
+    pub(crate) applied: bool,
+    /// The key's value after the operation (`None`: absent or deleted).
+    pub(crate) value: Value,
+    /// Its version (`None`: never written).
+    pub(crate) version: Option<Version>,
+}
+
+/// A reply routed back to the round that asked.
+enum Reply {
+    Prepare(NodeId, PrepareReply),
+    Accept(NodeId, AcceptReply),
+}
+
+/// Strong operations on this node: proposer driver, acceptor, configuration.
+pub(crate) struct Strong {
+    store: Arc<Store>,
+    clock: Arc<NodeClock>,
+    me: NodeId,
+    availability: Arc<Availability>,
+    /// The agreed voting configuration.
+    pub(crate) voting: Voting,
+    members: watch::Receiver<Arc<Vec<MemberInfo>>>,
+    transport: Transport,
+    cache: Mutex<ProposerCache>,
+    proposer_locks: Vec<tokio::sync::Mutex<()>>,
+    acceptor_locks: Vec<Mutex<()>>,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl std::fmt::Debug for Strong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Strong")
+            .field("me", &self.me)
+            .field("voting", &self.voting)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Strong::new`] is built from.
+pub(crate) struct StrongSetup {
+    pub(crate) store: Arc<Store>,
+    pub(crate) clock: Arc<NodeClock>,
+    pub(crate) me: NodeId,
+    pub(crate) availability: Arc<Availability>,
+    pub(crate) members: watch::Receiver<Arc<Vec<MemberInfo>>>,
+    pub(crate) transport: Transport,
+    /// 1 + the number of `--peers`.
+    pub(crate) expected: u32,
+    /// Seeds the backoff jitter.
+    pub(crate) seed: u64,
+}
+
+fn stripe(key: &[u8]) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() as usize) % STRIPES
+}
+
+impl Strong {
+    /// The strong side of a node, with the configuration persisted in its store.
+    pub(crate) fn new(setup: StrongSetup) -> Result<Self, StrongError> {
+        Ok(Self {
+            voting: Voting::load(&setup.store, setup.expected)?,
+            store: setup.store,
+            clock: setup.clock,
+            me: setup.me,
+            availability: setup.availability,
+            members: setup.members,
+            transport: setup.transport,
+            cache: Mutex::new(ProposerCache::new()),
+            proposer_locks: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            acceptor_locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(setup.seed)),
+        })
+    }
+
+    /// A linearizable read of `key`: its value and version.
+    pub(crate) async fn read(
+        self: &Arc<Self>,
+        key: Vec<u8>,
+    ) -> Result<(Value, Option<Version>), StrongError> {
+        self.availability.check_readable()?;
+        match self.execute(key, Op::Read).await? {
+            Outcome::Read { value, version } => Ok((value, version)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Writes `new` (`None` deletes) if `expect` holds, linearizably.
+    pub(crate) async fn cas(
+        self: &Arc<Self>,
+        key: Vec<u8>,
+        expect: Expect,
+        new: Value,
+    ) -> Result<CasResult, StrongError> {
+        self.availability.check_writable()?;
+        match self.execute(key, Op::Cas { expect, new }).await? {
+            Outcome::Applied { value, version } => Ok(CasResult {
+                applied: true,
+                value,
+                version: Some(version),
+            }),
+            Outcome::NotApplied { value, version } => Ok(CasResult {
+                applied: false,
+                value,
+                version,
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs `op` on `key` to a final outcome: retries contention and stale
+    /// configurations until the deadline, maps the rest to errors.
+    async fn execute(self: &Arc<Self>, key: Vec<u8>, op: Op) -> Result<Outcome, StrongError> {
+        let deadline = Instant::now() + STRONG_DEADLINE;
+        // One round per key at a time on this node: rounds of one node on
+        // one key would only preempt each other.
+        let _turn = tokio::time::timeout_at(deadline, self.proposer_locks[stripe(&key)].lock())
+            .await
+            .map_err(|_| StrongError::Contention)?;
+        let mut attempt = 0u32;
+        loop {
+            let config = self
+                .voting
+                .get()
+                .ok_or_else(|| StrongError::NoConfig(self.voting.pending()))?;
+            self.precheck(&config)?;
+            let outcome = self.run_round(&key, &op, &config, deadline).await?;
+            let delay = match outcome {
+                Outcome::Contention { retry_above } => {
+                    // Our next ballot must beat the one that won.
+                    let _ = self.clock.update(retry_above.hlc);
+                    let ms = BACKOFF.delay_ms(
+                        attempt,
+                        &mut *self.rng.lock().unwrap_or_else(PoisonError::into_inner),
+                    );
+                    Duration::from_millis(ms)
+                }
+                // The round adopted the newer configuration it was shown.
+                Outcome::StaleConfig { epoch } if self.voting.epoch() >= epoch => Duration::ZERO,
+                Outcome::StaleConfig { .. } => Duration::from_millis(50),
+                Outcome::Unavailable {
+                    needed,
+                    voters,
+                    reachable,
+                } => {
+                    return Err(StrongError::Unavailable {
+                        needed,
+                        voters,
+                        reachable,
+                    });
+                }
+                // A read changes nothing a client can see: ask again.
+                Outcome::Unknown if matches!(op, Op::Read) => {
+                    Duration::from_millis(BACKOFF.delay_ms(
+                        attempt,
+                        &mut *self.rng.lock().unwrap_or_else(PoisonError::into_inner),
+                    ))
+                }
+                Outcome::Unknown => return Err(StrongError::Unknown),
+                Outcome::ClockSkew(e) => return Err(StrongError::ClockSkew(e)),
+                done => return Ok(done),
+            };
+            attempt += 1;
+            if Instant::now() + delay >= deadline {
+                return Err(if matches!(op, Op::Read) {
+                    StrongError::Unknown
+                } else {
+                    StrongError::Contention
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Refuses before sending anything when gossip shows too few voters alive.
+    fn precheck(&self, config: &VotingConfig) -> Result<(), StrongError> {
+        let alive: BTreeSet<String> = self
+            .members
+            .borrow()
+            .iter()
+            .filter(|m| matches!(m.state, State::Alive | State::Suspect))
+            .map(|m| m.id.clone())
+            .chain(std::iter::once(self.me.to_string()))
+            .collect();
+        let reachable =
+            |set: &BTreeSet<NodeId>| set.iter().filter(|id| alive.contains(id.as_str())).count();
+        let sets = std::iter::once(&config.voters).chain(config.joining.iter());
+        for set in sets {
+            let needed = set.len() / 2 + 1;
+            let k = reachable(set);
+            if k < needed {
+                return Err(StrongError::Unavailable {
+                    needed,
+                    voters: set.len(),
+                    reachable: k,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One round: start it, carry out its outputs, feed it replies until it is done.
+    async fn run_round(
+        self: &Arc<Self>,
+        key: &[u8],
+        op: &Op,
+        config: &VotingConfig,
+        deadline: Instant,
+    ) -> Result<Outcome, StrongError> {
+        let cache = {
+            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            // The 1-RTT path always writes (it has no phase 1 to learn that
+            // nothing needs writing), and a write-back restamps the value. So
+            // it is taken only by a CAS expected to apply: reads and failing
+            // CASes take phase 1, which answers without writing when the
+            // replicas agree, and leave the version alone.
+            let applies = match op {
+                Op::Read => false,
+                Op::Cas { expect, .. } => cache
+                    .get(key)
+                    .is_some_and(|c| expect.holds(Some(&(c.version.clone(), c.value.clone())))),
+            };
+            if applies { cache.take(key) } else { None }
+        };
+        let mut round = self.clock.with_hlc(&self.store, |hlc, now| {
+            let ballot_hlc = hlc.now(now);
+            Round::new(
+                now,
+                hlc,
+                RoundRequest {
+                    key: key.to_vec(),
+                    op: op.clone(),
+                    proposer: self.me.clone(),
+                    config: config.clone(),
+                    ballot_hlc,
+                    cache,
+                },
+            )
+        })?;
+        // `exchange` sends each message once, on a stream of its own.
+        round.assume_at_most_once_delivery();
+        let members = config.members().len();
+        let (tx, mut rx) = mpsc::channel(2 * members + 2);
+        // Dropped with the round: sends still in flight are aborted.
+        let mut sends = JoinSet::new();
+        let mut commits = Vec::new();
+        let mut outcome = None;
+        loop {
+            while let Some(out) = round.poll_output() {
+                match out {
+                    RoundOutput::Send {
+                        to,
+                        msg: Message::Commit(c),
+                    } => commits.push((to, c)),
+                    RoundOutput::Send { to, msg } => {
+                        let (this, tx, config) = (self.clone(), tx.clone(), config.clone());
+                        sends.spawn(async move { this.exchange(to, msg, config, tx).await });
+                    }
+                    RoundOutput::Cache { key, entry } => {
+                        self.cache
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(key, entry);
+                    }
+                    RoundOutput::Done(o) => outcome = Some(o),
+                }
+            }
+            if let Some(o) = outcome {
+                drop(sends);
+                self.commit(commits).await?;
+                return Ok(o);
+            }
+            // Once every exchange has ended, no more replies can come: what
+            // is queued is all there is, and then the round's deadline is now.
+            let reply = if sends.is_empty() {
+                rx.try_recv().ok()
+            } else {
+                tokio::select! {
+                    r = rx.recv() => r,
+                    () = tokio::time::sleep_until(deadline) => None,
+                    () = all_done(&mut sends) => rx.try_recv().ok(),
+                }
+            };
+            self.clock.with_hlc(&self.store, |hlc, now| match reply {
+                Some(Reply::Prepare(from, r)) => round.handle_prepare_reply(now, hlc, &from, r),
+                Some(Reply::Accept(from, r)) => round.handle_accept_reply(now, &from, r),
+                None => round.handle_timeout(now),
+            })?;
+        }
+    }
+
+    /// Applies the decided value here before answering (so this node reads
+    /// it at once) and sends it to every other member in the background.
+    async fn commit(
+        self: &Arc<Self>,
+        commits: Vec<(NodeId, vergent_consensus::Commit)>,
+    ) -> Result<(), StrongError> {
+        let mut local = None;
+        for (to, c) in commits {
+            if to == self.me {
+                local = Some(c);
+                continue;
+            }
+            let this = self.clone();
+            tokio::spawn(async move {
+                let body = Body::PaxosCommit(wire::commit_to(&this.me, &c));
+                match tokio::time::timeout(STRONG_DEADLINE, this.remote(&to, body)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        debug!(peer = %to, error = %e, "commit not delivered; a later round or repair brings it")
+                    }
+                    Err(_) => debug!(peer = %to, "commit not delivered in time"),
+                }
+            });
+        }
+        if let Some(c) = local {
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.on_commit(&c))
+                .await
+                .map_err(|e| StrongError::Task(e.to_string()))??;
+        }
+        Ok(())
+    }
+
+    /// Sends one prepare or accept to `to` and routes its reply back;
+    /// failures are silence (the round's quorum logic and deadline decide).
+    async fn exchange(
+        self: Arc<Self>,
+        to: NodeId,
+        msg: Message,
+        config: VotingConfig,
+        tx: mpsc::Sender<Reply>,
+    ) {
+        let reply = if to == self.me {
+            let this = self.clone();
+            let local = tokio::task::spawn_blocking(move || match msg {
+                Message::Prepare(p) => this
+                    .on_prepare(&p, Some(&config))
+                    .map(|r| Reply::Prepare(this.me.clone(), r)),
+                Message::Accept(a) => this
+                    .on_accept(&a, Some(&config))
+                    .map(|r| Reply::Accept(this.me.clone(), r)),
+                Message::Commit(_) => Err(StrongError::Task("commit routed as an exchange".into())),
+            })
+            .await;
+            match local {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "this node's acceptor failed");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "this node's acceptor task failed");
+                    return;
+                }
+            }
+        } else {
+            let body = match &msg {
+                Message::Prepare(p) => Body::PaxosPrepare(wire::prepare_to(&self.me, p, &config)),
+                Message::Accept(a) => Body::PaxosAccept(wire::accept_to(&self.me, a, &config)),
+                Message::Commit(_) => return,
+            };
+            match self
+                .remote(&to, body)
+                .await
+                .and_then(|b| self.reply_of(&to, b))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    debug!(peer = %to, error = %e, "no consensus reply");
+                    return;
+                }
+            }
+        };
+        let _ = tx.send(reply).await;
+    }
+
+    /// Decodes a peer's reply, checks it came from whom we asked, and adopts
+    /// a newer configuration it carries.
+    fn reply_of(&self, to: &NodeId, body: Body) -> Result<Reply, StrongError> {
+        let (from, reply, config) = match body {
+            Body::PaxosPrepareReply(r) => {
+                let (from, r, c) = wire::prepare_reply_from(r)?;
+                (from, Reply::Prepare(to.clone(), r), c)
+            }
+            Body::PaxosAcceptReply(r) => {
+                let (from, r, c) = wire::accept_reply_from(r)?;
+                (from, Reply::Accept(to.clone(), r), c)
+            }
+            _ => return Err(wire::WireError::Unexpected("not a consensus reply").into()),
+        };
+        if from != *to {
+            return Err(StrongError::NoAnswer(format!("{to} (answered as {from})")));
+        }
+        if let Some(c) = config {
+            self.voting.adopt(&self.store, &c)?;
+        }
+        Ok(reply)
+    }
+
+    /// One request-reply exchange with `to` over a stream of its own.
+    async fn remote(&self, to: &NodeId, body: Body) -> Result<Body, StrongError> {
+        let addr = self.addr_of(to)?;
+        let (mut w, mut r) = self.transport.open_stream(addr).await?;
+        w.send(&wire::encode(body)).await?;
+        let _ = w.finish();
+        let bytes = r
+            .recv()
+            .await?
+            .ok_or_else(|| StrongError::NoAnswer(to.to_string()))?;
+        Ok(wire::decode(&bytes)?)
+    }
+
+    /// Where gossip says `id` is.
+    fn addr_of(&self, id: &NodeId) -> Result<SocketAddr, StrongError> {
+        let addr = self
+            .members
+            .borrow()
+            .iter()
+            .find(|m| m.id == id.as_str())
+            .map(|m| m.addr.clone())
+            .ok_or_else(|| StrongError::NoAnswer(format!("{id} (not in the membership view)")))?;
+        addr.parse()
+            .map_err(|_| StrongError::NoAnswer(format!("{id} (address {addr:?})")))
+    }
+}
+
+/// Waits until every task of `set` has ended (their results are replies
+/// already sent on the channel).
+async fn all_done(set: &mut JoinSet<()>) {
+    while set.join_next().await.is_some() {}
+}
+
+fn unexpected(o: &Outcome) -> StrongError {
+    StrongError::Task(format!("unexpected outcome {o:?}"))
+}
