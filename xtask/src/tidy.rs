@@ -48,6 +48,21 @@ pub(crate) const NODE_RULES: &[Rule] = &[
         why: "peer protocols do not depend on a client frontend",
     },
     Rule {
+        from: "strong",
+        to: "api",
+        why: "strong operations are protocol-agnostic; the gRPC frontend calls them",
+    },
+    Rule {
+        from: "strong",
+        to: "peer",
+        why: "the peer layer routes consensus frames to strong, not the reverse",
+    },
+    Rule {
+        from: "kv",
+        to: "strong",
+        why: "the local service knows nothing of consensus; strong builds on it",
+    },
+    Rule {
         from: "status",
         to: "*",
         why: "the status snapshots are plain data that every layer may fill or read",
