@@ -11,7 +11,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use indicatif::HumanBytes;
 use rustyline::error::ReadlineError;
-use vergent_client::{Client, Error, PutOptions};
+use std::cell::Cell;
+
+use vergent_client::{Client, Consistency, Error, Expect, PutOptions};
 
 use crate::exit;
 
@@ -20,7 +22,16 @@ Commands:
   put KEY VALUE [--ttl DURATION]   store a value (e.g. --ttl 30s); prints OK hlc=...
   get KEY                          print the value, or (nil)
   get -v KEY | getv KEY            print the value with its HLC and origin node
+  get --serial KEY                 a linearizable read (by per-key consensus)
   delete KEY                       delete a key; prints OK hlc=...
+  cas KEY EXPECTED NEW             compare-and-set by per-key consensus: write NEW if KEY
+                                   holds EXPECTED; prints OK hlc=... when it applied, else
+                                   NOT APPLIED with the current value and version
+  cas KEY --absent NEW             ... if KEY holds nothing (absent or deleted)
+  cas KEY EXPECTED --delete        ... delete KEY if it holds EXPECTED
+  consistency [one|serial|quorum|all]
+                                   show or set the session's level for put/get/delete
+                                   (put, get and delete also take --consistency LEVEL)
   scan [PREFIX] [LIMIT]            list keys and values under PREFIX (default limit 100)
   watch [PREFIX]                   stream changes applied on this node (Ctrl-C stops)
   status                           show the node's id, version, uptime, key count and replication
@@ -36,14 +47,25 @@ pub(crate) enum Cmd {
         key: String,
         value: String,
         ttl: Option<Duration>,
+        consistency: Option<Consistency>,
     },
     Get {
         key: String,
         verbose: bool,
+        consistency: Option<Consistency>,
     },
     Delete {
         key: String,
+        consistency: Option<Consistency>,
     },
+    Cas {
+        key: String,
+        expect: CasExpect,
+        /// `None`: delete.
+        new: Option<String>,
+    },
+    /// Show (`None`) or set the session's consistency level.
+    Consistency(Option<Consistency>),
     Scan {
         prefix: String,
         limit: u32,
@@ -56,6 +78,58 @@ pub(crate) enum Cmd {
     Help,
     Exit,
     Empty,
+}
+
+/// What a `cas` line requires of the key.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CasExpect {
+    /// `--absent`.
+    Absent,
+    /// This value.
+    Value(String),
+}
+
+/// Parses a level name as cqlsh's `CONSISTENCY` takes it (any case).
+fn level(name: &str) -> Result<Consistency, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "one" => Ok(Consistency::One),
+        "quorum" => Ok(Consistency::Quorum),
+        "all" => Ok(Consistency::All),
+        "serial" => Ok(Consistency::Serial),
+        _ => Err(format!(
+            "unknown consistency level {name:?}: one, quorum, all or serial"
+        )),
+    }
+}
+
+/// A level's name as the shell prints it.
+pub(crate) fn level_name(c: Consistency) -> &'static str {
+    match c {
+        Consistency::Unspecified | Consistency::One => "ONE",
+        Consistency::Quorum => "QUORUM",
+        Consistency::All => "ALL",
+        Consistency::Serial => "SERIAL",
+    }
+}
+
+/// Splits `--consistency LEVEL` and `--serial` out of `args`.
+fn take_level(
+    args: Vec<String>,
+    usage: &str,
+) -> Result<(Vec<String>, Option<Consistency>), String> {
+    let (mut rest, mut consistency) = (Vec::new(), None);
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--consistency" => {
+                let l = it.next().ok_or(format!("usage: {usage}"))?;
+                consistency = Some(level(&l)?);
+            }
+            "--serial" => consistency = Some(Consistency::Serial),
+            _ => rest.push(a),
+        }
+    }
+    Ok((rest, consistency))
 }
 
 /// Parses one input line.
@@ -79,7 +153,8 @@ pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
     };
     match cmd.to_ascii_lowercase().as_str() {
         "put" | "set" => {
-            let usage = "put KEY VALUE [--ttl DURATION]";
+            let usage = "put KEY VALUE [--ttl DURATION] [--consistency LEVEL]";
+            let (args, consistency) = take_level(args, usage)?;
             let (mut pos, mut ttl) = (Vec::new(), None);
             let mut it = args.into_iter();
             while let Some(a) = it.next() {
@@ -95,32 +170,76 @@ pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
             }
             let [key, value]: [String; 2] =
                 pos.try_into().map_err(|_| format!("usage: {usage}"))?;
-            Ok(Cmd::Put { key, value, ttl })
+            Ok(Cmd::Put {
+                key,
+                value,
+                ttl,
+                consistency,
+            })
         }
-        "get" => match args.as_slice() {
-            [flag, key] if flag == "-v" => Ok(Cmd::Get {
-                key: key.clone(),
-                verbose: true,
-            }),
-            [key] => Ok(Cmd::Get {
-                key: key.clone(),
-                verbose: false,
-            }),
-            _ => Err("usage: get [-v] KEY".into()),
-        },
-        "getv" => {
-            arity(1, "getv KEY")?;
+        "get" | "getv" => {
+            let usage = "get [-v] [--serial | --consistency LEVEL] KEY";
+            let (args, consistency) = take_level(args, usage)?;
+            let mut verbose = cmd.eq_ignore_ascii_case("getv");
+            let mut keys = Vec::new();
+            for a in args {
+                if a == "-v" {
+                    verbose = true;
+                } else {
+                    keys.push(a);
+                }
+            }
+            let [key]: [String; 1] = keys.try_into().map_err(|_| format!("usage: {usage}"))?;
             Ok(Cmd::Get {
-                key: args[0].clone(),
-                verbose: true,
+                key,
+                verbose,
+                consistency,
             })
         }
         "delete" | "del" => {
-            arity(1, "delete KEY")?;
-            Ok(Cmd::Delete {
-                key: args[0].clone(),
-            })
+            let usage = "delete KEY [--consistency LEVEL]";
+            let (args, consistency) = take_level(args, usage)?;
+            let [key]: [String; 1] = args.try_into().map_err(|_| format!("usage: {usage}"))?;
+            Ok(Cmd::Delete { key, consistency })
         }
+        "cas" => {
+            let usage = "cas KEY EXPECTED NEW | cas KEY --absent NEW | cas KEY EXPECTED --delete";
+            let absent = args.iter().any(|a| a == "--absent");
+            let delete = args.iter().any(|a| a == "--delete");
+            let pos: Vec<String> = args
+                .into_iter()
+                .filter(|a| a != "--absent" && a != "--delete")
+                .collect();
+            let wrong = || format!("usage: {usage}");
+            match (absent, delete, pos.as_slice()) {
+                (false, false, [key, expected, new]) => Ok(Cmd::Cas {
+                    key: key.clone(),
+                    expect: CasExpect::Value(expected.clone()),
+                    new: Some(new.clone()),
+                }),
+                (true, false, [key, new]) => Ok(Cmd::Cas {
+                    key: key.clone(),
+                    expect: CasExpect::Absent,
+                    new: Some(new.clone()),
+                }),
+                (false, true, [key, expected]) => Ok(Cmd::Cas {
+                    key: key.clone(),
+                    expect: CasExpect::Value(expected.clone()),
+                    new: None,
+                }),
+                (true, true, [key]) => Ok(Cmd::Cas {
+                    key: key.clone(),
+                    expect: CasExpect::Absent,
+                    new: None,
+                }),
+                _ => Err(wrong()),
+            }
+        }
+        "consistency" => match args.as_slice() {
+            [] => Ok(Cmd::Consistency(None)),
+            [l] => Ok(Cmd::Consistency(Some(level(l)?))),
+            _ => Err("usage: consistency [one|serial|quorum|all]".into()),
+        },
         "scan" => {
             let usage = "scan [PREFIX] [LIMIT]";
             if args.len() > 2 {
@@ -175,17 +294,36 @@ fn version_text(v: &vergent_client::Version) -> String {
 pub(crate) struct Shell {
     client: Client,
     runtime: tokio::runtime::Runtime,
-    prompt: String,
+    /// The session's level for put/get/delete (`consistency LEVEL`).
+    level: Cell<Consistency>,
 }
 
 impl Shell {
     pub(crate) fn new(client: Client, runtime: tokio::runtime::Runtime) -> Self {
-        let prompt = format!("vergent({})> ", client.endpoint());
         Self {
             client,
             runtime,
-            prompt,
+            level: Cell::new(Consistency::One),
         }
+    }
+
+    /// `vergent(ADDR)> `, with the session's level when it is not ONE.
+    fn prompt(&self) -> String {
+        match self.level.get() {
+            Consistency::One | Consistency::Unspecified => {
+                format!("vergent({})> ", self.client.endpoint())
+            }
+            l => format!(
+                "vergent({})[{}]> ",
+                self.client.endpoint(),
+                level_name(l).to_ascii_lowercase()
+            ),
+        }
+    }
+
+    /// A command's own level, else the session's.
+    fn level_for(&self, given: Option<Consistency>) -> Consistency {
+        given.unwrap_or(self.level.get())
     }
 
     /// Runs the `-e` commands in order; stops at the first failure.
@@ -241,7 +379,7 @@ impl Shell {
             self.client.endpoint()
         );
         loop {
-            match editor.readline(&self.prompt) {
+            match editor.readline(&self.prompt()) {
                 Ok(line) => {
                     if !line.trim().is_empty() {
                         let _ = editor.add_history_entry(line.as_str());
@@ -294,20 +432,73 @@ impl Shell {
         let c = &self.client;
         let mut out = std::io::stdout().lock();
         match cmd {
-            Cmd::Put { key, value, ttl } => {
+            Cmd::Put {
+                key,
+                value,
+                ttl,
+                consistency,
+            } => {
                 let v = c
                     .put_with(
                         key,
                         value,
                         PutOptions {
                             ttl,
-                            consistency: None,
+                            consistency: Some(self.level_for(consistency)),
                         },
                     )
                     .await?;
                 let _ = writeln!(out, "OK hlc={}", v.hlc);
             }
-            Cmd::Get { key, verbose } => match c.get(key).await? {
+            Cmd::Cas { key, expect, new } => {
+                let expect = match expect {
+                    CasExpect::Absent => Expect::Absent,
+                    CasExpect::Value(v) => Expect::Value(v.into_bytes()),
+                };
+                let r = c
+                    .compare_and_set(key, expect, new.map(String::into_bytes))
+                    .await?;
+                // Neither outcome is an error: a CAS that finds something
+                // else is an answer, and exits 0 in -e and pipe mode too.
+                match (&r.applied, &r.value, &r.version) {
+                    (true, _, Some(v)) => {
+                        let _ = writeln!(out, "OK hlc={}", v.hlc);
+                    }
+                    (true, _, None) => {
+                        let _ = writeln!(out, "OK");
+                    }
+                    (false, Some(value), Some(v)) => {
+                        let _ = writeln!(
+                            out,
+                            "NOT APPLIED current={} {}",
+                            show(value),
+                            version_text(v)
+                        );
+                    }
+                    (false, None, Some(v)) => {
+                        let _ = writeln!(out, "NOT APPLIED current=(nil) {}", version_text(v));
+                    }
+                    (false, _, None) => {
+                        let _ = writeln!(out, "NOT APPLIED current=(nil)");
+                    }
+                }
+            }
+            Cmd::Consistency(None) => {
+                let _ = writeln!(
+                    out,
+                    "Current consistency level is {}.",
+                    level_name(self.level.get())
+                );
+            }
+            Cmd::Consistency(Some(l)) => {
+                self.level.set(l);
+                let _ = writeln!(out, "Consistency level set to {}.", level_name(l));
+            }
+            Cmd::Get {
+                key,
+                verbose,
+                consistency,
+            } => match c.get_with(key, Some(self.level_for(consistency))).await? {
                 None => {
                     let _ = writeln!(out, "(nil)");
                 }
@@ -324,8 +515,10 @@ impl Shell {
                     }
                 }
             },
-            Cmd::Delete { key } => {
-                let d = c.delete(key).await?;
+            Cmd::Delete { key, consistency } => {
+                let d = c
+                    .delete_with(key, Some(self.level_for(consistency)))
+                    .await?;
                 let _ = writeln!(out, "OK hlc={}", d.version.hlc);
             }
             Cmd::Scan { prefix, limit } => {
@@ -378,6 +571,12 @@ impl Shell {
                     let _ = writeln!(out, "replicated:   {peer} cursor={cursor} lag={lag}");
                 }
                 let _ = writeln!(out, "state:        {}", s.state);
+                let _ = writeln!(out, "voting:       {}", voting_text(&s));
+                let _ = writeln!(
+                    out,
+                    "consistency:  {} (this session)",
+                    level_name(self.level.get())
+                );
                 let _ = writeln!(out, "purged:       {}", s.purged);
                 if let Some((why, since)) = &s.purge_held_back {
                     let since = humantime::format_rfc3339_seconds(
@@ -446,10 +645,16 @@ impl Shell {
             }
             Cmd::Members => {
                 let s = c.status().await?;
+                let _ = writeln!(out, "voting configuration: {}", voting_text(&s));
+                let voter = |id: &str| {
+                    s.voting
+                        .as_ref()
+                        .is_some_and(|v| v.voters.iter().chain(&v.joining).any(|x| x == id))
+                };
                 let _ = writeln!(
                     out,
-                    "{:<20} {:<22} {:<8} {:>11}  last change",
-                    "id", "address", "state", "incarnation"
+                    "{:<20} {:<22} {:<8} {:>11} {:<5}  last change",
+                    "id", "address", "state", "incarnation", "voter"
                 );
                 for m in &s.members {
                     let since = if m.since_ms == 0 {
@@ -467,8 +672,12 @@ impl Shell {
                     };
                     let _ = writeln!(
                         out,
-                        "{:<20} {:<22} {:<8} {:>11}  {since}{me}",
-                        m.node_id, m.addr, m.state, m.incarnation
+                        "{:<20} {:<22} {:<8} {:>11} {:<5}  {since}{me}",
+                        m.node_id,
+                        m.addr,
+                        m.state,
+                        m.incarnation,
+                        if voter(&m.node_id) { "yes" } else { "no" }
                     );
                 }
             }
@@ -505,6 +714,23 @@ impl Shell {
     }
 }
 
+/// The voting configuration in one line: epoch, voters, a change in flight.
+fn voting_text(s: &vergent_client::NodeStatus) -> String {
+    match &s.voting {
+        Some(v) => {
+            let mut t = format!("epoch {}, voters {}", v.epoch, v.voters.join(", "));
+            if !v.joining.is_empty() {
+                t.push_str(&format!(
+                    "; changing to {} (both majorities needed)",
+                    v.joining.join(", ")
+                ));
+            }
+            t
+        }
+        None => format!("not formed yet: {}", s.voting_pending),
+    }
+}
+
 /// One line for the user, with a hint where one helps.
 fn describe(e: &Error) -> String {
     use vergent_client::ErrorCode;
@@ -514,6 +740,11 @@ fn describe(e: &Error) -> String {
             message,
             ..
         } => message.clone(),
+        Error::Server {
+            error_code: Some(ErrorCode::OutcomeUnknown),
+            message,
+            ..
+        } => format!("{message} (OUTCOME_UNKNOWN: check with get --serial)"),
         Error::Server { code, message, .. } => format!("{message} ({code:?})"),
         other => other.to_string(),
     }
@@ -534,7 +765,8 @@ mod tests {
             Cmd::Put {
                 key: "foo".into(),
                 value: "bar".into(),
-                ttl: None
+                ttl: None,
+                consistency: None
             }
         );
         assert_eq!(
@@ -542,7 +774,8 @@ mod tests {
             Cmd::Put {
                 key: "greeting".into(),
                 value: "hello world".into(),
-                ttl: None
+                ttl: None,
+                consistency: None
             }
         );
         assert_eq!(
@@ -550,31 +783,41 @@ mod tests {
             Cmd::Put {
                 key: "k".into(),
                 value: "v".into(),
-                ttl: Some(Duration::from_secs(30))
+                ttl: Some(Duration::from_secs(30)),
+                consistency: None
             }
         );
         assert_eq!(
             ok("get foo"),
             Cmd::Get {
                 key: "foo".into(),
-                verbose: false
+                verbose: false,
+                consistency: None
             }
         );
         assert_eq!(
             ok("get -v foo"),
             Cmd::Get {
                 key: "foo".into(),
-                verbose: true
+                verbose: true,
+                consistency: None
             }
         );
         assert_eq!(
             ok("getv foo"),
             Cmd::Get {
                 key: "foo".into(),
-                verbose: true
+                verbose: true,
+                consistency: None
             }
         );
-        assert_eq!(ok("DELETE foo"), Cmd::Delete { key: "foo".into() });
+        assert_eq!(
+            ok("DELETE foo"),
+            Cmd::Delete {
+                key: "foo".into(),
+                consistency: None
+            }
+        );
         assert_eq!(
             ok("scan"),
             Cmd::Scan {
@@ -598,6 +841,81 @@ mod tests {
         assert_eq!(ok("  "), Cmd::Empty);
         assert_eq!(ok("\\q"), Cmd::Exit);
         assert_eq!(ok("status"), Cmd::Status);
+    }
+
+    #[test]
+    fn strong_commands_and_levels_parse_as_documented() {
+        assert_eq!(
+            ok("cas counter 1 2"),
+            Cmd::Cas {
+                key: "counter".into(),
+                expect: CasExpect::Value("1".into()),
+                new: Some("2".into())
+            }
+        );
+        assert_eq!(
+            ok("cas lock --absent me"),
+            Cmd::Cas {
+                key: "lock".into(),
+                expect: CasExpect::Absent,
+                new: Some("me".into())
+            }
+        );
+        assert_eq!(
+            ok("cas lock me --delete"),
+            Cmd::Cas {
+                key: "lock".into(),
+                expect: CasExpect::Value("me".into()),
+                new: None
+            }
+        );
+        assert_eq!(
+            ok("get --serial k"),
+            Cmd::Get {
+                key: "k".into(),
+                verbose: false,
+                consistency: Some(Consistency::Serial)
+            }
+        );
+        assert_eq!(
+            ok("get -v --consistency serial k"),
+            Cmd::Get {
+                key: "k".into(),
+                verbose: true,
+                consistency: Some(Consistency::Serial)
+            }
+        );
+        assert_eq!(
+            ok("put k v --consistency ALL"),
+            Cmd::Put {
+                key: "k".into(),
+                value: "v".into(),
+                ttl: None,
+                consistency: Some(Consistency::All)
+            }
+        );
+        assert_eq!(
+            ok("delete k --serial"),
+            Cmd::Delete {
+                key: "k".into(),
+                consistency: Some(Consistency::Serial)
+            }
+        );
+        assert_eq!(ok("consistency"), Cmd::Consistency(None));
+        assert_eq!(
+            ok("CONSISTENCY quorum"),
+            Cmd::Consistency(Some(Consistency::Quorum))
+        );
+        for (line, want) in [
+            ("cas k 1", "usage: cas"),
+            ("cas k --absent", "usage: cas"),
+            ("cas k 1 2 3", "usage: cas"),
+            ("consistency sometimes", "unknown consistency level"),
+            ("get k --consistency", "usage: get"),
+        ] {
+            let err = parse(line).expect_err(line);
+            assert!(err.contains(want), "{line:?} gave {err:?}");
+        }
     }
 
     #[test]

@@ -336,3 +336,78 @@ fn with_two_of_three_voters_down_cas_answers_unavailable_within_the_deadline_and
     });
     drop(a);
 }
+
+#[test]
+fn the_shell_cas_prints_ok_or_not_applied_with_the_current_state_and_exits_0_for_both() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = Certs::generate(&tmp.path().join("certs"));
+    let node = Proc::start(&certs, &tmp.path().join("data"), &[]);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut cfg = vergent_client::ClientConfig::new(node.addr.clone(), certs.client.clone());
+        cfg.request_timeout = Duration::from_secs(30);
+        formed(&Client::connect(cfg).await.expect("connect"), 1).await;
+    });
+    let out = common::ctl_script(
+        &node.addr,
+        &certs.client,
+        "cas counter --absent 1\ncas counter 5 6\ncas counter 1 2\nget --serial counter\n\
+         consistency\nconsistency serial\nput s v\nget s\ndelete s\nget s\ncas s --absent w\n\
+         cas s w --delete\nget --serial s\nconsistency one\nstatus\nmembers\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("OK hlc="), "{stdout}");
+    assert!(
+        lines[1].starts_with("NOT APPLIED current=1 hlc="),
+        "a CAS that finds another value shows it: {stdout}"
+    );
+    assert!(lines[2].starts_with("OK hlc="), "{stdout}");
+    assert_eq!(lines[3], "2");
+    assert_eq!(lines[4], "Current consistency level is ONE.");
+    assert_eq!(lines[5], "Consistency level set to SERIAL.");
+    assert!(lines[6].starts_with("OK hlc="), "{stdout}");
+    assert_eq!(lines[7], "v");
+    assert!(lines[8].starts_with("OK hlc="), "{stdout}");
+    assert_eq!(lines[9], "(nil)");
+    assert!(
+        lines[10].starts_with("OK hlc="),
+        "a deleted key is absent: {stdout}"
+    );
+    assert!(lines[11].starts_with("OK hlc="), "{stdout}");
+    assert_eq!(lines[12], "(nil)");
+    assert_eq!(lines[13], "Consistency level set to ONE.");
+    assert!(
+        stdout.contains("voting:       epoch 1, voters "),
+        "status shows the voting configuration: {stdout}"
+    );
+    assert!(
+        stdout.contains("voting configuration: epoch 1"),
+        "members shows it too: {stdout}"
+    );
+
+    // -e mode: a CAS that does not apply is an answer, not an error.
+    let e = std::process::Command::new(common::bin("vergentctl"))
+        .args(["connect", &node.addr, "--tls-certfile"])
+        .arg(&certs.client.cert)
+        .arg("--tls-keyfile")
+        .arg(&certs.client.key)
+        .arg("--tls-cafile")
+        .arg(&certs.client.ca)
+        .args(["-e", "cas counter 7 8"])
+        .output()
+        .expect("vergentctl -e");
+    let e_out = String::from_utf8_lossy(&e.stdout);
+    assert!(
+        e.status.success(),
+        "{e_out}{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+    assert!(e_out.starts_with("NOT APPLIED current=2 hlc="), "{e_out}");
+}

@@ -412,7 +412,10 @@ async fn a_serial_read_sees_a_one_write_and_a_cas_on_its_version_applies() {
         .await
         .expect("serial get")
         .expect("found");
-    assert_eq!((read.value.as_slice(), &read.version), (&b"eventual"[..], &v));
+    assert_eq!(
+        (read.value.as_slice(), &read.version),
+        (&b"eventual"[..], &v)
+    );
     let cas = client
         .compare_and_set(
             "m/k",
@@ -422,7 +425,10 @@ async fn a_serial_read_sees_a_one_write_and_a_cas_on_its_version_applies() {
         .await
         .expect("cas");
     assert!(cas.applied);
-    assert!(cas.version.expect("version") > v, "the CAS stamps above what it read");
+    assert!(
+        cas.version.expect("version") > v,
+        "the CAS stamps above what it read"
+    );
     let one = client.get("m/k").await.expect("get").expect("found");
     assert_eq!(one.value, b"strong");
     let scan = client
