@@ -29,6 +29,10 @@ Commands:
                                    NOT APPLIED with the current value and version
   cas KEY --absent NEW             ... if KEY holds nothing (absent or deleted)
   cas KEY EXPECTED --delete        ... delete KEY if it holds EXPECTED
+  member remove ID                 remove voter ID (a dead node) by a joint configuration
+                                   change; prints the voters before and after
+  keyspace strict PREFIX           declare PREFIX strict: eventual (ONE) writes of keys under
+                                   it are refused (STRONG_KEYSPACE); only SERIAL and cas write
   consistency [one|serial|quorum|all]
                                    show or set the session's level for put/get/delete
                                    (put, get and delete also take --consistency LEVEL)
@@ -66,6 +70,14 @@ pub(crate) enum Cmd {
     },
     /// Show (`None`) or set the session's consistency level.
     Consistency(Option<Consistency>),
+    /// `keyspace strict PREFIX`.
+    Strict {
+        prefix: String,
+    },
+    /// `member remove ID`.
+    RemoveMember {
+        id: String,
+    },
     Scan {
         prefix: String,
         limit: u32,
@@ -235,6 +247,16 @@ pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
                 _ => Err(wrong()),
             }
         }
+        "member" => match args.as_slice() {
+            [sub, id] if sub == "remove" => Ok(Cmd::RemoveMember { id: id.clone() }),
+            _ => Err("usage: member remove ID".into()),
+        },
+        "keyspace" => match args.as_slice() {
+            [sub, prefix] if sub == "strict" => Ok(Cmd::Strict {
+                prefix: prefix.clone(),
+            }),
+            _ => Err("usage: keyspace strict PREFIX".into()),
+        },
         "consistency" => match args.as_slice() {
             [] => Ok(Cmd::Consistency(None)),
             [l] => Ok(Cmd::Consistency(Some(level(l)?))),
@@ -483,6 +505,49 @@ impl Shell {
                     }
                 }
             }
+            Cmd::RemoveMember { id } => {
+                let before = c.status().await?.voting;
+                let change = c.remove_member(id.clone()).await?;
+                let v = &change.voting;
+                let _ = writeln!(
+                    out,
+                    "OK removed {id}: voters {} -> {} (epoch {})",
+                    before.map_or_else(|| "?".to_string(), |b| b.voters.join(", ")),
+                    v.voters.join(", "),
+                    v.epoch
+                );
+                if !change.unconfirmed.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "not yet confirmed by {}",
+                        change.unconfirmed.join(", ")
+                    );
+                }
+            }
+            Cmd::Strict { prefix } => {
+                let change = c.declare_strict(prefix.clone()).await?;
+                let v = &change.voting;
+                let _ = writeln!(
+                    out,
+                    "OK strict prefix {prefix:?}: configuration epoch {} (voters {}; strict {})",
+                    v.epoch,
+                    v.voters.join(", "),
+                    v.strict_prefixes
+                        .iter()
+                        .map(|p| format!("{:?}", show(p)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if change.unconfirmed.is_empty() {
+                    let _ = writeln!(out, "in force on every voter");
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "not yet confirmed by {} (they take it with their next consensus message)",
+                        change.unconfirmed.join(", ")
+                    );
+                }
+            }
             Cmd::Consistency(None) => {
                 let _ = writeln!(
                     out,
@@ -719,6 +784,14 @@ fn voting_text(s: &vergent_client::NodeStatus) -> String {
     match &s.voting {
         Some(v) => {
             let mut t = format!("epoch {}, voters {}", v.epoch, v.voters.join(", "));
+            if !v.strict_prefixes.is_empty() {
+                let strict: Vec<String> = v
+                    .strict_prefixes
+                    .iter()
+                    .map(|p| format!("{:?}", show(p)))
+                    .collect();
+                t.push_str(&format!("; strict prefixes {}", strict.join(", ")));
+            }
             if !v.joining.is_empty() {
                 t.push_str(&format!(
                     "; changing to {} (both majorities needed)",
@@ -902,6 +975,18 @@ mod tests {
             }
         );
         assert_eq!(ok("consistency"), Cmd::Consistency(None));
+        assert_eq!(
+            ok("member remove node-3"),
+            Cmd::RemoveMember {
+                id: "node-3".into()
+            }
+        );
+        assert_eq!(
+            ok("keyspace strict locks/"),
+            Cmd::Strict {
+                prefix: "locks/".into()
+            }
+        );
         assert_eq!(
             ok("CONSISTENCY quorum"),
             Cmd::Consistency(Some(Consistency::Quorum))

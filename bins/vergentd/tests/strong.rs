@@ -411,3 +411,181 @@ fn the_shell_cas_prints_ok_or_not_applied_with_the_current_state_and_exits_0_for
     );
     assert!(e_out.starts_with("NOT APPLIED current=2 hlc="), "{e_out}");
 }
+
+#[test]
+fn a_strict_prefix_refuses_one_writes_on_every_node_and_still_takes_strong_ones() {
+    let cluster = Cluster::new(3);
+    let _nodes: Vec<Proc> = (0..3).map(|i| cluster.start(i)).collect();
+    let out = {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            for i in 0..3 {
+                formed(&cluster.client(i).await, 3).await;
+            }
+        });
+        common::ctl_script(
+            &cluster.addr(0),
+            &cluster.certs.client,
+            "keyspace strict locks/\n",
+        )
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("OK strict prefix \"locks/\": configuration epoch 2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("in force on every voter"), "{stdout}");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        for i in 0..3 {
+            let c = cluster.client(i).await;
+            let err = c.put("locks/a", "x").await.expect_err("refused");
+            assert_eq!(err.code(), Some(ErrorCode::StrongKeyspace), "{err}");
+            assert!(
+                err.to_string().contains("locks/"),
+                "names the prefix: {err}"
+            );
+            let err = c.delete("locks/a").await.expect_err("refused");
+            assert_eq!(err.code(), Some(ErrorCode::StrongKeyspace), "{err}");
+            c.put(format!("free/{i}"), "x")
+                .await
+                .expect("other keys stay eventual");
+        }
+        let c = cluster.client(1).await;
+        let r = c
+            .compare_and_set("locks/a", Expect::Absent, Some(b"me".to_vec()))
+            .await
+            .expect("cas under a strict prefix");
+        assert!(r.applied);
+        assert_eq!(serial_get(&c, "locks/a").await.as_deref(), Some(&b"me"[..]));
+        let s = c.status().await.expect("status");
+        let v = s.voting.expect("formed");
+        assert_eq!(v.strict_prefixes, vec![b"locks/".to_vec()]);
+    });
+}
+
+/// Waits until node `client` reports exactly `voters` (no change in flight).
+async fn voters_are(client: &Client, voters: &[&str]) {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let s = client.status().await.expect("status");
+        if let Some(v) = &s.voting
+            && v.joining.is_empty()
+            && v.voters == voters
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "voters are {:?}, not {voters:?} ({})",
+            s.voting,
+            s.voting_pending
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn a_fourth_node_joins_as_a_voter_and_member_remove_of_a_killed_one_keeps_the_cluster_committing() {
+    let cluster = Cluster::new(4);
+    // The first three form a cluster of three; the fourth joins it later,
+    // seeded with them.
+    let start = |i: usize| {
+        let mut args = vec![
+            "--node-id".to_string(),
+            format!("node-{i}"),
+            "--peers".into(),
+        ];
+        args.extend(
+            (0..3)
+                .filter(|j| *j != i)
+                .map(|j| format!("127.0.0.1:{}", cluster.ports[j])),
+        );
+        args.extend(["--port".to_string(), cluster.ports[i].to_string()]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        Proc::start_as(
+            cluster.node_cert(i),
+            &cluster.certs.ca,
+            &cluster.data_dir(i),
+            &refs,
+        )
+    };
+    let mut nodes: Vec<Option<Proc>> = (0..3).map(|i| Some(start(i))).collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        for i in 0..3 {
+            formed(&cluster.client(i).await, 3).await;
+        }
+    });
+    nodes.push(Some(start(3)));
+    let joined = rt.block_on(async {
+        let c0 = cluster.client(0).await;
+        tokio::time::timeout(
+            DEADLINE,
+            voters_are(&c0, &["node-0", "node-1", "node-2", "node-3"]),
+        )
+        .await
+    });
+    if joined.is_err() {
+        let log = nodes[3].as_ref().map(Proc::log_text).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("voting") || l.contains("voter") || l.contains("joint"))
+            .collect();
+        panic!("node-3 did not become a voter:\n{}", lines.join("\n"));
+    }
+    rt.block_on(async {
+        let c0 = cluster.client(0).await;
+        for i in 0..5 {
+            let r = c0
+                .compare_and_set(format!("k{i}"), Expect::Absent, Some(b"v".to_vec()))
+                .await
+                .expect("cas");
+            assert!(r.applied);
+        }
+    });
+    if let Some(p) = nodes[3].take() {
+        p.kill9();
+    }
+    let out = common::ctl_script(
+        &cluster.addr(0),
+        &cluster.certs.client,
+        "member remove node-3\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "OK removed node-3: voters node-0, node-1, node-2, node-3 -> node-0, node-1, node-2"
+        ),
+        "{stdout}"
+    );
+    if let Some(p) = nodes[2].take() {
+        p.kill9();
+    }
+    rt.block_on(async {
+        let c1 = cluster.client(1).await;
+        voters_are(&c1, &["node-0", "node-1", "node-2"]).await;
+        // Two of the three voters left: still a majority.
+        for i in 0..5 {
+            let r = c1
+                .compare_and_set(
+                    format!("k{i}"),
+                    Expect::Value(b"v".to_vec()),
+                    Some(b"w".to_vec()),
+                )
+                .await
+                .expect("cas with node-2 and node-3 gone");
+            assert!(r.applied, "k{i} kept its value through the change: {r:?}");
+        }
+    });
+}

@@ -180,6 +180,17 @@ pub struct NodeStatus {
 /// during a change, the incoming set.
 pub type VotingConfig = pb::VotingConfig;
 
+/// A decided change of the voting configuration register.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigChange {
+    /// The configuration in force after it.
+    pub voting: VotingConfig,
+    /// Voters that confirmed holding it.
+    pub confirmed: Vec<String>,
+    /// Voters that had not confirmed it when the node answered.
+    pub unconfirmed: Vec<String>,
+}
+
 /// What a compare-and-set requires of the key's current state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
@@ -550,6 +561,42 @@ impl Client {
         Ok(WatchStream {
             inner,
             endpoint: self.endpoint.clone(),
+        })
+    }
+
+    /// Declares `prefix` strict: once in force on a voter, it refuses
+    /// eventual (ONE) writes of keys under it with `STRONG_KEYSPACE`.
+    pub async fn declare_strict(&self, prefix: impl Into<Vec<u8>>) -> Result<ConfigChange, Error> {
+        let mut cluster = self.cluster.clone();
+        let r = self
+            .call(cluster.declare_strict(pb::DeclareStrictRequest {
+                prefix: prefix.into(),
+            }))
+            .await?;
+        Ok(ConfigChange {
+            voting: r
+                .voting
+                .ok_or_else(|| Error::InvalidResponse("missing configuration".into()))?,
+            confirmed: r.confirmed,
+            unconfirmed: r.unconfirmed,
+        })
+    }
+
+    /// Removes voter `node_id` (a dead node, say) by a joint change of the
+    /// voting configuration; returns the configuration after it.
+    pub async fn remove_member(&self, node_id: impl Into<String>) -> Result<ConfigChange, Error> {
+        let mut cluster = self.cluster.clone();
+        let r = self
+            .call(cluster.remove_member(pb::RemoveMemberRequest {
+                node_id: node_id.into(),
+            }))
+            .await?;
+        Ok(ConfigChange {
+            voting: r
+                .voting
+                .ok_or_else(|| Error::InvalidResponse("missing configuration".into()))?,
+            confirmed: r.confirmed,
+            unconfirmed: r.unconfirmed,
         })
     }
 

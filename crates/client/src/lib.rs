@@ -20,9 +20,9 @@ mod client;
 mod error;
 
 pub use client::{
-    CasResult, Client, ClientConfig, Consistency, Deleted, Entry, Expect, MemberStatus, NodeStatus,
-    PutOptions, RepairStatus, RosterMember, ScanPage, StorageMemory, StoredRecord, VotingConfig,
-    WatchEvent, WatchStream, WorkerStatus,
+    CasResult, Client, ClientConfig, ConfigChange, Consistency, Deleted, Entry, Expect,
+    MemberStatus, NodeStatus, PutOptions, RepairStatus, RosterMember, ScanPage, StorageMemory,
+    StoredRecord, VotingConfig, WatchEvent, WatchStream, WorkerStatus,
 };
 pub use error::Error;
 pub use vergent_types::Version;

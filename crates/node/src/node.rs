@@ -233,6 +233,7 @@ impl Node {
             "voting-formation",
             strong.clone().run_formation(shutdown.clone()),
         );
+        workers.spawn("voting-join", strong.clone().run_join(shutdown.clone()));
         crate::peer::start(
             peers.clone(),
             transport,

@@ -401,10 +401,10 @@ async fn a_record_scan_returns_tombstones_with_their_versions_beside_live_values
 async fn a_serial_read_sees_a_one_write_and_a_cas_on_its_version_applies() {
     let env = Env::new();
     let (node, client) = env.start(env.config()).await;
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let until = std::time::Instant::now() + Duration::from_secs(30);
     while client.status().await.expect("status").voting.is_none() {
         assert!(std::time::Instant::now() < until, "no configuration formed");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let v = client.put("m/k", "eventual").await.expect("put at ONE");
     let read = client

@@ -64,11 +64,36 @@ fn limit_status(e: vergent_types::LimitError) -> Status {
     kv_status(e.into())
 }
 
+fn voting_of(h: crate::strong::Held) -> pb::VotingConfig {
+    pb::VotingConfig {
+        epoch: h.config.epoch,
+        voters: h.config.voters.iter().map(ToString::to_string).collect(),
+        joining: h
+            .config
+            .joining
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect(),
+        strict_prefixes: h.strict,
+    }
+}
+
 /// A strong delete's attempts at "read, then CAS on the version read"
 /// before it reports contention (a concurrent writer won every time).
 const DELETE_ATTEMPTS: usize = 4;
 
 impl KvApi {
+    /// Refuses an eventual write under a prefix declared strict.
+    fn check_not_strict(&self, key: &[u8]) -> Result<(), Status> {
+        match self.strong.voting.strict_prefix_of(key) {
+            Some(p) => Err(to_status(ApiError::StrictKeyspace(
+                p.escape_ascii().to_string(),
+            ))),
+            None => Ok(()),
+        }
+    }
+
     async fn serial_get(&self, key: Vec<u8>) -> Result<pb::GetResponse, Status> {
         self.kv.limits().check_key(&key).map_err(limit_status)?;
         let (value, version) = self.strong.read(key).await.map_err(strong_status)?;
@@ -158,6 +183,7 @@ impl pb::kv_server::Kv for KvApi {
                 consistency: consistency.into(),
             }));
         }
+        self.check_not_strict(&req.key)?;
         let written = self
             .kv
             .put(req.key, req.value, req.ttl_ms)
@@ -178,6 +204,7 @@ impl pb::kv_server::Kv for KvApi {
         if consistency == pb::Consistency::Serial {
             return self.serial_delete(req.key).await.map(Response::new);
         }
+        self.check_not_strict(&req.key)?;
         let deleted = self.kv.delete(req.key).await.map_err(kv_status)?;
         Ok(Response::new(pb::DeleteResponse {
             version: Some((&deleted.written.record.version).into()),
@@ -288,8 +315,62 @@ impl pb::kv_server::Kv for KvApi {
     }
 }
 
+fn change_of(change: crate::strong::ConfigChange) -> pb::ConfigChangeResponse {
+    pb::ConfigChangeResponse {
+        voting: Some(voting_of(change.held)),
+        confirmed: change.confirmed.iter().map(ToString::to_string).collect(),
+        unconfirmed: change.unconfirmed.iter().map(ToString::to_string).collect(),
+    }
+}
+
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for ClusterApi {
+    async fn remove_member(
+        &self,
+        req: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::ConfigChangeResponse>, Status> {
+        let id = vergent_types::NodeId::new(req.into_inner().node_id)
+            .map_err(|e| to_status(ApiError::BadRequest(format!("node_id: {e}"))))?;
+        let held =
+            self.strong.voting.held().ok_or_else(|| {
+                strong_status(StrongError::NoConfig(self.strong.voting.pending()))
+            })?;
+        let mut target = held.config.joining.clone().unwrap_or(held.config.voters);
+        if !target.remove(&id) {
+            return Err(to_status(ApiError::BadRequest(format!(
+                "{id} is not a voter"
+            ))));
+        }
+        let change = self
+            .strong
+            .change_voters(target)
+            .await
+            .map_err(strong_status)?;
+        Ok(Response::new(change_of(change)))
+    }
+
+    async fn declare_strict(
+        &self,
+        req: Request<pb::DeclareStrictRequest>,
+    ) -> Result<Response<pb::ConfigChangeResponse>, Status> {
+        let prefix = req.into_inner().prefix;
+        self.kv
+            .limits()
+            .check_key(&prefix)
+            .or_else(|e| match e {
+                // An empty prefix is allowed: it covers every key.
+                vergent_types::LimitError::EmptyKey => Ok(()),
+                e => Err(e),
+            })
+            .map_err(limit_status)?;
+        let change = self
+            .strong
+            .declare_strict(prefix)
+            .await
+            .map_err(strong_status)?;
+        Ok(Response::new(change_of(change)))
+    }
+
     async fn status(
         &self,
         _req: Request<pb::StatusRequest>,
@@ -397,16 +478,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
                     }
                 })
                 .collect(),
-            voting: self.strong.voting.get().map(|c| pb::VotingConfig {
-                epoch: c.epoch,
-                voters: c.voters.iter().map(ToString::to_string).collect(),
-                joining: c
-                    .joining
-                    .iter()
-                    .flatten()
-                    .map(ToString::to_string)
-                    .collect(),
-            }),
+            voting: self.strong.voting.held().map(voting_of),
             voting_pending: if self.strong.voting.get().is_none() {
                 self.strong.voting.pending()
             } else {

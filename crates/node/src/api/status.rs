@@ -20,6 +20,11 @@ pub(crate) enum ApiError {
     /// Some other field is invalid.
     #[error("{0}")]
     BadRequest(String),
+    /// An eventual write under a prefix declared strict.
+    #[error(
+        "key is under the strict prefix {0:?}: eventual (ONE) writes are refused there; write it with SERIAL or CompareAndSet"
+    )]
+    StrictKeyspace(String),
     /// A strong operation failed or its outcome is unknown.
     #[error(transparent)]
     Strong(#[from] StrongError),
@@ -76,6 +81,7 @@ pub(crate) fn to_status(e: ApiError) -> Status {
             (Code::Unavailable, ErrorCode::Bootstrapping)
         }
         ApiError::Kv(KvError::Fenced(_)) => (Code::Unavailable, ErrorCode::Fenced),
+        ApiError::StrictKeyspace(_) => (Code::FailedPrecondition, ErrorCode::StrongKeyspace),
         ApiError::Strong(s) => match s {
             StrongError::NoConfig(_) => (Code::Unavailable, ErrorCode::NoVotingConfig),
             StrongError::Unavailable { .. } => (Code::Unavailable, ErrorCode::NotEnoughVoters),
@@ -83,6 +89,7 @@ pub(crate) fn to_status(e: ApiError) -> Status {
             StrongError::Unknown => (Code::DeadlineExceeded, ErrorCode::OutcomeUnknown),
             StrongError::ClockSkew(_) => (Code::FailedPrecondition, ErrorCode::ClockSkew),
             StrongError::Corrupt(_) => (Code::DataLoss, ErrorCode::DataCorruption),
+            StrongError::BadChange(_) => (Code::FailedPrecondition, ErrorCode::BadRequest),
             // Converted above.
             StrongError::Kv(_) | StrongError::Storage(_) => {
                 (Code::Internal, ErrorCode::StorageFailure)

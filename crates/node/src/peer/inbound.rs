@@ -110,8 +110,10 @@ async fn serve_inner(
         body @ (Body::PaxosPrepare(_)
         | Body::PaxosAccept(_)
         | Body::PaxosCommit(_)
-        | Body::ConfigQuery(_)) => {
+        | Body::ConfigQuery(_)
+        | Body::PaxosKeys(_)) => {
             let claimed = match &body {
+                Body::PaxosKeys(m) => m.from.clone(),
                 Body::PaxosPrepare(m) => m.from.clone(),
                 Body::PaxosAccept(m) => m.from.clone(),
                 Body::PaxosCommit(m) => m.from.clone(),

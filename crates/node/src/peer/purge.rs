@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use vergent_gossip::State;
 use vergent_hlc::Timestamp;
 use vergent_replication::purge::{CheckReply, Grace, HeldBack, PurgeGate};
-use vergent_storage::Record;
+use vergent_storage::{Record, Store};
 use vergent_transport::{FrameReader, FrameWriter, PeerIdentity, Transport};
 use vergent_types::{NodeId, Version};
 use vergent_wire::peer::v1 as pb;
@@ -169,19 +169,30 @@ async fn sweep(
         let store = ctx.store.clone();
         let from = after.clone();
         let page = tokio::task::spawn_blocking(move || {
-            store.scan(b"", from.as_deref(), PAGE, |r: &Record| {
+            let mut page = store.scan(b"", from.as_deref(), PAGE, |r: &Record| {
                 grace.purgeable(
                     now,
                     r.version.hlc.physical_ms(),
                     r.is_tombstone(),
                     r.expires_at_ms,
                 )
-            })
+            })?;
+            let scanned = (page.len(), page.last().map(|(k, _)| k.clone()));
+            page.retain(|(k, _)| !pending_proposal(&store, k));
+            Ok::<_, vergent_storage::Error>((page, scanned))
         })
         .await
         .map_err(|e| PeerError::Task(e.to_string()))??;
-        if page.is_empty() {
+        let (page, (scanned, scanned_last)) = page;
+        if scanned == 0 {
             break;
+        }
+        if page.is_empty() {
+            after = scanned_last;
+            if scanned < PAGE {
+                break;
+            }
+            continue;
         }
         if !unreachable.is_empty() {
             ctx.purge.hold(
@@ -268,14 +279,28 @@ async fn sweep(
                 return Ok(purged);
             }
         }
-        if page.len() < PAGE {
+        if scanned < PAGE {
             break;
         }
-        after = page.last().map(|(k, _)| k.clone());
+        after = scanned_last;
     }
     gate.end_sweep();
     ctx.purge.release();
     Ok(purged)
+}
+
+/// Whether this node's acceptor holds a proposal for `key` that no commit
+/// has covered yet. A later strong round could complete it, so the key's
+/// tombstone must stay: purging it would let that older value come back
+/// (unreadable state counts as pending, to stay on the safe side).
+fn pending_proposal(store: &Store, key: &[u8]) -> bool {
+    match store.paxos_state(key) {
+        Ok(None) => false,
+        Ok(Some(bytes)) => {
+            vergent_consensus::AcceptorState::decode(&bytes).map_or(true, |s| s.accepted.is_some())
+        }
+        Err(_) => true,
+    }
 }
 
 /// Asks `id` at `addr` about one page of candidates.
@@ -376,6 +401,12 @@ pub(super) async fn serve_check(
         let mut held = Vec::with_capacity(entries.len());
         let mut apply = Vec::new();
         for (key, version, tombstone) in entries {
+            // A proposal pending here could bring an older value back once
+            // the tombstone is gone: not yet.
+            if pending_proposal(&store, &key) {
+                held.push(false);
+                continue;
+            }
             let ok = match store.get(&key)? {
                 None => true,
                 Some(r) if r.version >= version => true,
@@ -409,4 +440,51 @@ pub(super) async fn serve_check(
     writer.send(&encode(reply)).await?;
     let _ = writer.finish();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vergent_consensus::{Accepted, AcceptorState, Ballot};
+    use vergent_storage::StoreOptions;
+    use vergent_types::NodeId;
+
+    #[test]
+    fn a_tombstone_stays_while_this_acceptor_holds_an_uncommitted_proposal_for_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), &StoreOptions::default()).expect("open");
+        let node = NodeId::new("a").expect("id");
+        let ballot = Ballot::new(Timestamp::from_u64(5), node.clone());
+        assert!(!pending_proposal(&store, b"k"), "no consensus state at all");
+        let committed = AcceptorState {
+            promised: Some(ballot.clone()),
+            accepted: None,
+            committed: Some(ballot.clone()),
+        };
+        store
+            .put_paxos_state(b"k", &committed.encode())
+            .expect("put");
+        assert!(
+            !pending_proposal(&store, b"k"),
+            "everything it accepted is committed"
+        );
+        let pending = AcceptorState {
+            accepted: Some(Accepted {
+                ballot: ballot.clone(),
+                value: Some(b"old".to_vec()),
+                commit: Version::new(Timestamp::from_u64(6), node),
+            }),
+            ..committed
+        };
+        store.put_paxos_state(b"k", &pending.encode()).expect("put");
+        assert!(
+            pending_proposal(&store, b"k"),
+            "a later round could complete the old value"
+        );
+        store.put_paxos_state(b"k", b"garbage").expect("put");
+        assert!(
+            pending_proposal(&store, b"k"),
+            "unreadable counts as pending"
+        );
+    }
 }

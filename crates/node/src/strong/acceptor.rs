@@ -19,11 +19,13 @@ use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
 use super::voting::{
-    self, Answer, CONFIG_KEY, Step, decide_formation, encode_config, put_register_record,
+    self, Answer, CONFIG_KEY, Held, Step, decide_formation, encode_config, put_register_record,
     register_record,
 };
 use super::{Strong, StrongError, stripe, wire};
 
+/// Keys per page of a key listing.
+pub(super) const KEYS_PAGE: usize = 512;
 /// How often a node without a configuration looks for its members.
 const FORMATION_EVERY: Duration = Duration::from_millis(300);
 /// After this long without a configuration, any member may propose it (the
@@ -61,10 +63,10 @@ impl Strong {
         &self,
         key: &[u8],
         msg_epoch: u64,
-        carried: Option<&VotingConfig>,
+        carried: Option<&Held>,
     ) -> Result<Option<u64>, StrongError> {
         if let Some(c) = carried
-            && c.epoch > 0
+            && c.epoch() > 0
         {
             self.voting.adopt(&self.store, c)?;
         }
@@ -73,7 +75,7 @@ impl Strong {
             // Formation: vote only on the register, and only for the set this
             // node would form with itself.
             let mine = voting::candidates(self.voting.expected, &self.members.borrow());
-            let theirs = carried.map(|c| &c.voters);
+            let theirs = carried.map(|c| &c.config.voters);
             if key != CONFIG_KEY || mine.is_none() || mine.as_ref() != theirs {
                 return Ok(None);
             }
@@ -96,7 +98,7 @@ impl Strong {
     pub(super) fn on_prepare(
         &self,
         p: &Prepare,
-        carried: Option<&VotingConfig>,
+        carried: Option<&Held>,
     ) -> Result<PrepareReply, StrongError> {
         let Some(epoch) = self.epoch_for(&p.key, p.epoch, carried)? else {
             return Ok(PrepareReply::EpochMismatch { current_epoch: 0 });
@@ -117,7 +119,7 @@ impl Strong {
     pub(super) fn on_accept(
         &self,
         a: &Accept,
-        carried: Option<&VotingConfig>,
+        carried: Option<&Held>,
     ) -> Result<AcceptReply, StrongError> {
         let Some(epoch) = self.epoch_for(&a.key, a.epoch, carried)? else {
             return Ok(AcceptReply::EpochMismatch { current_epoch: 0 });
@@ -178,7 +180,7 @@ impl Strong {
                 .flatten()
                 .map(|id| id.to_string())
                 .collect(),
-            config: self.voting.get().as_ref().map(wire::config_to),
+            config: self.voting.held().as_ref().map(wire::config_to),
         }
     }
 
@@ -191,7 +193,9 @@ impl Strong {
     ) -> Result<(), StrongError> {
         // An acceptor whose store is incomplete (bootstrapping) or refused
         // (fenced) stays silent: to the proposer it is one voter down.
-        if !matches!(body, Body::ConfigQuery(_)) && self.availability.check_writable().is_err() {
+        if !matches!(body, Body::ConfigQuery(_) | Body::PaxosKeys(_))
+            && self.availability.check_writable().is_err()
+        {
             let _ = writer.finish();
             return Ok(());
         }
@@ -202,13 +206,13 @@ impl Strong {
                 Body::PaxosPrepare(m) => {
                     let (_, p, carried) = wire::prepare_from(m)?;
                     let r = this.on_prepare(&p, carried.as_ref())?;
-                    let config = this.voting.get();
+                    let config = this.voting.held();
                     Body::PaxosPrepareReply(wire::prepare_reply_to(&me, &r, config.as_ref()))
                 }
                 Body::PaxosAccept(m) => {
                     let (_, a, carried) = wire::accept_from(m)?;
                     let r = this.on_accept(&a, carried.as_ref())?;
-                    let config = this.voting.get();
+                    let config = this.voting.held();
                     Body::PaxosAcceptReply(wire::accept_reply_to(&me, &r, config.as_ref()))
                 }
                 Body::PaxosCommit(m) => {
@@ -219,6 +223,17 @@ impl Strong {
                     })
                 }
                 Body::ConfigQuery(_) => Body::ConfigInfo(this.config_info()),
+                Body::PaxosKeys(q) => {
+                    let limit = (q.limit as usize).clamp(1, KEYS_PAGE);
+                    let after = (!q.from_start).then_some(q.start_after);
+                    let page = this.store.paxos_states(after.as_deref(), limit + 1)?;
+                    let more = page.len() > limit;
+                    Body::PaxosKeysReply(pb::PaxosKeysReply {
+                        from: me.to_string(),
+                        keys: page.into_iter().take(limit).map(|(k, _)| k).collect(),
+                        more,
+                    })
+                }
                 _ => return Err(wire::WireError::Unexpected("not a consensus request").into()),
             })
         })
@@ -230,7 +245,7 @@ impl Strong {
     }
 
     /// Asks `id` what it expects, sees and holds.
-    async fn query(&self, id: &NodeId) -> Result<Answer, StrongError> {
+    pub(super) async fn query(&self, id: &NodeId) -> Result<Answer, StrongError> {
         let body = Body::ConfigQuery(pb::ConfigQuery {
             from: self.me.to_string(),
             expected: self.voting.expected,
@@ -305,8 +320,8 @@ impl Strong {
             Step::Propose(voters) => {
                 self.voting
                     .set_pending("proposing the first configuration".into());
-                let first = VotingConfig::new(1, voters.iter().cloned());
-                let bootstrap = VotingConfig::new(0, voters);
+                let first = Held::plain(VotingConfig::new(1, voters.iter().cloned()));
+                let bootstrap = Held::plain(VotingConfig::new(0, voters));
                 let op = Op::Cas {
                     expect: Expect::Absent,
                     new: Some(encode_config(&first)),
@@ -318,7 +333,7 @@ impl Strong {
                 match outcome {
                     Outcome::Applied { .. } => {
                         info!(
-                            voters = first.voters.len(),
+                            voters = first.config.voters.len(),
                             "formed the voting configuration"
                         );
                     }

@@ -16,6 +16,7 @@
 //! not depend on `api` or `peer`.
 
 pub(crate) mod acceptor;
+mod change;
 pub(crate) mod voting;
 mod wire;
 
@@ -43,7 +44,7 @@ use vergent_wire::peer::v1::frame::Body;
 use crate::clock::NodeClock;
 use crate::kv::{Availability, KvError};
 use crate::status::MemberInfo;
-pub(crate) use voting::Voting;
+pub(crate) use voting::{Held, Voting};
 
 /// How long a strong operation may take, retries included, before its
 /// outcome is reported as it stands (unknown once a proposal was sent).
@@ -104,6 +105,9 @@ pub(crate) enum StrongError {
     /// A blocking task failed.
     #[error("task failed: {0}")]
     Task(String),
+    /// A configuration change that cannot be made.
+    #[error("{0}")]
+    BadChange(String),
 }
 
 /// The result of a compare-and-set.
@@ -116,6 +120,20 @@ pub(crate) struct CasResult {
     /// Its version (`None`: never written).
     pub(crate) version: Option<Version>,
 }
+
+/// A configuration change that was decided, and who confirmed holding it.
+#[derive(Clone, Debug)]
+pub(crate) struct ConfigChange {
+    /// The configuration now in force.
+    pub(crate) held: Held,
+    /// Voters that report holding it (this node included).
+    pub(crate) confirmed: Vec<NodeId>,
+    /// Voters that did not confirm before the deadline.
+    pub(crate) unconfirmed: Vec<NodeId>,
+}
+
+/// How long a configuration change waits for every voter to confirm it.
+const CONFIRM_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A reply routed back to the round that asked.
 enum Reply {
@@ -222,6 +240,84 @@ impl Strong {
         }
     }
 
+    /// Declares `prefix` strict: the register moves to a new epoch with the
+    /// same voters and the prefix added, decided by consensus; returns once
+    /// every voter holds it, or the deadline passed (reported per voter).
+    pub(crate) async fn declare_strict(
+        self: &Arc<Self>,
+        prefix: Vec<u8>,
+    ) -> Result<ConfigChange, StrongError> {
+        self.availability.check_writable()?;
+        let mut attempts = 0;
+        let next = loop {
+            let held = self
+                .voting
+                .held()
+                .ok_or_else(|| StrongError::NoConfig(self.voting.pending()))?;
+            let mut next = held.clone();
+            next.config.epoch += 1;
+            if !next.strict.contains(&prefix) {
+                next.strict.push(prefix.clone());
+                next.strict.sort();
+            }
+            let op = Op::Cas {
+                expect: Expect::Value(voting::encode_config(&held)),
+                new: Some(voting::encode_config(&next)),
+            };
+            match self.execute(voting::CONFIG_KEY.to_vec(), op).await? {
+                Outcome::Applied { .. } => break next,
+                // The register moved on (another change): learn it, retry.
+                Outcome::NotApplied {
+                    value: Some(bytes), ..
+                } if attempts < 3 => {
+                    attempts += 1;
+                    if let Ok(h) = voting::decode_config(&bytes) {
+                        self.voting.adopt(&self.store, &h)?;
+                    }
+                }
+                _ => return Err(StrongError::Contention),
+            }
+        };
+        Ok(self.confirm(next).await)
+    }
+
+    /// Asks every voter until each holds `held`'s epoch, or the deadline.
+    async fn confirm(self: &Arc<Self>, held: Held) -> ConfigChange {
+        let deadline = Instant::now() + CONFIRM_DEADLINE;
+        let mut confirmed = vec![self.me.clone()];
+        let mut waiting: Vec<NodeId> = held
+            .config
+            .members()
+            .into_iter()
+            .filter(|id| *id != self.me)
+            .collect();
+        while !waiting.is_empty() && Instant::now() < deadline {
+            let mut still = Vec::new();
+            for id in waiting {
+                let epoch = tokio::time::timeout(Duration::from_secs(1), self.query(&id))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(|a| a.config)
+                    .map_or(0, |c| c.epoch());
+                if epoch >= held.epoch() {
+                    confirmed.push(id);
+                } else {
+                    still.push(id);
+                }
+            }
+            waiting = still;
+            if !waiting.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        ConfigChange {
+            held,
+            confirmed,
+            unconfirmed: waiting,
+        }
+    }
+
     /// Runs `op` on `key` to a final outcome: retries contention and stale
     /// configurations until the deadline, maps the rest to errors.
     async fn execute(self: &Arc<Self>, key: Vec<u8>, op: Op) -> Result<Outcome, StrongError> {
@@ -235,9 +331,9 @@ impl Strong {
         loop {
             let config = self
                 .voting
-                .get()
+                .held()
                 .ok_or_else(|| StrongError::NoConfig(self.voting.pending()))?;
-            self.precheck(&config)?;
+            self.precheck(&config.config)?;
             let outcome = self.run_round(&key, &op, &config, deadline).await?;
             let delay = match outcome {
                 Outcome::Contention { retry_above } => {
@@ -318,7 +414,7 @@ impl Strong {
         self: &Arc<Self>,
         key: &[u8],
         op: &Op,
-        config: &VotingConfig,
+        config: &Held,
         deadline: Instant,
     ) -> Result<Outcome, StrongError> {
         let cache = {
@@ -345,7 +441,7 @@ impl Strong {
                     key: key.to_vec(),
                     op: op.clone(),
                     proposer: self.me.clone(),
-                    config: config.clone(),
+                    config: config.config.clone(),
                     ballot_hlc,
                     cache,
                 },
@@ -353,7 +449,7 @@ impl Strong {
         })?;
         // `exchange` sends each message once, on a stream of its own.
         round.assume_at_most_once_delivery();
-        let members = config.members().len();
+        let members = config.config.members().len();
         let (tx, mut rx) = mpsc::channel(2 * members + 2);
         // Dropped with the round: sends still in flight are aborted.
         let mut sends = JoinSet::new();
@@ -442,7 +538,7 @@ impl Strong {
         self: Arc<Self>,
         to: NodeId,
         msg: Message,
-        config: VotingConfig,
+        config: Held,
         tx: mpsc::Sender<Reply>,
     ) {
         let reply = if to == self.me {

@@ -34,20 +34,54 @@ const CONFIG_META: &str = "voting/config";
 /// the ordinary keys, not among them, so it is never replicated or scanned).
 const REGISTER_META: &str = "voting/register";
 
+/// What the configuration register holds: the voters, and the key
+/// prefixes declared strict (changed by consensus like the voters, so every
+/// voter enforces the same set once it holds the epoch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// The voting configuration.
+    pub(crate) config: VotingConfig,
+    /// Prefixes under which eventual writes are refused.
+    pub(crate) strict: Vec<Vec<u8>>,
+}
+
+impl Held {
+    /// A configuration with no strict prefixes.
+    pub(crate) fn plain(config: VotingConfig) -> Self {
+        Self {
+            config,
+            strict: Vec::new(),
+        }
+    }
+
+    /// The configuration's epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.config.epoch
+    }
+
+    /// The strict prefix `key` falls under, if any.
+    pub(crate) fn strict_prefix_of(&self, key: &[u8]) -> Option<&[u8]> {
+        self.strict
+            .iter()
+            .find(|p| key.starts_with(p))
+            .map(Vec::as_slice)
+    }
+}
+
 /// Encodes a configuration as the register's value.
-pub(crate) fn encode_config(c: &VotingConfig) -> Vec<u8> {
+pub(crate) fn encode_config(c: &Held) -> Vec<u8> {
     prost::Message::encode_to_vec(&config_to(c))
 }
 
 /// Decodes a register value.
-pub(crate) fn decode_config(bytes: &[u8]) -> Result<VotingConfig, WireError> {
+pub(crate) fn decode_config(bytes: &[u8]) -> Result<Held, WireError> {
     config_from(<pb::VotingConfig as prost::Message>::decode(bytes)?)
 }
 
 /// The configuration this node holds, and why there is none yet.
 #[derive(Debug)]
 pub(crate) struct Voting {
-    current: watch::Sender<Option<VotingConfig>>,
+    current: watch::Sender<Option<Held>>,
     pending: Mutex<String>,
     /// 1 + the number of `--peers`.
     pub(crate) expected: u32,
@@ -70,14 +104,27 @@ impl Voting {
         })
     }
 
-    /// The configuration in force, if formed.
+    /// The voting configuration in force, if formed.
     pub(crate) fn get(&self) -> Option<VotingConfig> {
+        self.current.borrow().as_ref().map(|h| h.config.clone())
+    }
+
+    /// The whole register value in force (voters and strict prefixes).
+    pub(crate) fn held(&self) -> Option<Held> {
         self.current.borrow().clone()
+    }
+
+    /// The strict prefix `key` falls under, in the epoch in force.
+    pub(crate) fn strict_prefix_of(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.current
+            .borrow()
+            .as_ref()
+            .and_then(|h| h.strict_prefix_of(key).map(<[u8]>::to_vec))
     }
 
     /// The epoch in force (0: none formed).
     pub(crate) fn epoch(&self) -> u64 {
-        self.current.borrow().as_ref().map_or(0, |c| c.epoch)
+        self.current.borrow().as_ref().map_or(0, Held::epoch)
     }
 
     /// Why no configuration is formed yet.
@@ -94,27 +141,24 @@ impl Voting {
 
     /// Adopts `config` if it is newer than the one in force, durably first;
     /// returns whether it was adopted.
-    pub(crate) fn adopt(
-        &self,
-        store: &Store,
-        config: &VotingConfig,
-    ) -> Result<bool, vergent_storage::Error> {
-        if config.epoch <= self.epoch() {
+    pub(crate) fn adopt(&self, store: &Store, held: &Held) -> Result<bool, vergent_storage::Error> {
+        if held.epoch() <= self.epoch() {
             return Ok(false);
         }
-        store.put_meta(CONFIG_META, &encode_config(config))?;
+        store.put_meta(CONFIG_META, &encode_config(held))?;
         let mut adopted = false;
         self.current.send_if_modified(|cur| {
-            if cur.as_ref().is_none_or(|c| c.epoch < config.epoch) {
-                *cur = Some(config.clone());
+            if cur.as_ref().is_none_or(|c| c.epoch() < held.epoch()) {
+                *cur = Some(held.clone());
                 adopted = true;
             }
             adopted
         });
         if adopted {
             tracing::info!(
-                epoch = config.epoch,
-                voters = ?config.voters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                epoch = held.epoch(),
+                voters = ?held.config.voters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                strict = ?held.strict.iter().map(|p| p.escape_ascii().to_string()).collect::<Vec<_>>(),
                 "voting configuration in force"
             );
         }
@@ -162,7 +206,7 @@ pub(crate) struct Answer {
     /// Its candidate set (empty: none).
     pub(crate) candidates: BTreeSet<NodeId>,
     /// The configuration it holds.
-    pub(crate) config: Option<VotingConfig>,
+    pub(crate) config: Option<Held>,
 }
 
 /// The next formation step.
@@ -171,7 +215,7 @@ pub(crate) enum Step {
     /// Not yet, for this reason.
     Wait(String),
     /// A member already holds a configuration: take it.
-    Adopt(VotingConfig),
+    Adopt(Held),
     /// Propose epoch 1 with these voters.
     Propose(BTreeSet<NodeId>),
 }
@@ -192,7 +236,7 @@ pub(crate) fn decide_formation(
     if let Some(config) = answers
         .values()
         .filter_map(|a| a.config.clone())
-        .max_by_key(|c| c.epoch)
+        .max_by_key(Held::epoch)
     {
         return Step::Adopt(config);
     }
@@ -339,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_configuration_any_member_holds_is_adopted_rather_than_formed_again() {
-        let held = VotingConfig::new(4, [n("x"), n("y"), n("z")]);
+        let held = Held::plain(VotingConfig::new(4, [n("x"), n("y"), n("z")]));
         let answers: BTreeMap<_, _> = [
             (n("b"), answer(3, &["a", "b", "c"])),
             (
@@ -367,8 +411,23 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_strict_under_any_declared_prefix() {
+        let h = Held {
+            config: VotingConfig::new(2, [n("a")]),
+            strict: vec![b"locks/".to_vec(), b"acct:".to_vec()],
+        };
+        assert_eq!(h.strict_prefix_of(b"locks/x"), Some(&b"locks/"[..]));
+        assert_eq!(h.strict_prefix_of(b"acct:1"), Some(&b"acct:"[..]));
+        assert_eq!(h.strict_prefix_of(b"lock"), None);
+        assert_eq!(h.strict_prefix_of(b"other"), None);
+    }
+
+    #[test]
     fn configurations_round_trip_as_register_values() {
-        let c = VotingConfig::joint(3, [n("a"), n("b")], [n("c")]);
+        let c = Held {
+            config: VotingConfig::joint(3, [n("a"), n("b")], [n("c")]),
+            strict: vec![b"locks/".to_vec(), b"".to_vec()],
+        };
         assert_eq!(decode_config(&encode_config(&c)).expect("decode"), c);
         assert!(decode_config(&[0xff, 0xff]).is_err());
     }

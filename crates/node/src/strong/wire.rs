@@ -10,6 +10,8 @@ use vergent_hlc::Timestamp;
 use vergent_types::{NodeId, Version};
 use vergent_wire::peer::v1 as pb;
 
+use super::voting::Held;
+
 /// A consensus message from a peer that does not make sense.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum WireError {
@@ -71,8 +73,10 @@ fn req_version(v: Option<pb::PaxosVersion>, what: &'static str) -> Result<Versio
     version_from(v.ok_or(WireError::Missing(what))?)
 }
 
-pub(crate) fn config_to(c: &VotingConfig) -> pb::VotingConfig {
+pub(crate) fn config_to(held: &Held) -> pb::VotingConfig {
+    let c = &held.config;
     pb::VotingConfig {
+        strict_prefixes: held.strict.clone(),
         epoch: c.epoch,
         voters: c.voters.iter().map(ToString::to_string).collect(),
         joint: c.joining.is_some(),
@@ -85,21 +89,25 @@ pub(crate) fn config_to(c: &VotingConfig) -> pb::VotingConfig {
     }
 }
 
-pub(crate) fn config_from(c: pb::VotingConfig) -> Result<VotingConfig, WireError> {
+pub(crate) fn config_from(c: pb::VotingConfig) -> Result<Held, WireError> {
     let ids = |v: Vec<String>| {
         v.into_iter()
             .map(NodeId::new)
             .collect::<Result<Vec<_>, _>>()
     };
     let voters = ids(c.voters)?;
-    Ok(if c.joint {
+    let config = if c.joint {
         VotingConfig::joint(c.epoch, voters, ids(c.joining)?)
     } else {
         VotingConfig::new(c.epoch, voters)
+    };
+    Ok(Held {
+        config,
+        strict: c.strict_prefixes,
     })
 }
 
-pub(crate) fn prepare_to(from: &NodeId, m: &Prepare, config: &VotingConfig) -> pb::PaxosPrepare {
+pub(crate) fn prepare_to(from: &NodeId, m: &Prepare, config: &Held) -> pb::PaxosPrepare {
     pb::PaxosPrepare {
         from: from.to_string(),
         key: m.key.clone(),
@@ -110,7 +118,7 @@ pub(crate) fn prepare_to(from: &NodeId, m: &Prepare, config: &VotingConfig) -> p
 }
 
 /// A decoded prepare, with its sender and the configuration it was sent under.
-pub(crate) type FromPeer<T> = (NodeId, T, Option<VotingConfig>);
+pub(crate) type FromPeer<T> = (NodeId, T, Option<Held>);
 
 pub(crate) fn prepare_from(m: pb::PaxosPrepare) -> Result<FromPeer<Prepare>, WireError> {
     let prepare = Prepare {
@@ -136,7 +144,7 @@ fn reject_to(
     }
 }
 
-fn mismatch_to(current_epoch: u64, config: Option<&VotingConfig>) -> pb::PaxosEpochMismatch {
+fn mismatch_to(current_epoch: u64, config: Option<&Held>) -> pb::PaxosEpochMismatch {
     pb::PaxosEpochMismatch {
         current_epoch,
         config: config.map(config_to),
@@ -162,7 +170,7 @@ fn accepted_from(a: pb::PaxosAccepted) -> Result<Accepted, WireError> {
 pub(crate) fn prepare_reply_to(
     from: &NodeId,
     r: &PrepareReply,
-    config: Option<&VotingConfig>,
+    config: Option<&Held>,
 ) -> pb::PaxosPrepareReply {
     use pb::paxos_prepare_reply::Reply;
     let reply = match r {
@@ -223,7 +231,7 @@ pub(crate) fn prepare_reply_from(
     Ok((from, reply, config))
 }
 
-pub(crate) fn accept_to(from: &NodeId, m: &Accept, config: &VotingConfig) -> pb::PaxosAccept {
+pub(crate) fn accept_to(from: &NodeId, m: &Accept, config: &Held) -> pb::PaxosAccept {
     pb::PaxosAccept {
         from: from.to_string(),
         key: m.key.clone(),
@@ -254,7 +262,7 @@ pub(crate) fn accept_from(m: pb::PaxosAccept) -> Result<FromPeer<Accept>, WireEr
 pub(crate) fn accept_reply_to(
     from: &NodeId,
     r: &AcceptReply,
-    config: Option<&VotingConfig>,
+    config: Option<&Held>,
 ) -> pb::PaxosAcceptReply {
     use pb::paxos_accept_reply::Reply;
     let reply = match r {
@@ -354,7 +362,10 @@ mod tests {
 
     #[test]
     fn every_consensus_message_round_trips_through_the_peer_protocol() {
-        let config = VotingConfig::joint(4, [n("a"), n("b")], [n("b"), n("c")]);
+        let config = Held {
+            config: VotingConfig::joint(4, [n("a"), n("b")], [n("b"), n("c")]),
+            strict: vec![b"locks/".to_vec()],
+        };
         let prepare = Prepare {
             key: b"k".to_vec(),
             ballot: b(9, "a"),
