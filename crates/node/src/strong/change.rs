@@ -94,10 +94,16 @@ impl Strong {
             Outcome::NotApplied {
                 value: Some(bytes), ..
             } => {
-                if let Ok(h) = decode_config(&bytes) {
-                    self.voting.adopt(&self.store, &h)?;
+                let Ok(h) = decode_config(&bytes) else {
+                    return Err(StrongError::Corrupt("the configuration register".into()));
+                };
+                self.voting.adopt(&self.store, &h)?;
+                // Another member finishing the same change got there first.
+                if h == *to {
+                    Ok(())
+                } else {
+                    Err(StrongError::Contention)
                 }
-                Err(StrongError::Contention)
             }
             _ => Err(StrongError::Contention),
         }
