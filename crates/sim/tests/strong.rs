@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use vergent_consensus::{Expect, Op};
-use vergent_sim::{Event, StrongResult, World, WorldConfig, invariants};
+use vergent_sim::{Event, Filter, StrongResult, World, WorldConfig, invariants};
 
 /// Keys the strong workload touches: few, so operations contend.
 const KEYS: usize = 3;
@@ -50,7 +50,7 @@ fn run_share(share: u64, shares: u64) {
         let mut w = strong_world(seed);
         assert!(
             w.strong_idle(),
-            "seed {seed}: operations outlived their deadline"
+            "seed {seed}: operations outlived their deadline; replay: SIM_SEED={seed} cargo nextest run -p vergent-sim --test strong"
         );
         common::settle_and_check(&mut w, seed, "strong");
         seen.runs += 1;
@@ -124,25 +124,32 @@ fn quiet_world() -> World {
     w
 }
 
+/// The answer to operation `id` and the prepares and accepts its proposer
+/// sent, if it was answered.
+fn answer_counts(w: &World, id: u64) -> Option<(StrongResult, u32, u32)> {
+    w.history.events.iter().find_map(|e| match e {
+        Event::StrongReturned {
+            id: i,
+            result,
+            prepares,
+            accepts,
+            ..
+        } if *i == id => Some((result.clone(), *prepares, *accepts)),
+        _ => None,
+    })
+}
+
+/// The answer to operation `id`, if it was answered.
+fn answer_of(w: &World, id: u64) -> Option<StrongResult> {
+    answer_counts(w, id).map(|(r, _, _)| r)
+}
+
 /// Runs `op` on `key` through `node` to its answer: the result and the
 /// prepares and accepts its proposer sent.
 fn run_op(w: &mut World, node: usize, key: &[u8], op: Op) -> (StrongResult, u32, u32) {
     let id = w.strong(node, key, op).expect("node up and key idle");
     w.run_for(Duration::from_secs(1));
-    w.history
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::StrongReturned {
-                id: i,
-                result,
-                prepares,
-                accepts,
-                ..
-            } if *i == id => Some((result.clone(), *prepares, *accepts)),
-            _ => None,
-        })
-        .expect("answered within a second on a quiet network")
+    answer_counts(w, id).expect("answered within a second on a quiet network")
 }
 
 fn cas(expect: Expect, new: &str) -> Op {
@@ -190,4 +197,26 @@ fn a_strong_run_replays_exactly_from_its_seed() {
     let (a, b) = (strong_world(5), strong_world(5));
     assert_eq!(a.history.events, b.history.events);
     assert_eq!(a.states(), b.states());
+}
+
+#[test]
+fn an_acceptance_survives_the_acceptors_crash_and_a_later_quorum_finds_it() {
+    let mut w = quiet_world();
+    // n0 and n1 choose "a" without n2; n1 crashes right after accepting,
+    // before n0's commit reaches it.
+    w.fault(Filter::Partition(vec![[0, 1].into(), [2].into()]));
+    let id = w
+        .strong(0, b"k", cas(Expect::Absent, "a"))
+        .expect("n0 is up");
+    // Base latency 1 ms: n1 promises at +1 ms and accepts at +3 ms.
+    w.run_for(Duration::from_micros(3_500));
+    w.crash(1);
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(answer_of(&w, id), Some(StrongResult::Applied(true)));
+    // Now a quorum without n0 must still find "a" through n1's acceptance.
+    w.net.heal();
+    w.fault(Filter::Partition(vec![[1, 2].into(), [0].into()]));
+    w.restart(1);
+    let (result, _, _) = run_op(&mut w, 2, b"k", Op::Read);
+    assert_eq!(result, StrongResult::Read(Some(b"a".to_vec())));
 }
