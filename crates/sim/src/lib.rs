@@ -11,6 +11,16 @@
 //! history and the final state, one per file, each with a test showing it
 //! can fail.
 //!
+//! Strong operations: every node also hosts the `vergent-consensus`
+//! acceptor (its per-key state kept in the node's store, durable before
+//! each reply) and a proposer driver with the production driver's policy
+//! ([`node`]'s `strong` module), over the same faulty network. Clients'
+//! reads, writes and CASes on a few keys are recorded with their call and
+//! answer times in virtual time ([`Event::StrongInvoked`],
+//! [`Event::StrongReturned`]; never answered or "unknown": may or may not
+//! have applied), and [`invariants::linearizable`] checks each key's
+//! history with `vergent-lincheck`.
+//!
 //! Owns only test machinery: it must not depend on tokio, quinn, tonic or
 //! RocksDB, nor read a clock (its `clippy.toml` bans it); nothing shipped
 //! depends on it.
@@ -22,7 +32,7 @@ pub mod node;
 pub mod store;
 pub mod world;
 
-pub use history::{Event, History};
+pub use history::{Event, History, StrongResult};
 pub use net::{Class, Filter, Network};
 pub use node::{Msg, NodeConfig, SimNode};
 pub use store::{MemStore, Rec};

@@ -7,7 +7,10 @@
 //! wire encoding; the roster is every id this node heard of (kept across
 //! crashes, lost by a wipe, as the node's persisted roster is); a node that
 //! started with the cluster does not bootstrap; member expiry (72 h) is not
-//! modelled.
+//! modelled. Strong operations (CASPaxos acceptor and proposer) live in
+//! [`strong`].
+
+mod strong;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -27,6 +30,8 @@ use vergent_types::{NodeId, Version};
 use crate::history::{Event as HistoryEvent, History};
 use crate::net::Class;
 use crate::store::{LogEntry, MemStore, Rec};
+
+pub use strong::{DEADLINE, PaxosMsg, ROUND_TIMEOUT};
 
 /// How often a node syncs its store (its group-commit fsync).
 const SYNC_EVERY: Duration = Duration::from_millis(10);
@@ -98,6 +103,8 @@ pub enum Msg {
         /// The answer.
         reply: CheckReply,
     },
+    /// A consensus message, as a datagram.
+    Paxos(PaxosMsg),
 }
 
 /// Static settings shared by every node of a world.
@@ -176,6 +183,11 @@ pub struct SimNode {
     last_attempt: BTreeMap<String, u64>,
     outbox: Vec<(usize, Class, Msg)>,
     incarnation: u64,
+    strong: strong::Strong,
+    /// Nodes in the world: the voting configuration is all of them.
+    pub(crate) world_size: usize,
+    /// Test-only mutant: this node's rounds count only its own acceptor.
+    pub(crate) self_quorum: bool,
 }
 
 fn addr(idx: usize) -> String {
@@ -240,6 +252,9 @@ impl SimNode {
             last_attempt: BTreeMap::new(),
             outbox: Vec::new(),
             incarnation: 0,
+            strong: strong::Strong::default(),
+            world_size: 0,
+            self_quorum: false,
         };
         node.start(now);
         node
@@ -288,6 +303,7 @@ impl SimNode {
         self.pending_writes.clear();
         self.pending_acks.clear();
         self.pending_checks.clear();
+        self.strong = strong::Strong::default();
         self.next_sync = now + SYNC_EVERY;
         self.next_repair = now + self.jitter(REPAIR_EVERY);
         self.next_sweep = now + self.jitter(SWEEP_EVERY);
@@ -342,6 +358,7 @@ impl SimNode {
             self.gossip.poll_timeout(),
             self.session.as_ref().map(|s| s.deadline),
             self.sweep.as_ref().map(|s| s.deadline),
+            self.strong_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -449,6 +466,7 @@ impl SimNode {
             self.next_sweep = now + self.jitter(SWEEP_EVERY);
             self.start_sweep(now, history);
         }
+        self.strong_handle_timeout(now, history);
     }
 
     /// The group-commit fsync: makes everything durable, then answers what
@@ -620,6 +638,7 @@ impl SimNode {
                 bootstrapping,
             } => self.repair_reply(now, from, session, msg, bootstrapping),
             Msg::PurgeCheck { sweep, candidates } => self.answer_check(from, sweep, candidates),
+            Msg::Paxos(m) => self.handle_paxos(now, from, m, history),
             Msg::PurgeReply { sweep, reply } => {
                 if let Some(s) = self.sweep.as_mut()
                     && s.id == sweep

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use vergent_consensus::AcceptorState;
 use vergent_replication::repair::RepairRecord;
 use vergent_types::Version;
 use vergent_types::digest::{LEAVES, LeafEntry, Tree, leaf_of, record_hash};
@@ -53,6 +54,9 @@ struct State {
     last_seq: u64,
     /// Small named values: cursors, the clock ceiling.
     meta: BTreeMap<String, u64>,
+    /// Per-key consensus acceptor state, beside the records as in the
+    /// node's paxos column family, so a crash keeps or loses both together.
+    paxos: BTreeMap<Vec<u8>, AcceptorState>,
 }
 
 impl State {
@@ -298,6 +302,31 @@ impl MemStore {
         }
     }
 
+    /// The acceptor state of `key` (the default when it never had one).
+    pub fn paxos_state(&self, key: &[u8]) -> AcceptorState {
+        self.live.paxos.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Sets the acceptor state of `key` (durable at the next sync).
+    pub fn put_paxos_state(&mut self, key: &[u8], state: AcceptorState) {
+        self.live.paxos.insert(key.to_vec(), state);
+        self.touch();
+    }
+
+    /// A commit: the chosen record through last-writer-wins (logged, so
+    /// replication ships it) and the acceptor state, in one batch: nothing
+    /// syncs between the two, so a crash keeps both or neither.
+    pub fn commit_paxos(&mut self, key: &[u8], rec: Rec, state: Option<AcceptorState>) -> Applied {
+        if let Some(state) = state {
+            self.put_paxos_state(key, state);
+        }
+        if self.get(key).is_some_and(|old| old.version >= rec.version) {
+            return Applied::Stale;
+        }
+        self.write(key, rec);
+        Applied::Stored
+    }
+
     /// Tombstones with an HLC below `before_ms`, as purge candidates.
     pub fn tombstones_before(&self, before_ms: u64, max: usize) -> Vec<(Vec<u8>, Version)> {
         self.live
@@ -352,5 +381,33 @@ mod tests {
         assert!(s.get(b"a").is_some());
         assert!(s.get(b"b").is_none());
         assert_eq!(s.durable_log_seq(), 1);
+    }
+
+    #[test]
+    fn acceptor_state_survives_a_crash_exactly_as_far_as_it_was_synced() {
+        let mut s = MemStore::new();
+        let promised = AcceptorState {
+            committed: None,
+            accepted: None,
+            promised: Some(vergent_consensus::Ballot::new(
+                Timestamp::new(5, 0),
+                NodeId::new("n").expect("id"),
+            )),
+        };
+        s.put_paxos_state(b"k", promised.clone());
+        s.sync();
+        s.commit_paxos(b"k", rec(9, Some("x")), Some(AcceptorState::default()));
+        s.crash();
+        assert_eq!(s.paxos_state(b"k"), promised);
+        assert!(s.get(b"k").is_none(), "the record went with the state");
+        assert_eq!(
+            s.commit_paxos(b"k", rec(9, Some("x")), None),
+            Applied::Stored
+        );
+        assert_eq!(
+            s.commit_paxos(b"k", rec(8, Some("y")), None),
+            Applied::Stale
+        );
+        assert_eq!(s.get(b"k"), Some(&rec(9, Some("x"))));
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use vergent_consensus::{Expect, Op};
 
 use crate::history::{Event, History};
 use crate::net::{Class, Filter, Network};
@@ -69,6 +70,10 @@ pub struct World {
     stream_tail: BTreeMap<(usize, usize), Instant>,
     seq: u64,
     writes: u64,
+    strong_ops: u64,
+    /// The value the latest strong write invoked on each key would leave,
+    /// so the workload's CAS expectations often hold.
+    strong_last: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl World {
@@ -80,7 +85,10 @@ impl World {
         let nodes = (0..cfg.nodes)
             .map(|i| {
                 let seeds: Vec<usize> = if i == 0 { Vec::new() } else { vec![0] };
-                SimNode::new(i, &seeds, cfg.node, EPOCH_MS, origin, rng.random(), origin)
+                let mut n =
+                    SimNode::new(i, &seeds, cfg.node, EPOCH_MS, origin, rng.random(), origin);
+                n.world_size = cfg.nodes;
+                n
             })
             .collect();
         let mut w = Self {
@@ -95,6 +103,8 @@ impl World {
             stream_tail: BTreeMap::new(),
             seq: 0,
             writes: 0,
+            strong_ops: 0,
+            strong_last: BTreeMap::new(),
         };
         w.flush_outboxes();
         w
@@ -178,6 +188,111 @@ impl World {
         let id = self.writes;
         self.nodes[node].client_write(self.now, id, key, value, &mut self.history);
         self.flush_outboxes();
+    }
+
+    /// A client's strong operation `op` on `key` through `node`; its id, or
+    /// `None` when the node is down or already runs one on `key`.
+    pub fn strong(&mut self, node: usize, key: &[u8], op: Op) -> Option<u64> {
+        let id = self.strong_ops + 1;
+        if !self.nodes[node].strong_start(self.now, id, key, op.clone(), &mut self.history) {
+            return None;
+        }
+        self.strong_ops = id;
+        if let Op::Cas { new, .. } = op {
+            self.strong_last.insert(key.to_vec(), new);
+        }
+        self.flush_outboxes();
+        Some(id)
+    }
+
+    /// Whether no node has a strong operation in flight.
+    pub fn strong_idle(&self) -> bool {
+        self.nodes.iter().all(|n| !n.up || n.strong_idle())
+    }
+
+    /// Test-only mutant: every node's rounds count only its own acceptor
+    /// as a quorum, so a checker that passes it cannot catch anything.
+    #[doc(hidden)]
+    pub fn mutant_quorum_of_one(&mut self) {
+        for n in &mut self.nodes {
+            n.self_quorum = true;
+        }
+    }
+
+    /// A random schedule of strong operations (reads, puts, deletes, CAS on
+    /// a value or on absence) from every node on `keys` keys `s0`…, under
+    /// partitions, loss, delay, duplication, crashes and restarts, for
+    /// `duration`. Every fault is healed before it returns; operations may
+    /// still be in flight.
+    pub fn strong_schedule(&mut self, duration: Duration, keys: usize) {
+        let end = self.now + duration;
+        let n = self.nodes.len();
+        while self.now < end {
+            let step = Duration::from_millis(self.rng.random_range(2..30));
+            self.run_for(step);
+            let roll = self.rng.random_range(0..1000);
+            let node = self.rng.random_range(0..n);
+            match roll {
+                0..=849 => {
+                    let key = format!("s{}", self.rng.random_range(0..keys.max(1))).into_bytes();
+                    let value = Some(format!("v{}", self.strong_ops + 1).into_bytes());
+                    let op = match self.rng.random_range(0..100) {
+                        0..=29 => Op::Read,
+                        30..=49 => Op::Cas {
+                            expect: Expect::Any,
+                            new: value,
+                        },
+                        50..=54 => Op::Cas {
+                            expect: Expect::Any,
+                            new: None,
+                        },
+                        _ => {
+                            let expect = match self.strong_last.get(&key) {
+                                Some(Some(v)) if self.rng.random_bool(0.8) => {
+                                    Expect::Value(v.clone())
+                                }
+                                _ => Expect::Absent,
+                            };
+                            let new = if self.rng.random_bool(0.9) {
+                                value
+                            } else {
+                                None
+                            };
+                            Op::Cas { expect, new }
+                        }
+                    };
+                    self.strong(node, &key, op);
+                }
+                850..=869 => {
+                    let mut a = std::collections::BTreeSet::new();
+                    let mut b = std::collections::BTreeSet::new();
+                    for i in 0..n {
+                        if self.rng.random_bool(0.5) {
+                            a.insert(i);
+                        } else {
+                            b.insert(i);
+                        }
+                    }
+                    self.fault(Filter::Partition(vec![a, b]));
+                }
+                870..=884 => {
+                    let p = self.rng.random_range(0.05..0.3);
+                    self.fault(Filter::Loss(p));
+                }
+                885..=899 => {
+                    let max = Duration::from_millis(self.rng.random_range(5..100));
+                    self.fault(Filter::Delay {
+                        min: Duration::from_millis(1),
+                        max,
+                    });
+                }
+                900..=909 => self.fault(Filter::Duplicate(0.2)),
+                910..=934 => self.crash(node),
+                935..=969 => self.restart(node),
+                _ => self.heal(),
+            }
+        }
+        self.heal();
     }
 
     /// Kills `node` (its unsynced state is lost).

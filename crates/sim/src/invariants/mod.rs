@@ -5,6 +5,7 @@
 
 pub mod convergence;
 pub mod hlc_monotonic;
+pub mod linearizable;
 pub mod lost_write;
 pub mod membership;
 pub mod resurrection;
@@ -26,5 +27,6 @@ pub fn check_all(
     v.extend(convergence::check(states));
     v.extend(membership::check(views, states.len()));
     v.extend(hlc_monotonic::check(history));
+    v.extend(linearizable::check(history));
     v
 }
