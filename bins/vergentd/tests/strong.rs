@@ -589,3 +589,54 @@ fn a_fourth_node_joins_as_a_voter_and_member_remove_of_a_killed_one_keeps_the_cl
         }
     });
 }
+
+#[test]
+fn a_wiped_voter_does_not_vote_with_its_lost_promises_and_is_re_added_afresh() {
+    let cluster = Cluster::new(3);
+    let mut nodes: Vec<Option<Proc>> = (0..3).map(|i| Some(cluster.start(i))).collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        for i in 0..3 {
+            formed(&cluster.client(i).await, 3).await;
+        }
+        let c = cluster.client(0).await;
+        for i in 0..5 {
+            let r = c
+                .compare_and_set(format!("k{i}"), Expect::Absent, Some(b"v".to_vec()))
+                .await
+                .expect("cas");
+            assert!(r.applied);
+        }
+    });
+    if let Some(p) = nodes[2].take() {
+        p.kill9();
+    }
+    std::fs::remove_dir_all(cluster.data_dir(2)).expect("wipe node-2");
+    nodes[2] = Some(cluster.start(2));
+    let log = rt.block_on(async {
+        let c2 = cluster.client(2).await;
+        common::serving(&c2).await;
+        // It is voted out (its old vote is void), then back in afresh.
+        voters_are(&c2, &["node-0", "node-1"]).await;
+        voters_are(&c2, &["node-0", "node-1", "node-2"]).await;
+        nodes[2].as_ref().map(Proc::log_text).unwrap_or_default()
+    });
+    assert!(log.contains("this store is new"), "the forfeit is logged");
+    if let Some(p) = nodes[0].take() {
+        p.kill9();
+    }
+    rt.block_on(async {
+        let c1 = cluster.client(1).await;
+        for i in 0..5 {
+            let r = c1
+                .compare_and_set(
+                    format!("k{i}"),
+                    Expect::Value(b"v".to_vec()),
+                    Some(b"w".to_vec()),
+                )
+                .await
+                .expect("cas with node-1 and the re-added node-2");
+            assert!(r.applied, "k{i} kept its value: {r:?}");
+        }
+    });
+}

@@ -90,6 +90,7 @@ pub(crate) fn to_status(e: ApiError) -> Status {
             StrongError::ClockSkew(_) => (Code::FailedPrecondition, ErrorCode::ClockSkew),
             StrongError::Corrupt(_) => (Code::DataLoss, ErrorCode::DataCorruption),
             StrongError::BadChange(_) => (Code::FailedPrecondition, ErrorCode::BadRequest),
+            StrongError::Forfeit => (Code::Unavailable, ErrorCode::NotEnoughVoters),
             // Converted above.
             StrongError::Kv(_) | StrongError::Storage(_) => {
                 (Code::Internal, ErrorCode::StorageFailure)

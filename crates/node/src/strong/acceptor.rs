@@ -103,6 +103,9 @@ impl Strong {
         let Some(epoch) = self.epoch_for(&p.key, p.epoch, carried)? else {
             return Ok(PrepareReply::EpochMismatch { current_epoch: 0 });
         };
+        if self.voting.forfeit() {
+            return Err(StrongError::Forfeit);
+        }
         let _g = self.acceptor_locks[stripe(&p.key)]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -124,6 +127,9 @@ impl Strong {
         let Some(epoch) = self.epoch_for(&a.key, a.epoch, carried)? else {
             return Ok(AcceptReply::EpochMismatch { current_epoch: 0 });
         };
+        if self.voting.forfeit() {
+            return Err(StrongError::Forfeit);
+        }
         let _g = self.acceptor_locks[stripe(&a.key)]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -194,7 +200,7 @@ impl Strong {
         // An acceptor whose store is incomplete (bootstrapping) or refused
         // (fenced) stays silent: to the proposer it is one voter down.
         if !matches!(body, Body::ConfigQuery(_) | Body::PaxosKeys(_))
-            && self.availability.check_writable().is_err()
+            && (self.availability.check_writable().is_err() || self.voting.forfeit())
         {
             let _ = writer.finish();
             return Ok(());

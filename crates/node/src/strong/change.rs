@@ -224,6 +224,23 @@ impl Strong {
                 }
                 continue;
             }
+            if self.voting.forfeit() {
+                if held.config.is_member(&self.me) {
+                    // Out first (the others' majority decides), then back in
+                    // as a fresh voter by the ordinary join below.
+                    let mut target = held.config.voters.clone();
+                    target.remove(&self.me);
+                    match self.change_voters(target).await {
+                        Ok(_) => info!("a wiped voter's old vote is removed; joining afresh"),
+                        Err(e) => {
+                            info!(error = %e, "removing this store's forfeit vote failed; retrying")
+                        }
+                    }
+                } else if let Err(e) = self.voting.clear_forfeit(&self.store) {
+                    warn!(error = %e, "could not clear the forfeit mark");
+                }
+                continue;
+            }
             if held.config.is_member(&self.me) {
                 if let Ok(None) = self.store.get_meta(WAS_VOTER_META)
                     && let Err(e) = self.store.put_meta(WAS_VOTER_META, &[1])

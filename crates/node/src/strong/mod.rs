@@ -105,6 +105,9 @@ pub(crate) enum StrongError {
     /// A blocking task failed.
     #[error("task failed: {0}")]
     Task(String),
+    /// This store's vote is forfeit (a wiped voter not yet re-added).
+    #[error("this node's store is new and may not vote until it is re-added")]
+    Forfeit,
     /// A configuration change that cannot be made.
     #[error("{0}")]
     BadChange(String),
@@ -191,7 +194,7 @@ impl Strong {
     /// The strong side of a node, with the configuration persisted in its store.
     pub(crate) fn new(setup: StrongSetup) -> Result<Self, StrongError> {
         Ok(Self {
-            voting: Voting::load(&setup.store, setup.expected)?,
+            voting: Voting::load(&setup.store, setup.me.clone(), setup.expected)?,
             store: setup.store,
             clock: setup.clock,
             me: setup.me,
@@ -555,6 +558,7 @@ impl Strong {
             .await;
             match local {
                 Ok(Ok(r)) => r,
+                Ok(Err(StrongError::Forfeit)) => return,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "this node's acceptor failed");
                     return;

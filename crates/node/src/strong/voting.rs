@@ -30,6 +30,10 @@ use crate::status::MemberInfo;
 pub(crate) const CONFIG_KEY: &[u8] = b"";
 /// The configuration in force on this node.
 const CONFIG_META: &str = "voting/config";
+/// Present while this store may not vote although the configuration lists
+/// its node: it is a new incarnation (a wiped data dir) of a voter, whose
+/// promises and acceptances are gone.
+const FORFEIT_META: &str = "voting/forfeit";
 /// The configuration register's last-writer-wins record (it lives beside
 /// the ordinary keys, not among them, so it is never replicated or scanned).
 const REGISTER_META: &str = "voting/register";
@@ -85,11 +89,13 @@ pub(crate) struct Voting {
     pending: Mutex<String>,
     /// 1 + the number of `--peers`.
     pub(crate) expected: u32,
+    me: NodeId,
+    forfeit: std::sync::atomic::AtomicBool,
 }
 
 impl Voting {
     /// Loads the persisted configuration, if any.
-    pub(crate) fn load(store: &Store, expected: u32) -> Result<Self, StrongError> {
+    pub(crate) fn load(store: &Store, me: NodeId, expected: u32) -> Result<Self, StrongError> {
         let current = match store.get_meta(CONFIG_META)? {
             Some(bytes) => Some(
                 decode_config(&bytes)
@@ -101,6 +107,8 @@ impl Voting {
             current: watch::Sender::new(current),
             pending: Mutex::new("looking for the members given with --peers".into()),
             expected,
+            me,
+            forfeit: std::sync::atomic::AtomicBool::new(store.get_meta(FORFEIT_META)?.is_some()),
         })
     }
 
@@ -127,6 +135,19 @@ impl Voting {
         self.current.borrow().as_ref().map_or(0, Held::epoch)
     }
 
+    /// Whether this store's vote is forfeit (see [`Self::adopt`]).
+    pub(crate) fn forfeit(&self) -> bool {
+        self.forfeit.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The store voted out and may join afresh.
+    pub(crate) fn clear_forfeit(&self, store: &Store) -> Result<(), vergent_storage::Error> {
+        store.delete_meta(FORFEIT_META)?;
+        self.forfeit
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Why no configuration is formed yet.
     pub(crate) fn pending(&self) -> String {
         self.pending
@@ -144,6 +165,22 @@ impl Voting {
     pub(crate) fn adopt(&self, store: &Store, held: &Held) -> Result<bool, vergent_storage::Error> {
         if held.epoch() <= self.epoch() {
             return Ok(false);
+        }
+        // A store that never held a configuration nor took part in forming
+        // one, yet is listed as a voter, is a wiped voter come back: its
+        // promises are gone, so its vote could let two values be chosen.
+        // It stays silent until a change removes it and adds it back.
+        if self.get().is_none()
+            && held.config.is_member(&self.me)
+            && store.paxos_state(CONFIG_KEY)?.is_none()
+        {
+            store.put_meta(FORFEIT_META, &[1])?;
+            self.forfeit
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::warn!(
+                "this store is new but the voting configuration lists this node: it does not vote \
+                 until it is removed and added back (automatically, once a majority is reachable)"
+            );
         }
         store.put_meta(CONFIG_META, &encode_config(held))?;
         let mut adopted = false;
