@@ -8,7 +8,7 @@
 //! crashes, lost by a wipe, as the node's persisted roster is); a node that
 //! started with the cluster does not bootstrap; member expiry (72 h) is not
 //! modelled. Strong operations (CASPaxos acceptor and proposer) live in
-//! [`strong`].
+//! `node/strong.rs`.
 
 mod strong;
 
