@@ -125,6 +125,10 @@ pub(crate) struct Cli {
         env = "VERGENT_DEBUG_CLOCK_OFFSET_MS"
     )]
     debug_clock_offset_ms: Option<i64>,
+    /// Testing only, and unsafe: strong operations count this node alone as
+    /// a quorum (the broken core the chaos suite must catch).
+    #[arg(long, hide = true)]
+    unsafe_test_quorum_of_one: bool,
 }
 
 /// The config file: the same settings as the flags, in snake_case.
@@ -270,6 +274,7 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
         node.drain_timeout = d;
     }
     node.clock_offset_ms = cli.debug_clock_offset_ms.unwrap_or(0);
+    node.unsafe_quorum_of_one = cli.unsafe_test_quorum_of_one;
     if let Some(n) = cli.max_log_lag.or(file.max_log_lag) {
         node.max_log_lag = n;
     }

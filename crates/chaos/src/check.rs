@@ -30,6 +30,10 @@ pub enum Checker {
     NodeMonotonic,
     /// A node's clock ran past real time by more than the allowed offset.
     ClockPoisoning,
+    /// A key's strong operations admit no linearization.
+    Linearizable,
+    /// A strong key's converged value differs from its final SERIAL read.
+    StrongFinal,
 }
 
 impl fmt::Display for Checker {
@@ -41,6 +45,8 @@ impl fmt::Display for Checker {
             Self::UnwrittenValue => "unwritten-value",
             Self::NodeMonotonic => "node-monotonic",
             Self::ClockPoisoning => "clock-poisoning",
+            Self::Linearizable => "linearizable",
+            Self::StrongFinal => "strong-final",
         })
     }
 }

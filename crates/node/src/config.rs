@@ -47,6 +47,10 @@ pub struct NodeConfig {
     /// Most client TLS handshakes in progress; a new one evicts the oldest
     /// (default 256, less when file descriptors are few).
     pub max_handshakes: Option<usize>,
+    /// Test-only and unsafe: strong operations count this node alone as
+    /// their quorum, so linearizability breaks. Exists so the chaos suite
+    /// can show its checker catches a broken core on real processes.
+    pub unsafe_quorum_of_one: bool,
 }
 
 impl NodeConfig {
@@ -69,6 +73,7 @@ impl NodeConfig {
             repair: crate::RepairSettings::default(),
             max_connections: None,
             max_handshakes: None,
+            unsafe_quorum_of_one: false,
         }
     }
 }

@@ -215,6 +215,12 @@ impl Node {
             config.repair.clone(),
             workers.clone(),
         ));
+        if config.unsafe_quorum_of_one {
+            tracing::error!(
+                "testing only: strong operations count this node alone as a quorum and are NOT \
+                 linearizable"
+            );
+        }
         let strong = Arc::new(
             crate::strong::Strong::new(crate::strong::StrongSetup {
                 store: store.clone(),
@@ -225,6 +231,7 @@ impl Node {
                 transport: transport.clone(),
                 expected: u32::try_from(1 + config.peers.len()).unwrap_or(u32::MAX),
                 seed: store_id ^ crate::clock::wall_ms(),
+                unsafe_quorum_of_one: config.unsafe_quorum_of_one,
             })
             .map_err(|e| StartError::Voting(e.to_string()))?,
         );

@@ -245,8 +245,14 @@ impl Strong {
         })
         .await
         .map_err(|e| StrongError::Task(e.to_string()))??;
-        writer.send(&wire::encode(reply)).await?;
-        let _ = writer.finish();
+        // The state is durable already; a proposer whose round ended (it
+        // had its quorum, or gave up) stops the stream, which is no fault.
+        match writer.send(&wire::encode(reply)).await {
+            Ok(()) => {
+                let _ = writer.finish();
+            }
+            Err(e) => debug!(error = %e, "the proposer stopped listening before this reply"),
+        }
         Ok(())
     }
 

@@ -158,6 +158,8 @@ pub(crate) struct Strong {
     proposer_locks: Vec<tokio::sync::Mutex<()>>,
     acceptor_locks: Vec<Mutex<()>>,
     rng: Mutex<ChaCha8Rng>,
+    /// Test-only mutant (see `NodeConfig::unsafe_quorum_of_one`).
+    unsafe_quorum_of_one: bool,
 }
 
 impl std::fmt::Debug for Strong {
@@ -181,6 +183,8 @@ pub(crate) struct StrongSetup {
     pub(crate) expected: u32,
     /// Seeds the backoff jitter.
     pub(crate) seed: u64,
+    /// Test-only mutant: rounds ask this node's acceptor alone.
+    pub(crate) unsafe_quorum_of_one: bool,
 }
 
 fn stripe(key: &[u8]) -> usize {
@@ -205,6 +209,7 @@ impl Strong {
             proposer_locks: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             acceptor_locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(setup.seed)),
+            unsafe_quorum_of_one: setup.unsafe_quorum_of_one,
         })
     }
 
@@ -332,10 +337,15 @@ impl Strong {
             .map_err(|_| StrongError::Contention)?;
         let mut attempt = 0u32;
         loop {
-            let config = self
+            let mut config = self
                 .voting
                 .held()
                 .ok_or_else(|| StrongError::NoConfig(self.voting.pending()))?;
+            if self.unsafe_quorum_of_one {
+                // The broken core the chaos suite must catch: same epoch,
+                // this node its only voter.
+                config.config = VotingConfig::new(config.config.epoch, [self.me.clone()]);
+            }
             self.precheck(&config.config)?;
             let outcome = self.run_round(&key, &op, &config, deadline).await?;
             let delay = match outcome {

@@ -51,6 +51,8 @@ pub(crate) struct Cluster {
     faketime_lib: Option<PathBuf>,
     /// The nodes' `--tombstone-grace`, when set (short: purges happen in the run).
     tombstone_grace: Option<Duration>,
+    /// Start the nodes with the broken consensus core (checker test).
+    unsafe_quorum_of_one: bool,
     /// The nodes, in index order.
     pub(crate) nodes: Vec<NodeProc>,
 }
@@ -66,6 +68,7 @@ impl Cluster {
         max_clock_offset: Duration,
         faketime_lib: Option<PathBuf>,
         tombstone_grace: Option<Duration>,
+        unsafe_quorum_of_one: bool,
     ) -> anyhow::Result<Self> {
         let certs = vergent_testkit::unencrypted_certs(&dir.join("certs"), "vergent-chaos-node");
         let (node_tls, client_tls) = (certs.node, certs.client);
@@ -97,6 +100,7 @@ impl Cluster {
             max_clock_offset,
             faketime_lib,
             tombstone_grace,
+            unsafe_quorum_of_one,
             nodes,
         })
     }
@@ -142,6 +146,9 @@ impl Cluster {
         if let Some(grace) = self.tombstone_grace {
             cmd.arg("--tombstone-grace")
                 .arg(humantime::format_duration(grace).to_string());
+        }
+        if self.unsafe_quorum_of_one {
+            cmd.arg("--unsafe-test-quorum-of-one");
         }
         if !peers.is_empty() {
             cmd.arg("--peers").args(&peers);

@@ -10,6 +10,7 @@ mod cluster;
 mod nemesis;
 mod net;
 mod report;
+mod strong;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,27 @@ use crate::nemesis::{Nemesis, millis};
 use crate::report::Report;
 use crate::workload::{Recorder, Shape};
 
+/// Which operations the clients run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Workload {
+    /// Consistency `one` puts, gets and deletes; checked for lost writes,
+    /// resurrection, convergence, monotonic reads and clock poisoning.
+    Eventual,
+    /// SERIAL reads, strong puts and deletes and compare-and-sets; checked
+    /// for linearizability per key, and the converged state against a final
+    /// SERIAL read.
+    Strong,
+}
+
+impl Workload {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Eventual => "eventual",
+            Self::Strong => "strong",
+        }
+    }
+}
+
 /// Run a Vergent cluster under faults and check what it kept.
 #[derive(Parser, Debug, Clone)]
 #[command(version, about)]
@@ -49,15 +71,22 @@ pub(crate) struct Args {
     /// delay, skew, faketime, disk; or all.
     #[arg(long, default_value = "all")]
     faults: String,
-    /// Concurrent clients (default: two per node).
+    /// What the clients do.
+    #[arg(long, value_enum, default_value_t = Workload::Eventual)]
+    workload: Workload,
+    /// Concurrent clients (default: two per node; 10 for the strong workload).
     #[arg(long)]
     clients: Option<u32>,
-    /// Size of the key space.
-    #[arg(long, default_value_t = 40)]
-    keys: u32,
-    /// Operations per second per client.
-    #[arg(long, default_value_t = 40)]
-    rate: u32,
+    /// Size of the key space (default: 40; 5 hot keys for the strong workload).
+    #[arg(long)]
+    keys: Option<u32>,
+    /// Operations per second per client (default: 40; 10 for the strong workload).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Testing the checker: start the nodes with a broken consensus core
+    /// that counts one node as a quorum. The run must then FAIL.
+    #[arg(long)]
+    unsafe_quorum_of_one: bool,
     /// Time allowed for replicas to converge after healing.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     converge_timeout: Duration,
@@ -105,9 +134,10 @@ fn main() -> ExitCode {
         }
     };
     let history = Recorder::default();
+    let strong_history = strong::StrongRecorder::new();
     let outcome = runtime.block_on(async {
         tokio::select! {
-            r = run(&args, history.clone()) => Some(r),
+            r = run(&args, history.clone(), strong_history.clone()) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         }
     });
@@ -119,6 +149,7 @@ fn main() -> ExitCode {
         Some(Err(e)) => {
             eprintln!("vergent-chaos: failed to {e:#}");
             let _ = write_history(&args, &history.snapshot());
+            let _ = write_strong_history(&args, &strong_history.snapshot());
             ExitCode::from(2)
         }
         None => {
@@ -127,6 +158,7 @@ fn main() -> ExitCode {
                 args.out.display()
             );
             let _ = write_history(&args, &history.snapshot());
+            let _ = write_strong_history(&args, &strong_history.snapshot());
             // The namespace lives on while anything runs in it; dropping its
             // name now spares the next run the clean-up.
             if let Some(name) = &args.netns {
@@ -139,6 +171,48 @@ fn main() -> ExitCode {
     };
     runtime.shutdown_timeout(Duration::from_secs(2));
     code
+}
+
+impl Args {
+    /// Clients in the workload.
+    pub(crate) fn clients(&self) -> u32 {
+        self.clients.unwrap_or(match self.workload {
+            Workload::Eventual => u32::try_from(self.nodes * 2).unwrap_or(u32::MAX),
+            Workload::Strong => 10,
+        })
+    }
+
+    /// Keys in the workload.
+    pub(crate) fn keys(&self) -> u32 {
+        self.keys.unwrap_or(match self.workload {
+            Workload::Eventual => 40,
+            Workload::Strong => 5,
+        })
+    }
+
+    /// Operations per second per client.
+    pub(crate) fn rate(&self) -> u32 {
+        self.rate.unwrap_or(match self.workload {
+            Workload::Eventual => 40,
+            Workload::Strong => 10,
+        })
+    }
+}
+
+fn write_strong_history(
+    args: &Args,
+    events: &[vergent_chaos::strong::StrongEvent],
+) -> anyhow::Result<PathBuf> {
+    let path = args.out.join("strong-history.jsonl");
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?,
+    );
+    for e in events {
+        serde_json::to_writer(&mut f, e).context("write the strong history")?;
+        std::io::Write::write_all(&mut f, b"\n").context("write the strong history")?;
+    }
+    std::io::Write::flush(&mut f).context("write the strong history")?;
+    Ok(path)
 }
 
 fn write_history(args: &Args, events: &[history::Event]) -> anyhow::Result<PathBuf> {
@@ -199,7 +273,11 @@ fn usable_faults(args: &Args) -> anyhow::Result<(Vec<FaultKind>, Vec<String>)> {
     Ok((usable, skipped))
 }
 
-async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
+async fn run(
+    args: &Args,
+    history: Recorder,
+    strong_history: strong::StrongRecorder,
+) -> anyhow::Result<bool> {
     vergent_tls::install_default_provider();
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
     let seed = args
@@ -213,7 +291,8 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
     let max_offset_ms = millis(args.max_clock_offset);
     let steps = schedule::plan(seed, args.nodes, args.duration, &kinds, max_offset_ms);
     eprintln!(
-        "vergent-chaos: seed {seed}, {} nodes, {:?}, faults {}; {} scheduled; output in {}",
+        "vergent-chaos: seed {seed}, {} workload, {} nodes, {:?}, faults {}; {} scheduled; output in {}",
+        args.workload.name(),
         args.nodes,
         args.duration,
         kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
@@ -262,12 +341,18 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         args.max_clock_offset,
         faketime_lib(),
         args.tombstone_grace,
+        args.unsafe_quorum_of_one,
     )?;
     for i in 0..args.nodes {
         cluster.start(i)?;
     }
     let ready_by = std::time::Instant::now() + Duration::from_secs(60);
-    let op_timeout = Duration::from_secs(2);
+    // Strong operations get past the node's own 5 s deadline, so clients
+    // hear its honest answer (applied, refused or unknown) instead of timing out.
+    let op_timeout = match args.workload {
+        Workload::Eventual => Duration::from_secs(2),
+        Workload::Strong => Duration::from_secs(8),
+    };
     let mut clients = Vec::new();
     for i in 0..args.nodes {
         clients.push(cluster.connect(i, op_timeout, ready_by).await?);
@@ -276,26 +361,42 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
 
     let stop = CancellationToken::new();
     let shape = Shape {
-        keys: args.keys,
-        rate: args.rate,
+        keys: args.keys(),
+        rate: args.rate(),
     };
-    let n_clients = args
-        .clients
-        .unwrap_or(u32::try_from(args.nodes * 2).unwrap_or(u32::MAX));
+    let n_clients = args.clients();
     let gates: Vec<workload::Gate> = (0..args.nodes).map(|_| workload::Gate::default()).collect();
     let mut tasks = Vec::new();
     for p in 0..n_clients {
         let node = p as usize % args.nodes;
-        tasks.push(tokio::spawn(workload::client(
-            p,
+        let (id, c, gate) = (
             cluster.nodes[node].id.clone(),
             clients[node].clone(),
             gates[node].clone(),
-            shape,
-            seed,
-            history.clone(),
-            stop.clone(),
-        )));
+        );
+        tasks.push(match args.workload {
+            Workload::Eventual => tokio::spawn(workload::client(
+                p,
+                id,
+                c,
+                gate,
+                shape,
+                seed,
+                history.clone(),
+                stop.clone(),
+            )),
+            Workload::Strong => tokio::spawn(strong::client(
+                p,
+                id,
+                c,
+                gate,
+                shape.keys,
+                shape.rate,
+                seed,
+                strong_history.clone(),
+                stop.clone(),
+            )),
+        });
     }
     let start = Instant::now();
     let mut nemesis = Nemesis::new(cluster, firewall, proxies, gates);
@@ -337,6 +438,22 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         );
     }
     let ids: Vec<String> = nemesis.cluster.nodes.iter().map(|n| n.id.clone()).collect();
+    // Before convergence: a proposal accepted but never committed reaches
+    // the LWW store only when a strong operation on its key decides it.
+    let final_reads = match args.workload {
+        Workload::Eventual => None,
+        Workload::Strong => Some(
+            strong::final_reads(
+                &final_clients[0],
+                &ids[0],
+                shape.keys,
+                n_clients,
+                &strong_history,
+                deadline,
+            )
+            .await?,
+        ),
+    };
     let converge = wait_converged(&ids, &final_clients, deadline, || {
         match nemesis.revive(start) {
             Ok(started) if !started.is_empty() => {
@@ -379,9 +496,16 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         serde_json::to_vec_pretty(&states).context("encode the final state")?,
     )
     .context("write the final state")?;
-    violations.extend(check::lost_writes(&events, &final_state));
-    violations.extend(check::resurrection(&events, &final_state));
-    violations.extend(check::unwritten_values(&events, &final_state));
+    // The eventual checkers judge the eventual workload's keys only; the
+    // strong keys are judged by the strong checks below.
+    let eventual_state: ReplicaState = final_state
+        .iter()
+        .filter(|(k, _)| !strong::is_strong_key(k))
+        .map(|(k, r)| (k.clone(), r.clone()))
+        .collect();
+    violations.extend(check::lost_writes(&events, &eventual_state));
+    violations.extend(check::resurrection(&events, &eventual_state));
+    violations.extend(check::unwritten_values(&events, &eventual_state));
     violations.extend(check::node_monotonic(&events));
     violations.extend(check::clock_poisoning(
         &events,
@@ -390,6 +514,26 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         max_offset_ms,
         250,
     ));
+    let strong_events = strong_history.snapshot();
+    let strong_path = match args.workload {
+        Workload::Eventual => None,
+        Workload::Strong => Some(write_strong_history(args, &strong_events)?),
+    };
+    if let Some(reads) = &final_reads {
+        let options = vergent_lincheck::CheckOptions {
+            max_steps: Some(vergent_chaos::strong::MAX_STEPS),
+        };
+        let checked = std::time::Instant::now();
+        violations.extend(vergent_chaos::strong::linearizable(
+            &strong_events,
+            &options,
+        ));
+        eprintln!(
+            "vergent-chaos: linearizability checked in {:.1} s",
+            checked.elapsed().as_secs_f64()
+        );
+        violations.extend(vergent_chaos::strong::final_agrees(reads, &final_state));
+    }
     let report = Report {
         seed,
         args,
@@ -408,6 +552,8 @@ async fn run(args: &Args, history: Recorder) -> anyhow::Result<bool> {
         final_keys: final_state.len(),
         violations: &violations,
         history_path: &history_path,
+        strong_events: &strong_events,
+        strong_path: strong_path.as_deref(),
         anti_entropy,
     };
     let text = report.render();

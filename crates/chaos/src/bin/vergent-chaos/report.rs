@@ -8,6 +8,7 @@ use std::time::Duration;
 use vergent_chaos::check::{Checker, SkewWindow, Violation};
 use vergent_chaos::history::{Event, Op, Outcome};
 use vergent_chaos::schedule::FaultKind;
+use vergent_chaos::strong::StrongEvent;
 
 use crate::Args;
 use crate::nemesis::{Applied, SelfExit};
@@ -29,6 +30,10 @@ pub(crate) struct Report<'a> {
     pub(crate) final_keys: usize,
     pub(crate) violations: &'a [Violation],
     pub(crate) history_path: &'a Path,
+    /// The strong workload's history (empty for the eventual one).
+    pub(crate) strong_events: &'a [StrongEvent],
+    /// Where it was written, when the workload was strong.
+    pub(crate) strong_path: Option<&'a Path>,
     pub(crate) anti_entropy: AntiEntropy,
 }
 
@@ -98,7 +103,8 @@ impl Report<'_> {
         let kinds: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
         let a = self.args;
         let mut cmd = format!(
-            "cargo xtask chaos --nodes {} --duration {} --seed {} --faults {}",
+            "cargo xtask chaos --workload {} --nodes {} --duration {} --seed {} --faults {}",
+            a.workload.name(),
             a.nodes,
             humantime::format_duration(a.duration),
             self.seed,
@@ -109,10 +115,15 @@ impl Report<'_> {
             }
         );
         // Every other setting that shapes the run, so the replay is the run.
-        if let Some(c) = a.clients {
-            cmd.push_str(&format!(" --clients {c}"));
+        cmd.push_str(&format!(
+            " --clients {} --keys {} --rate {}",
+            a.clients(),
+            a.keys(),
+            a.rate()
+        ));
+        if a.unsafe_quorum_of_one {
+            cmd.push_str(" --unsafe-quorum-of-one");
         }
-        cmd.push_str(&format!(" --keys {} --rate {}", a.keys, a.rate));
         if let Some(g) = a.tombstone_grace {
             cmd.push_str(&format!(
                 " --tombstone-grace {}",
@@ -129,15 +140,20 @@ impl Report<'_> {
         let _ = writeln!(s, "# vergent chaos run: {verdict}\n");
         let _ = writeln!(
             s,
-            "seed {}, {} nodes, workload {:.1} s, {} clients on {} keys",
+            "seed {}, {} nodes, {} workload {:.1} s, {} clients on {} keys",
             self.seed,
             self.args.nodes,
+            self.args.workload.name(),
             self.workload_time.as_secs_f64(),
-            self.args
-                .clients
-                .map_or(self.args.nodes * 2, |c| c as usize),
-            self.args.keys
+            self.args.clients(),
+            self.args.keys()
         );
+        if self.args.unsafe_quorum_of_one {
+            let _ = writeln!(
+                s,
+                "\n**nodes ran the broken core (`--unsafe-quorum-of-one`): this run must FAIL**"
+            );
+        }
         let _ = writeln!(s, "replay: `{}`\n", self.replay());
         for skip in self.skipped {
             let _ = writeln!(s, "- skipped {skip}");
@@ -163,8 +179,35 @@ impl Report<'_> {
                 count(Outcome::Info)
             );
         }
+        if !self.strong_events.is_empty() {
+            let _ = writeln!(s, "\nstrong operations:\n");
+            let _ = writeln!(
+                s,
+                "| op | invoked | ok | ok (applied) | ok (not applied) | fail | info (unknown) |"
+            );
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+            for (op, c) in vergent_chaos::strong::counts(self.strong_events) {
+                let n = |name: &str| c.get(name).copied().unwrap_or(0);
+                let _ = writeln!(
+                    s,
+                    "| {op:?} | {} | {} | {} | {} | {} | {} |",
+                    n("invoked"),
+                    n("ok"),
+                    n("ok (applied)"),
+                    n("ok (not applied)"),
+                    n("fail"),
+                    n("info")
+                );
+            }
+        }
         let mut errors: BTreeMap<String, usize> = BTreeMap::new();
-        for e in self.events.iter().filter_map(|e| e.error.as_deref()) {
+        let strong_errors = self.strong_events.iter().filter_map(|e| e.error.as_deref());
+        for e in self
+            .events
+            .iter()
+            .filter_map(|e| e.error.as_deref())
+            .chain(strong_errors)
+        {
             let kind = e.split(": ").next().unwrap_or(e).trim().to_string();
             *errors.entry(kind).or_default() += 1;
         }
@@ -304,6 +347,29 @@ impl Report<'_> {
                 ),
             ),
         ];
+        let strong_ops = self
+            .strong_events
+            .iter()
+            .filter(|e| e.outcome == Outcome::Invoke)
+            .count();
+        let strong_rows = [
+            (
+                Checker::Linearizable,
+                format!(
+                    "{strong_ops} strong operations on {} keys, final SERIAL reads included",
+                    self.args.keys()
+                ),
+            ),
+            (
+                Checker::StrongFinal,
+                "every strong key's converged value".to_string(),
+            ),
+        ];
+        let rows: Vec<(Checker, String)> = if self.strong_path.is_some() {
+            rows.into_iter().chain(strong_rows).collect()
+        } else {
+            rows.into_iter().collect()
+        };
         let _ = writeln!(s, "| checker | checked | violations |");
         let _ = writeln!(s, "|---|---|---:|");
         for (checker, checked) in &rows {
@@ -330,9 +396,13 @@ impl Report<'_> {
                 }
             }
         }
+        let strong_file = self
+            .strong_path
+            .map(|p| format!(", {} (strong history)", p.display()))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "\nfiles: {} (history), final-state.json, schedule.json, logs/ (one per node)",
+            "\nfiles: {} (history){strong_file}, final-state.json, schedule.json, logs/ (one per node)",
             self.history_path.display()
         );
         s

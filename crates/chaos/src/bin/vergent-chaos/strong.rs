@@ -1,0 +1,294 @@
+//! The strong workload: concurrent clients doing SERIAL reads, strong puts
+//! and deletes and compare-and-sets on a few hot keys, recording every
+//! invocation and completion for the linearizability check.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use vergent_chaos::history::{Outcome, Stamp};
+use vergent_chaos::strong::{StrongEvent, StrongOp};
+use vergent_client::{Client, Consistency, Error, ErrorCode, Expect, PutOptions, Version};
+
+use crate::workload::Gate;
+
+/// The shared, append-only strong history.
+#[derive(Clone)]
+pub(crate) struct StrongRecorder {
+    events: Arc<Mutex<Vec<StrongEvent>>>,
+    /// Zero of every event's `at_us`.
+    start: Instant,
+}
+
+impl StrongRecorder {
+    /// An empty history whose clock starts now.
+    pub(crate) fn new() -> Self {
+        Self {
+            events: Arc::default(),
+            start: Instant::now(),
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn push(&self, mut e: StrongEvent) {
+        // Stamped under the lock, so the log is in time order.
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        e.at_us = self.now_us();
+        events.push(e);
+    }
+
+    /// Everything recorded so far.
+    pub(crate) fn snapshot(&self) -> Vec<StrongEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The strong workload's keys: `s0`… (kept apart from the eventual keys).
+pub(crate) fn key(i: u32) -> String {
+    format!("s{i}")
+}
+
+/// Whether `key` belongs to the strong workload (the eventual one uses `k…`).
+pub(crate) fn is_strong_key(key: &str) -> bool {
+    key.starts_with('s')
+}
+
+fn stamp(v: &Version) -> Stamp {
+    Stamp {
+        hlc: v.hlc.as_u64(),
+        origin: v.origin.to_string(),
+    }
+}
+
+/// Whether an error means the operation certainly did not take effect, as
+/// the API documents: too few voters (nothing sent), contention (superseded
+/// before any accept), clock skew (nothing proposed), no configuration, or a
+/// refusal before the node started (bootstrapping, fenced). Everything else
+/// may have applied.
+pub(crate) fn definite(e: &Error) -> bool {
+    e.is_connection()
+        || matches!(
+            e.code(),
+            Some(
+                ErrorCode::NotEnoughVoters
+                    | ErrorCode::Contention
+                    | ErrorCode::ClockSkew
+                    | ErrorCode::NoVotingConfig
+                    | ErrorCode::Bootstrapping
+                    | ErrorCode::Fenced
+            )
+        )
+}
+
+/// One strong client process: bound to one node, one operation in flight.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn client(
+    process: u32,
+    node: String,
+    client: Client,
+    gate: Gate,
+    keys: u32,
+    rate: u32,
+    seed: u64,
+    history: StrongRecorder,
+    stop: CancellationToken,
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (u64::from(process) << 32) ^ 0x5e41);
+    let pace = Duration::from_micros(1_000_000 / u64::from(rate.max(1)));
+    // What this client last saw in each key: CAS expects it, so many apply.
+    let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut seq = 0u64;
+    while !stop.is_cancelled() {
+        seq += 1;
+        let k = key(rng.random_range(0..keys.max(1)));
+        let fresh = format!("p{process}-{seq}");
+        let roll = rng.random_range(0..100);
+        let (f, expect, value) = match roll {
+            0..35 => (StrongOp::Read, None, None),
+            35..70 => (
+                StrongOp::Cas,
+                seen.get(&k).cloned().flatten(),
+                Some(fresh.clone()),
+            ),
+            // A guess that is usually stale: exercises "not applied".
+            70..80 => (
+                StrongOp::Cas,
+                Some(format!("p{}-{}", rng.random_range(0..8), seq / 2)),
+                Some(fresh.clone()),
+            ),
+            80..85 => (StrongOp::Cas, seen.get(&k).cloned().flatten(), None),
+            85..95 => (StrongOp::Write, None, Some(fresh.clone())),
+            _ => (StrongOp::Delete, None, None),
+        };
+        let event = |outcome, value: Option<String>, applied, version, error| StrongEvent {
+            process,
+            outcome,
+            f,
+            node: node.clone(),
+            key: k.clone(),
+            expect: expect.clone(),
+            value,
+            applied,
+            version,
+            at_us: 0,
+            error,
+        };
+        let open = gate.read().await;
+        history.push(event(Outcome::Invoke, value.clone(), None, None, None));
+        let failed = |e: Error| {
+            let outcome = if definite(&e) || f == StrongOp::Read {
+                // A read changes nothing: failed or unknown, it is dropped.
+                Outcome::Fail
+            } else {
+                Outcome::Info
+            };
+            (outcome, e.to_string())
+        };
+        let done = match f {
+            StrongOp::Read => match client.get_with(k.clone(), Some(Consistency::Serial)).await {
+                Ok(entry) => {
+                    let v = entry
+                        .as_ref()
+                        .map(|e| String::from_utf8_lossy(&e.value).into_owned());
+                    seen.insert(k.clone(), v.clone());
+                    event(
+                        Outcome::Ok,
+                        v,
+                        None,
+                        entry.as_ref().map(|e| stamp(&e.version)),
+                        None,
+                    )
+                }
+                Err(e) => {
+                    let (o, msg) = failed(e);
+                    event(o, None, None, None, Some(msg))
+                }
+            },
+            StrongOp::Write => {
+                let options = PutOptions {
+                    consistency: Some(Consistency::Serial),
+                    ..PutOptions::default()
+                };
+                match client.put_with(k.clone(), fresh.clone(), options).await {
+                    Ok(v) => {
+                        seen.insert(k.clone(), Some(fresh.clone()));
+                        event(Outcome::Ok, value.clone(), None, Some(stamp(&v)), None)
+                    }
+                    Err(e) => {
+                        let (o, msg) = failed(e);
+                        event(o, value.clone(), None, None, Some(msg))
+                    }
+                }
+            }
+            StrongOp::Delete => match client
+                .delete_with(k.clone(), Some(Consistency::Serial))
+                .await
+            {
+                Ok(d) => {
+                    seen.insert(k.clone(), None);
+                    event(Outcome::Ok, None, None, Some(stamp(&d.version)), None)
+                }
+                Err(e) => {
+                    let (o, msg) = failed(e);
+                    event(o, None, None, None, Some(msg))
+                }
+            },
+            StrongOp::Cas => {
+                let condition = match &expect {
+                    Some(v) => Expect::Value(v.clone().into_bytes()),
+                    None => Expect::Absent,
+                };
+                match client
+                    .compare_and_set(k.clone(), condition, value.clone().map(String::into_bytes))
+                    .await
+                {
+                    Ok(r) => {
+                        let now = r
+                            .value
+                            .as_ref()
+                            .map(|v| String::from_utf8_lossy(v).into_owned());
+                        seen.insert(k.clone(), now.clone());
+                        let shown = if r.applied { value.clone() } else { now };
+                        event(
+                            Outcome::Ok,
+                            shown,
+                            Some(r.applied),
+                            r.version.as_ref().map(stamp),
+                            None,
+                        )
+                    }
+                    Err(e) => {
+                        seen.remove(&k);
+                        let (o, msg) = failed(e);
+                        event(o, value.clone(), None, None, Some(msg))
+                    }
+                }
+            }
+        };
+        history.push(done);
+        drop(open);
+        // Pacing, not synchronisation: keeps the search for a linearization small.
+        let jitter = rng.random_range(0..=pace.as_micros() as u64 / 2);
+        tokio::time::sleep(pace / 2 + Duration::from_micros(jitter)).await;
+    }
+}
+
+/// After healing: one SERIAL read of every strong key, recorded in the
+/// history (as process `process`) so the check covers the final state.
+/// Retried until `deadline`: a read that does not answer changes nothing.
+pub(crate) async fn final_reads(
+    client: &Client,
+    node: &str,
+    keys: u32,
+    process: u32,
+    history: &StrongRecorder,
+    deadline: std::time::Instant,
+) -> anyhow::Result<BTreeMap<String, Option<String>>> {
+    let mut out = BTreeMap::new();
+    for i in 0..keys {
+        let k = key(i);
+        loop {
+            let event = |outcome, value, error| StrongEvent {
+                process,
+                outcome,
+                f: StrongOp::Read,
+                node: node.to_string(),
+                key: k.clone(),
+                expect: None,
+                value,
+                applied: None,
+                version: None,
+                at_us: 0,
+                error,
+            };
+            history.push(event(Outcome::Invoke, None, None));
+            match client.get_with(k.clone(), Some(Consistency::Serial)).await {
+                Ok(entry) => {
+                    let v = entry.map(|e| String::from_utf8_lossy(&e.value).into_owned());
+                    history.push(event(Outcome::Ok, v.clone(), None));
+                    out.insert(k.clone(), v);
+                    break;
+                }
+                Err(e) => {
+                    history.push(event(Outcome::Fail, None, Some(e.to_string())));
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "read {k} at SERIAL after healing: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
