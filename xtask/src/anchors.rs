@@ -35,10 +35,9 @@ struct System {
     target: &'static str,
     endpoints: &'static str,
     conns: &'static str,
-    /// Labels of its put and get rows, and extra flags of the get run.
+    /// Labels of its put and get rows, and extra flags of each get run.
     put: &'static str,
-    get: &'static str,
-    get_flags: &'static [&'static str],
+    gets: &'static [(&'static str, &'static [&'static str])],
 }
 
 /// etcd over one connection per member, as the harness drives it; Redis over
@@ -52,8 +51,11 @@ const SYSTEMS: [System; 2] = [
         endpoints: "https://127.0.0.1:2379,https://127.0.0.1:22379,https://127.0.0.1:32379",
         conns: "3",
         put: "etcd put",
-        get: "etcd get (serializable)",
-        get_flags: &["--etcd-serializable"],
+        gets: &[
+            ("etcd get (serializable)", &["--etcd-serializable"]),
+            // etcd's default: a quorum read through the leader.
+            ("etcd get (linearizable)", &[]),
+        ],
     },
     System {
         script: "redis.sh",
@@ -63,8 +65,7 @@ const SYSTEMS: [System; 2] = [
         endpoints: "127.0.0.1:7379",
         conns: "64",
         put: "Redis-TLS SET",
-        get: "Redis-TLS GET",
-        get_flags: &[],
+        gets: &[("Redis-TLS GET", &[])],
     },
 ];
 
@@ -90,7 +91,7 @@ pub(crate) fn build_loadgen(harness: &Path) -> anyhow::Result<PathBuf> {
     Ok(target.join("release").join("loadgen"))
 }
 
-/// Runs etcd puts, etcd serializable gets, Redis-TLS puts and gets at 64
+/// Runs etcd puts, etcd serializable and linearizable gets, Redis-TLS puts and gets at 64
 /// clients; servers are fresh for this call and stopped before it returns.
 pub(crate) fn run(
     harness: &Path,
@@ -133,10 +134,12 @@ pub(crate) fn run(
                 result: measure(base("100:0").args(&timing))?,
             });
             preload(base("0:100").arg("--preload-only"))?;
-            out.push(Anchor {
-                name: system.get,
-                result: measure(base("0:100").args(&timing).args(system.get_flags))?,
-            });
+            for (name, flags) in system.gets {
+                out.push(Anchor {
+                    name,
+                    result: measure(base("0:100").args(&timing).args(*flags))?,
+                });
+            }
             Ok(())
         })();
         server(harness, system.script, "stop", &dir, None)?;

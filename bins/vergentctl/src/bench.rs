@@ -64,6 +64,12 @@ pub(crate) struct BenchArgs {
     /// Consistency level of every request.
     #[arg(long, default_value = "one")]
     consistency: String,
+    /// Every operation a compare-and-set instead of --mix: `distinct` (each
+    /// client on keys of its own, expecting what it last wrote, so CAS
+    /// applies uncontended) or `hot` (every client on one key, expecting the
+    /// value it last saw: contention). Not applied counts as a miss.
+    #[arg(long, value_parser = ["distinct", "hot"])]
+    cas: Option<String>,
     /// Seed of the key and operation choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -159,10 +165,18 @@ enum Op {
     Delete,
     /// YCSB F: a read then a write of the same key, timed as one operation.
     ReadModifyWrite,
+    /// A compare-and-set (`--cas`).
+    Cas,
 }
 
 impl Op {
-    const ALL: [Self; 4] = [Self::Put, Self::Get, Self::Delete, Self::ReadModifyWrite];
+    const ALL: [Self; 5] = [
+        Self::Put,
+        Self::Get,
+        Self::Delete,
+        Self::ReadModifyWrite,
+        Self::Cas,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -170,6 +184,7 @@ impl Op {
             Self::Get => "get",
             Self::Delete => "delete",
             Self::ReadModifyWrite => "rmw",
+            Self::Cas => "cas",
         }
     }
 }
@@ -429,8 +444,13 @@ async fn bench(
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .wrapping_add(t as u64);
         let probe = probe.clone();
+        let cas = args.cas.clone();
+        let clients = args.clients as u64;
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(seed);
+            // --cas: what this client last saw in each key it touches.
+            let mut seen: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> = Default::default();
+            let mut seq = 0u64;
             let put_options = PutOptions {
                 ttl: None,
                 consistency: Some(consistency),
@@ -450,7 +470,19 @@ async fn bench(
                     }
                     roll -= w;
                 }
-                let key = keys.pick(&mut rng);
+                let key = match cas.as_deref() {
+                    Some("hot") => {
+                        op = Op::Cas;
+                        keys.name(0)
+                    }
+                    Some(_) => {
+                        // This client's own keys: index ≡ t (mod clients).
+                        op = Op::Cas;
+                        let i = rng.random_range(0..keys.space.div_ceil(clients).max(1));
+                        keys.name((i * clients + t as u64).min(keys.space - 1))
+                    }
+                    None => keys.pick(&mut rng),
+                };
                 let t0 = Instant::now();
                 let result = match op {
                     Op::Put => {
@@ -472,6 +504,25 @@ async fn bench(
                         .await
                         .map(|e| e.is_some()),
                     Op::Delete => client.delete(key).await.map(|_| true),
+                    Op::Cas => {
+                        seq += 1;
+                        let mut new = format!("{t}-{seq}-").into_bytes();
+                        new.resize(value.len().max(new.len()), b'v');
+                        let expect = match seen.get(&key).cloned().flatten() {
+                            Some(v) => vergent_client::Expect::Value(v),
+                            None => vergent_client::Expect::Absent,
+                        };
+                        match client.compare_and_set(key.clone(), expect, Some(new)).await {
+                            Ok(r) => {
+                                seen.insert(key, r.value);
+                                Ok(r.applied)
+                            }
+                            Err(e) => {
+                                seen.remove(&key);
+                                Err(e)
+                            }
+                        }
+                    }
                     Op::ReadModifyWrite => {
                         match client.get_with(key.clone(), Some(consistency)).await {
                             Ok(_) => client

@@ -270,3 +270,143 @@ async fn a_peer_that_restarts_on_the_same_port_is_reached_again() {
         assert!(start.elapsed() < DEADLINE, "restarted peer never reached");
     }
 }
+
+/// Environment of [`restart_child`]: the address to bind and the node's files.
+const CHILD_ADDR: &str = "VERGENT_TRANSPORT_TEST_CHILD_ADDR";
+const CHILD_FILES: &str = "VERGENT_TRANSPORT_TEST_CHILD_FILES";
+
+/// Not a test on its own: run by [`a_peer_killed_and_restarted_is_reached_at_once_not_after_the_idle_timeout`]
+/// in a child process, so ignored in a normal run. Binds a node, prints
+/// `ready`, then prints `got PAYLOAD` for every datagram until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of a_peer_killed_and_restarted_…, not a test on its own"]
+async fn restart_child() {
+    let (Ok(addr), Ok(files)) = (std::env::var(CHILD_ADDR), std::env::var(CHILD_FILES)) else {
+        panic!("run only as the child of the restart test ({CHILD_ADDR} and {CHILD_FILES} unset)");
+    };
+    let dir = Path::new(&files);
+    let files = TlsFiles {
+        cert: dir.join("b.crt"),
+        key: dir.join("b.key"),
+        ca: dir.join("b-ca.pem"),
+    };
+    let id = Identity::load(&files).expect("identity");
+    let addr: SocketAddr = addr.parse().expect("addr");
+    let (_t, mut rx) = Transport::bind(addr, &id, TransportConfig::default()).expect("bind");
+    println!("ready");
+    while let Some(item) = rx.recv().await {
+        if let Incoming::Datagram { bytes, .. } = item {
+            println!("got {}", String::from_utf8_lossy(&bytes));
+        }
+    }
+}
+
+/// Starts [`restart_child`] on `addr`, waiting (bounded) for its `ready`.
+fn spawn_child(
+    addr: SocketAddr,
+    files: &Path,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let start = std::time::Instant::now();
+    loop {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "restart_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ADDR, addr.to_string())
+            .env(CHILD_FILES, files)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the child");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // libtest prints its own lines first, and "test NAME ... " with no
+        // line end before the child's first line.
+        let ready =
+            std::iter::from_fn(|| rx.recv_timeout(DEADLINE).ok()).any(|l| l.ends_with("ready"));
+        match ready {
+            true => return (child, rx),
+            false => {
+                // The port may not be free again yet: try once more.
+                let _ = child.kill();
+                let _ = child.wait();
+                assert!(start.elapsed() < DEADLINE, "the child never bound {addr}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Sends `payload` every 50 ms until the child reports it, bounded by
+/// `within`; returns how long that took.
+async fn reach(
+    a: &Transport,
+    to: SocketAddr,
+    lines: &std::sync::mpsc::Receiver<String>,
+    payload: &'static [u8],
+    within: Duration,
+) -> Duration {
+    let start = tokio::time::Instant::now();
+    let want = format!("got {}", String::from_utf8_lossy(payload));
+    loop {
+        let _ = a.send_datagram(to, Bytes::from_static(payload)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(line) = lines.try_recv() {
+            if line == want {
+                return start.elapsed();
+            }
+        }
+        assert!(
+            start.elapsed() < within,
+            "the restarted peer was not reached within {within:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_killed_and_restarted_is_reached_at_once_not_after_the_idle_timeout() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = ca("Cluster CA");
+    // A long idle timeout: without a reset the old connection would look
+    // alive for 30 s; keep-alives make the dead one answer soon.
+    let config = TransportConfig {
+        idle_timeout: Duration::from_secs(30),
+        keep_alive: Duration::from_millis(200),
+        ..TransportConfig::default()
+    };
+    let (a, _a_rx) = Transport::bind(local(), &identity(dir.path(), &ca, "a", Role::Node), config)
+        .expect("bind");
+    let _ = identity(dir.path(), &ca, "b", Role::Node);
+    let b_addr = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe a free port");
+        probe.local_addr().expect("addr")
+    };
+    let (mut first, lines) = spawn_child(b_addr, dir.path());
+    reach(&a, b_addr, &lines, b"one", DEADLINE).await;
+    // kill -9: no CONNECTION_CLOSE reaches a.
+    first.kill().expect("kill the child");
+    let _ = first.wait();
+    let (mut second, lines) = spawn_child(b_addr, dir.path());
+    let took = reach(&a, b_addr, &lines, b"two", Duration::from_secs(25)).await;
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(
+        took < Duration::from_secs(5),
+        "the restarted peer took {took:?} to reach; its reset should end the old connection at once"
+    );
+}

@@ -60,6 +60,7 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Lays out `n` nodes under `dir` (certificates, data dirs, logs);
     /// `advertise[i]` is what node i's peers dial.
+    #[allow(clippy::too_many_arguments)] // one per node flag; called once
     pub(crate) fn new(
         dir: &Path,
         vergentd: PathBuf,
