@@ -161,9 +161,16 @@ impl Report<'_> {
 
         // Operations.
         let _ = writeln!(s, "\n## Operations\n");
-        let _ = writeln!(s, "| op | invoked | ok | fail | info (indeterminate) |");
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
-        for op in [Op::Put, Op::Get, Op::Delete] {
+        let eventual_ops: &[Op] = if self.events.is_empty() && !self.strong_events.is_empty() {
+            &[]
+        } else {
+            &[Op::Put, Op::Get, Op::Delete]
+        };
+        if !eventual_ops.is_empty() {
+            let _ = writeln!(s, "| op | invoked | ok | fail | info (indeterminate) |");
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        }
+        for &op in eventual_ops {
             let count = |o: Outcome| {
                 self.events
                     .iter()
@@ -180,7 +187,10 @@ impl Report<'_> {
             );
         }
         if !self.strong_events.is_empty() {
-            let _ = writeln!(s, "\nstrong operations:\n");
+            let _ = writeln!(
+                s,
+                "strong operations (fail: certainly not applied; info: unknown):\n"
+            );
             let _ = writeln!(
                 s,
                 "| op | invoked | ok | ok (applied) | ok (not applied) | fail | info (unknown) |"
