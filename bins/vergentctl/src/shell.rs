@@ -639,6 +639,11 @@ impl Shell {
                 let _ = writeln!(out, "voting:       {}", voting_text(&s));
                 let _ = writeln!(
                     out,
+                    "paxos state:  {} keys not yet collected",
+                    s.paxos_records
+                );
+                let _ = writeln!(
+                    out,
                     "consistency:  {} (this session)",
                     level_name(self.level.get())
                 );

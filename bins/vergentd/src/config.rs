@@ -86,6 +86,10 @@ pub(crate) struct Cli {
     /// Time between anti-entropy repair sessions this node starts (e.g. 60s).
     #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_REPAIR_INTERVAL")]
     repair_interval: Option<Duration>,
+    /// How long after a strong decision its per-key consensus state is
+    /// deleted, once every voter committed it [default: 1h].
+    #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_PAXOS_GC_AFTER")]
+    paxos_gc_after: Option<Duration>,
     /// How long tombstones are kept at least (e.g. 24h); they are purged
     /// only once every member confirmed them.
     #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_TOMBSTONE_GRACE")]
@@ -156,6 +160,8 @@ struct FileConfig {
     max_log_lag: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     repair_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    paxos_gc_after: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     tombstone_grace: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -277,6 +283,14 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     node.unsafe_quorum_of_one = cli.unsafe_test_quorum_of_one;
     if let Some(n) = cli.max_log_lag.or(file.max_log_lag) {
         node.max_log_lag = n;
+    }
+    if let Some(d) = cli.paxos_gc_after.or(file.paxos_gc_after) {
+        // Rounds older than this are refused (safe, but they must retry):
+        // far above the clock offset and the 5 s strong deadline in practice.
+        if d < Duration::from_secs(1) {
+            bail!("--paxos-gc-after must be at least 1s");
+        }
+        node.paxos_gc_after = d;
     }
     if let Some(d) = cli.repair_interval.or(file.repair_interval) {
         if d.is_zero() {

@@ -640,3 +640,100 @@ fn a_wiped_voter_does_not_vote_with_its_lost_promises_and_is_re_added_afresh() {
         }
     });
 }
+
+/// Waits until every node reports at most `most` per-key consensus records.
+async fn collected_to(clients: &[Client], most: u64) -> Vec<u64> {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let mut held = Vec::new();
+        for c in clients {
+            held.push(c.status().await.expect("status").paxos_records);
+        }
+        if held.iter().all(|n| *n <= most) {
+            return held;
+        }
+        assert!(
+            Instant::now() < until,
+            "per-key consensus state not collected within {DEADLINE:?}: {held:?} records held"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn per_key_consensus_state_is_collected_once_every_voter_committed_and_the_values_stay() {
+    let cluster = Cluster::new(3);
+    let _nodes: Vec<Proc> = (0..3)
+        .map(|i| cluster.start_with(i, &["--paxos-gc-after", "2s"]))
+        .collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut clients = Vec::new();
+        for i in 0..3 {
+            let c = cluster.client(i).await;
+            formed(&c, 3).await;
+            clients.push(c);
+        }
+        // 30 keys decided by consensus through all three nodes, one deleted.
+        for k in 0..30 {
+            let c = &clients[k % 3];
+            let key = format!("gc/{k}");
+            let r = c
+                .compare_and_set(key.as_str(), Expect::Absent, Some(b"1".to_vec()))
+                .await
+                .expect("cas");
+            assert!(r.applied, "{key}");
+            let r = c
+                .compare_and_set(
+                    key.as_str(),
+                    Expect::Value(b"1".to_vec()),
+                    Some(b"2".to_vec()),
+                )
+                .await
+                .expect("cas");
+            assert!(r.applied, "{key}");
+        }
+        clients[1]
+            .delete_with("gc/7", Some(Consistency::Serial))
+            .await
+            .expect("serial delete");
+        let before: Vec<u64> = {
+            let mut v = Vec::new();
+            for c in &clients {
+                v.push(c.status().await.expect("status").paxos_records);
+            }
+            v
+        };
+        assert!(
+            before.iter().any(|n| *n >= 20),
+            "records are held first: {before:?}"
+        );
+        collected_to(&clients, 0).await;
+        // What consensus decided survives collection, and consensus goes on.
+        for k in 0..30 {
+            let key = format!("gc/{k}");
+            let want = (k != 7).then(|| b"2".to_vec());
+            for c in &clients {
+                assert_eq!(serial_get(c, &key).await, want, "{key}");
+                assert_eq!(
+                    c.get(key.as_str()).await.expect("get").map(|e| e.value),
+                    want
+                );
+            }
+        }
+        let r = clients[2]
+            .compare_and_set("gc/3", Expect::Value(b"2".to_vec()), Some(b"3".to_vec()))
+            .await
+            .expect("cas after collection");
+        assert!(r.applied);
+        let r = clients[0]
+            .compare_and_set("gc/3", Expect::Value(b"2".to_vec()), Some(b"4".to_vec()))
+            .await
+            .expect("stale cas after collection");
+        assert!(
+            !r.applied,
+            "a collected key still refuses a stale expectation"
+        );
+        assert_eq!(r.value.as_deref(), Some(&b"3"[..]));
+    });
+}

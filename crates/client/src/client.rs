@@ -174,6 +174,8 @@ pub struct NodeStatus {
     pub voting: Option<VotingConfig>,
     /// Why no voting configuration is formed yet (empty once it is).
     pub voting_pending: String,
+    /// Per-key consensus records the node holds (not yet collected).
+    pub paxos_records: u64,
 }
 
 /// The voters whose majorities strong operations need: epoch, voters and,
@@ -645,6 +647,7 @@ impl Client {
             workers: s.workers.clone(),
             voting: s.voting.clone(),
             voting_pending: s.voting_pending.clone(),
+            paxos_records: s.paxos_records,
             storage_memory: s
                 .storage_memory
                 .map(|m| StorageMemory {

@@ -24,6 +24,7 @@ mod backoff;
 mod ballot;
 mod config;
 mod error;
+pub mod gc;
 mod proposer;
 mod state;
 

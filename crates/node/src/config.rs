@@ -51,6 +51,10 @@ pub struct NodeConfig {
     /// their quorum, so linearizability breaks. Exists so the chaos suite
     /// can show its checker catches a broken core on real processes.
     pub unsafe_quorum_of_one: bool,
+    /// How long after a strong decision its per-key consensus state may be
+    /// deleted, once every voter has committed it (the LWW record then holds
+    /// all of it). A proposer whose ballot is older than this is refused.
+    pub paxos_gc_after: Duration,
 }
 
 impl NodeConfig {
@@ -74,6 +78,7 @@ impl NodeConfig {
             max_connections: None,
             max_handshakes: None,
             unsafe_quorum_of_one: false,
+            paxos_gc_after: Duration::from_secs(3600),
         }
     }
 }

@@ -232,6 +232,7 @@ impl Node {
                 expected: u32::try_from(1 + config.peers.len()).unwrap_or(u32::MAX),
                 seed: store_id ^ crate::clock::wall_ms(),
                 unsafe_quorum_of_one: config.unsafe_quorum_of_one,
+                gc_after: config.paxos_gc_after,
             })
             .map_err(|e| StartError::Voting(e.to_string()))?,
         );
@@ -240,6 +241,7 @@ impl Node {
             "voting-formation",
             strong.clone().run_formation(shutdown.clone()),
         );
+        workers.spawn("paxos-gc", strong.clone().run_gc(shutdown.clone()));
         workers.spawn("voting-join", strong.clone().run_join(shutdown.clone()));
         crate::peer::start(
             peers.clone(),

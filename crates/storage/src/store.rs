@@ -653,6 +653,33 @@ impl Store {
         self.wait_durable(ticket)
     }
 
+    /// How many keys have consensus state, counting at most `limit`.
+    pub fn paxos_state_count(&self, limit: usize) -> Result<usize, Error> {
+        let mut n = 0;
+        for item in self.db.iterator_cf(self.cf(CF_PAXOS), IteratorMode::Start) {
+            item?;
+            n += 1;
+            if n >= limit {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes the consensus state of `key` (its garbage collection) and
+    /// returns once that is on stable storage. The caller re-checks, under
+    /// its own per-key lock, that the record may go.
+    pub fn delete_paxos_state(&self, key: &[u8]) -> Result<(), Error> {
+        self.check_failed()?;
+        let ticket = {
+            let _guard = self.locks.lock(key);
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(self.cf(CF_PAXOS), key);
+            self.commit_synced(batch)?
+        };
+        self.wait_durable(ticket)
+    }
+
     /// Applies a value consensus decided: `record` through last-writer-wins
     /// (watchers see it as a replicated change) and the key's new consensus
     /// state (`None` removes it) in one atomic batch, durable on return

@@ -484,6 +484,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
             } else {
                 String::new()
             },
+            paxos_records: self.strong.paxos_records(),
             storage_memory: Some(pb::StorageMemory {
                 memtables: m.memtables,
                 block_cache: m.block_cache,

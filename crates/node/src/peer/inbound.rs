@@ -111,8 +111,12 @@ async fn serve_inner(
         | Body::PaxosAccept(_)
         | Body::PaxosCommit(_)
         | Body::ConfigQuery(_)
-        | Body::PaxosKeys(_)) => {
+        | Body::PaxosKeys(_)
+        | Body::PaxosGcList(_)
+        | Body::PaxosForget(_)) => {
             let claimed = match &body {
+                Body::PaxosGcList(m) => m.from.clone(),
+                Body::PaxosForget(m) => m.from.clone(),
                 Body::PaxosKeys(m) => m.from.clone(),
                 Body::PaxosPrepare(m) => m.from.clone(),
                 Body::PaxosAccept(m) => m.from.clone(),

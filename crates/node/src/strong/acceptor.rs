@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+use vergent_consensus::gc::{self, Report};
 use vergent_consensus::{
-    Accept, AcceptReply, AcceptorState, Commit, Expect, LwwRecord, Op, Outcome, Prepare,
+    Accept, AcceptReply, AcceptorState, Ballot, Commit, Expect, LwwRecord, Op, Outcome, Prepare,
     PrepareReply, VotingConfig, handle_accept, handle_commit, handle_prepare,
 };
 use vergent_storage::Record;
@@ -23,6 +24,9 @@ use super::voting::{
     register_record,
 };
 use super::{Strong, StrongError, stripe, wire};
+
+/// Where the garbage-collection floor is persisted.
+pub(super) const FLOOR_META: &str = "paxos/floor";
 
 /// Keys per page of a key listing.
 pub(super) const KEYS_PAGE: usize = 512;
@@ -110,7 +114,7 @@ impl Strong {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.forget_cached(&p.key, &p.ballot.node);
-        let state = self.load_state(&p.key)?;
+        let state = gc::with_floor(&self.load_state(&p.key)?, self.floor().as_ref());
         let (next, reply) = handle_prepare(&state, self.lww(&p.key)?.as_ref(), p, epoch);
         if let Some(s) = next {
             self.store.put_paxos_state(&p.key, &s.encode())?;
@@ -134,7 +138,7 @@ impl Strong {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.forget_cached(&a.key, &a.ballot.node);
-        let state = self.load_state(&a.key)?;
+        let state = gc::with_floor(&self.load_state(&a.key)?, self.floor().as_ref());
         let (next, reply) = handle_accept(&state, self.lww(&a.key)?.as_ref(), a, epoch);
         if let Some(s) = next {
             self.store.put_paxos_state(&a.key, &s.encode())?;
@@ -173,6 +177,101 @@ impl Strong {
                 .commit_paxos(&c.key, record, Some(&next.encode()))?;
         }
         Ok(())
+    }
+
+    /// The garbage-collection floor: ballots at or below it are refused on
+    /// every key.
+    pub(super) fn floor(&self) -> Option<Ballot> {
+        self.floor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Raises the floor to `to` (never lowers it), durably before returning.
+    fn raise_floor(&self, to: Ballot) -> Result<(), StrongError> {
+        let mut floor = self.floor.lock().unwrap_or_else(PoisonError::into_inner);
+        if floor.as_ref().is_some_and(|f| *f >= to) {
+            return Ok(());
+        }
+        let bytes = prost::Message::encode_to_vec(&wire::ballot_to(&to));
+        self.store.put_meta(FLOOR_META, &bytes)?;
+        *floor = Some(to);
+        Ok(())
+    }
+
+    /// Answers a garbage-collection listing or report (after raising the floor).
+    pub(super) fn gc_list(&self, q: pb::PaxosGcList) -> Result<pb::PaxosGcListReply, StrongError> {
+        let floor = wire::gc_floor_from(q.floor)?;
+        self.raise_floor(floor.clone())?;
+        let floor = self.floor().unwrap_or(floor);
+        let report = |key: &[u8], bytes: Option<Vec<u8>>| -> Result<Report, StrongError> {
+            if key == CONFIG_KEY {
+                // The register's record is never deleted.
+                return Ok(Report::Keep);
+            }
+            let state = bytes
+                .map(|b| AcceptorState::decode(&b))
+                .transpose()
+                .map_err(|e| StrongError::Corrupt(format!("key {}: {e}", key.escape_ascii())))?;
+            Ok(Report::of(state.as_ref(), &floor))
+        };
+        let mut reply = pb::PaxosGcListReply {
+            from: self.me.to_string(),
+            ..Default::default()
+        };
+        if q.keys.is_empty() {
+            let limit = (q.limit as usize).clamp(1, KEYS_PAGE);
+            let after = (!q.from_start).then_some(q.start_after);
+            let page = self.store.paxos_states(after.as_deref(), limit + 1)?;
+            reply.more = page.len() > limit;
+            for (key, bytes) in page.into_iter().take(limit) {
+                let r = report(&key, Some(bytes))?;
+                if matches!(r, Report::Reclaimable(_)) {
+                    reply.entries.push(wire::gc_entry_to(&key, &r));
+                }
+                reply.last = key;
+            }
+        } else {
+            for key in q.keys.iter().take(KEYS_PAGE) {
+                let r = report(key, self.store.paxos_state(key)?)?;
+                reply.entries.push(wire::gc_entry_to(key, &r));
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Deletes the records every voter agreed may go, each re-checked under
+    /// its key's lock (after raising the floor).
+    pub(super) fn gc_forget(&self, f: pb::PaxosForget) -> Result<pb::PaxosForgotten, StrongError> {
+        let floor = wire::gc_floor_from(f.floor)?;
+        self.raise_floor(floor.clone())?;
+        let floor = self.floor().unwrap_or(floor);
+        let mut forgotten = 0u32;
+        for entry in f.entries.into_iter().take(KEYS_PAGE) {
+            let (key, Report::Reclaimable(agreed)) = wire::gc_entry_from(entry)? else {
+                continue;
+            };
+            if key == CONFIG_KEY {
+                continue;
+            }
+            let _g = self.acceptor_locks[stripe(&key)]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(bytes) = self.store.paxos_state(&key)? else {
+                continue;
+            };
+            let state = AcceptorState::decode(&bytes)
+                .map_err(|e| StrongError::Corrupt(format!("key {}: {e}", key.escape_ascii())))?;
+            if gc::may_forget(&state, &agreed, &floor) {
+                self.store.delete_paxos_state(&key)?;
+                forgotten += 1;
+            }
+        }
+        Ok(pb::PaxosForgotten {
+            from: self.me.to_string(),
+            forgotten,
+        })
     }
 
     /// What this node answers a configuration query with.
@@ -229,6 +328,8 @@ impl Strong {
                     })
                 }
                 Body::ConfigQuery(_) => Body::ConfigInfo(this.config_info()),
+                Body::PaxosGcList(q) => Body::PaxosGcListReply(this.gc_list(q)?),
+                Body::PaxosForget(f) => Body::PaxosForgotten(this.gc_forget(f)?),
                 Body::PaxosKeys(q) => {
                     let limit = (q.limit as usize).clamp(1, KEYS_PAGE);
                     let after = (!q.from_start).then_some(q.start_after);

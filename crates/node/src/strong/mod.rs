@@ -17,6 +17,7 @@
 
 pub(crate) mod acceptor;
 mod change;
+mod gc;
 pub(crate) mod voting;
 mod wire;
 
@@ -32,7 +33,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::debug;
 use vergent_consensus::{
-    AcceptReply, Backoff, Expect, Message, Op, Outcome, PrepareReply, ProposerCache, Round,
+    AcceptReply, Backoff, Ballot, Expect, Message, Op, Outcome, PrepareReply, ProposerCache, Round,
     RoundOutput, RoundRequest, Value, VotingConfig,
 };
 use vergent_gossip::State;
@@ -160,6 +161,10 @@ pub(crate) struct Strong {
     rng: Mutex<ChaCha8Rng>,
     /// Test-only mutant (see `NodeConfig::unsafe_quorum_of_one`).
     unsafe_quorum_of_one: bool,
+    /// Garbage-collection floor (see `vergent_consensus::gc`), persisted.
+    floor: Mutex<Option<Ballot>>,
+    /// How old a decision must be before its per-key state is collected.
+    gc_after: Duration,
 }
 
 impl std::fmt::Debug for Strong {
@@ -185,6 +190,8 @@ pub(crate) struct StrongSetup {
     pub(crate) seed: u64,
     /// Test-only mutant: rounds ask this node's acceptor alone.
     pub(crate) unsafe_quorum_of_one: bool,
+    /// How old a decision must be before its per-key state is collected.
+    pub(crate) gc_after: Duration,
 }
 
 fn stripe(key: &[u8]) -> usize {
@@ -197,7 +204,17 @@ fn stripe(key: &[u8]) -> usize {
 impl Strong {
     /// The strong side of a node, with the configuration persisted in its store.
     pub(crate) fn new(setup: StrongSetup) -> Result<Self, StrongError> {
+        let floor = match setup.store.get_meta(acceptor::FLOOR_META)? {
+            None => None,
+            Some(bytes) => {
+                let b: vergent_wire::peer::v1::Ballot = prost::Message::decode(bytes.as_slice())
+                    .map_err(|e| StrongError::Corrupt(format!("the stored floor: {e}")))?;
+                Some(wire::ballot_from(b)?)
+            }
+        };
         Ok(Self {
+            floor: Mutex::new(floor),
+            gc_after: setup.gc_after,
             voting: Voting::load(&setup.store, setup.me.clone(), setup.expected)?,
             store: setup.store,
             clock: setup.clock,

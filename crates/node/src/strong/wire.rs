@@ -3,6 +3,7 @@
 //! Everything decoded here comes from the network: a missing field or an
 //! invalid node id is a [`WireError`], never a panic.
 
+use vergent_consensus::gc::Report;
 use vergent_consensus::{
     Accept, AcceptReply, Accepted, Ballot, Commit, Prepare, PrepareReply, Promise, VotingConfig,
 };
@@ -332,6 +333,38 @@ pub(crate) fn commit_from(m: pb::PaxosCommit) -> Result<(NodeId, Commit), WireEr
         commit: req_version(m.commit, "commit version")?,
     };
     Ok((NodeId::new(m.from)?, commit))
+}
+
+/// One key's garbage-collection report, as sent.
+pub(crate) fn gc_entry_to(key: &[u8], report: &Report) -> pb::PaxosGcEntry {
+    use pb::paxos_gc_entry::Kind;
+    let (kind, committed) = match report {
+        Report::Absent => (Kind::Absent, None),
+        Report::Reclaimable(b) => (Kind::Reclaimable, Some(ballot_to(b))),
+        Report::Keep => (Kind::Keep, None),
+    };
+    pb::PaxosGcEntry {
+        key: key.to_vec(),
+        kind: kind.into(),
+        committed,
+    }
+}
+
+/// One key's garbage-collection report, as received.
+pub(crate) fn gc_entry_from(e: pb::PaxosGcEntry) -> Result<(Vec<u8>, Report), WireError> {
+    use pb::paxos_gc_entry::Kind;
+    let report = match Kind::try_from(e.kind) {
+        Ok(Kind::Absent) => Report::Absent,
+        Ok(Kind::Reclaimable) => Report::Reclaimable(req_ballot(e.committed, "committed ballot")?),
+        Ok(Kind::Keep) => Report::Keep,
+        Ok(Kind::Unspecified) | Err(_) => return Err(WireError::Missing("report kind")),
+    };
+    Ok((e.key, report))
+}
+
+/// The floor a garbage-collection request carries.
+pub(crate) fn gc_floor_from(b: Option<pb::Ballot>) -> Result<Ballot, WireError> {
+    req_ballot(b, "floor")
 }
 
 pub(crate) fn encode(body: pb::frame::Body) -> Vec<u8> {
