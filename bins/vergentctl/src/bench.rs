@@ -295,6 +295,7 @@ fn error_kind(e: &vergent_client::Error) -> String {
         },
         vergent_client::Error::Timeout(_) => "TIMEOUT".into(),
         vergent_client::Error::Connect { .. } => "CONNECT".into(),
+        vergent_client::Error::Transport { .. } => "TRANSPORT".into(),
         other => other.to_string(),
     }
 }

@@ -11,13 +11,23 @@ pub enum Error {
     /// The endpoint is not a valid `host:port`.
     #[error("invalid endpoint {0:?}: expected HOST:PORT")]
     BadEndpoint(String),
-    /// The node could not be reached or refused the TLS handshake; nothing was
-    /// applied.
+    /// The node could not be reached or refused the TLS handshake; the
+    /// request was never sent, so nothing was applied.
     #[error("cannot connect to {endpoint}: {reason}")]
     Connect {
         /// The endpoint.
         endpoint: String,
         /// The transport or TLS error.
+        reason: String,
+    },
+    /// The connection failed while the call was under way (reset, closed,
+    /// a protocol error): the request may have reached the node, so a write
+    /// may or may not have happened.
+    #[error("connection to {endpoint} lost during the call: {reason}")]
+    Transport {
+        /// The endpoint.
+        endpoint: String,
+        /// The transport error.
         reason: String,
     },
     /// The call did not complete in time; a write may or may not have happened.
@@ -44,6 +54,15 @@ impl Error {
     pub fn is_connection(&self) -> bool {
         matches!(
             self,
+            Self::Connect { .. } | Self::Transport { .. } | Self::Tls(_) | Self::BadEndpoint(_)
+        )
+    }
+
+    /// Whether the request certainly never reached the node (no connection
+    /// could be made, bad TLS files or endpoint): nothing was applied.
+    pub fn is_not_sent(&self) -> bool {
+        matches!(
+            self,
             Self::Connect { .. } | Self::Tls(_) | Self::BadEndpoint(_)
         )
     }
@@ -60,7 +79,8 @@ impl Error {
     /// (`OUTCOME_UNKNOWN`), or no answer came in time. Resolve with a
     /// SERIAL read; never retry blindly.
     pub fn is_outcome_unknown(&self) -> bool {
-        matches!(self, Self::Timeout(_)) || self.code() == Some(ErrorCode::OutcomeUnknown)
+        matches!(self, Self::Timeout(_) | Self::Transport { .. })
+            || self.code() == Some(ErrorCode::OutcomeUnknown)
     }
 
     /// The first call on a new connection failed: anything but a refusal
@@ -91,9 +111,19 @@ impl Error {
             ) || (status.code() == tonic::Code::Unknown
                 && std::error::Error::source(&status).is_some()));
         if transport {
-            return Self::Connect {
-                endpoint: endpoint.to_string(),
-                reason: describe_transport(&status),
+            let reason = describe_transport(&status);
+            // Only a failure to connect proves the request was not sent: a
+            // reset or closed connection may come after the node read it.
+            return if is_connect_failure(&status) {
+                Self::Connect {
+                    endpoint: endpoint.to_string(),
+                    reason,
+                }
+            } else {
+                Self::Transport {
+                    endpoint: endpoint.to_string(),
+                    reason,
+                }
             };
         }
         Self::Server {
@@ -102,6 +132,33 @@ impl Error {
             message: status.message().to_string(),
         }
     }
+}
+
+/// Whether a transport failure happened while connecting (refused, no
+/// route, TLS handshake), before any request could be sent.
+fn is_connect_failure(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            )
+        {
+            return true;
+        }
+        // hyper-util's connector failures ("tcp connect error", "client
+        // error (Connect)") also wrap TLS handshake refusals.
+        let m = s.to_string();
+        if m.contains("tcp connect error") || m.contains("(Connect)") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The whole chain of a transport error, outermost first, without repeats.
@@ -116,4 +173,61 @@ fn describe_transport(status: &tonic::Status) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn transport_status(source: std::io::Error) -> tonic::Status {
+        let mut s = tonic::Status::unavailable("transport error");
+        s.set_source(Arc::new(source));
+        s
+    }
+
+    #[test]
+    fn a_refused_connection_is_known_not_to_have_sent_anything() {
+        let e = Error::from_status(
+            "n1:7000",
+            transport_status(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        );
+        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+        assert!(e.is_not_sent() && e.is_connection());
+        assert!(!e.is_outcome_unknown());
+    }
+
+    #[test]
+    fn a_connection_reset_during_a_call_leaves_its_outcome_unknown() {
+        // The request may have been read before the reset: a strong write
+        // sent this way can have applied (seen in the chaos suite).
+        let e = Error::from_status(
+            "n1:7000",
+            transport_status(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection error: connection reset",
+            )),
+        );
+        assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+        assert!(e.is_outcome_unknown(), "{e}");
+        assert!(!e.is_not_sent());
+        assert!(e.is_connection(), "still about reaching the node");
+        assert!(e.to_string().contains("connection reset"), "{e}");
+    }
+
+    #[test]
+    fn a_failure_of_the_connector_counts_as_not_sent() {
+        #[derive(Debug)]
+        struct ConnectError;
+        impl std::fmt::Display for ConnectError {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tcp connect error")
+            }
+        }
+        impl std::error::Error for ConnectError {}
+        let mut s = tonic::Status::unavailable("transport error");
+        s.set_source(Arc::new(ConnectError));
+        assert!(Error::from_status("n1:7000", s).is_not_sent());
+    }
 }

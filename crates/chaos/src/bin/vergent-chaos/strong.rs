@@ -71,12 +71,13 @@ fn stamp(v: &Version) -> Stamp {
 }
 
 /// Whether an error means the operation certainly did not take effect, as
-/// the API documents: too few voters (nothing sent), contention (superseded
-/// before any accept), clock skew (nothing proposed), no configuration, or a
-/// refusal before the node started (bootstrapping, fenced). Everything else
-/// may have applied.
+/// the API documents: never sent (no connection), too few voters (nothing
+/// sent to them), contention (superseded before any accept), clock skew
+/// (nothing proposed), no configuration, or a refusal before the node
+/// started (bootstrapping, fenced). Everything else may have applied, a
+/// connection lost during the call included.
 pub(crate) fn definite(e: &Error) -> bool {
-    e.is_connection()
+    e.is_not_sent()
         || matches!(
             e.code(),
             Some(
