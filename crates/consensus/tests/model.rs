@@ -79,6 +79,15 @@
 //!   CASes (the first run alone to completion as the initial state, which
 //!   leaves the cache entry) against one read.
 //!
+//! - a collection that deletes every record, agreed or not
+//!   ([`Mutant::GcForgetsAll`]); one CAS-if-absent against two reads.
+//!
+//! **Collection** (`vergent_consensus::gc`), when a scenario allows it: a
+//! round starts once anything is committed, every acceptor raising its floor
+//! above every ballot it holds and reporting at once; then each acceptor, in
+//! any interleaving with everything else, deletes its record if the reports
+//! agree and it still may.
+//!
 //! The two core hooks exist only with the crate's `mutants` feature, which
 //! only its own dev-dependency on itself enables.
 
@@ -88,8 +97,9 @@ use std::time::{Duration, Instant};
 
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
 use stateright::{Checker, HasDiscoveries, Model, Property, UniformChooser};
+use vergent_consensus::gc::{self, Report};
 use vergent_consensus::{
-    AcceptReply, AcceptorState, Expect, LwwRecord, Message, Op, Outcome, PrepareReply,
+    AcceptReply, AcceptorState, Ballot, Expect, LwwRecord, Message, Op, Outcome, PrepareReply,
     ProposerCache, Round, RoundOutput, RoundRequest, Value, VotingConfig, handle_accept,
     handle_commit, handle_prepare,
 };
@@ -215,6 +225,17 @@ struct Acceptor {
     /// What a restart recovers.
     durable: AcceptorState,
     lww: Option<LwwRecord>,
+    /// The garbage-collection floor (always durable: persisted before use).
+    floor: Option<Ballot>,
+}
+
+/// A collection round in progress: the floor every acceptor raised, the
+/// reports taken then, and which acceptors have since acted on them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Gc {
+    floor: Ballot,
+    reports: Vec<Report>,
+    forgotten: Vec<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -236,6 +257,7 @@ const SAW_NO_EFFECT: u16 = 1 << 3;
 const SAW_CACHED_START: u16 = 1 << 4;
 const SAW_CRASH: u16 = 1 << 5;
 const SAW_NOT_APPLIED: u16 = 1 << 6;
+const SAW_FORGOTTEN: u16 = 1 << 7;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct State {
@@ -246,6 +268,8 @@ struct State {
     crashes: u8,
     history: LinearizabilityTester<usize, Register>,
     seen: u16,
+    gc: Option<Gc>,
+    collects: u8,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -255,6 +279,10 @@ enum Action {
     Deliver(usize),
     Timeout(usize),
     Crash(usize),
+    /// Start a collection round: every acceptor raises its floor and reports.
+    GcStart,
+    /// This acceptor deletes its record if the reports agree and it may.
+    GcForget(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,6 +293,8 @@ enum Mutant {
     ReadWithoutWriteBack,
     PromiseNotPersisted,
     CacheKeptAfterFailure,
+    /// Collection deletes every record, agreed or not.
+    GcForgetsAll,
 }
 
 /// The model: who does what, and what the network and acceptors may do.
@@ -278,6 +308,8 @@ struct Cas {
     /// reliable network (every envelope delivered once, none lost): a
     /// reachable state, which shortens the paths the mutant tests need.
     warm_start: bool,
+    /// Collection rounds of per-key state (`vergent_consensus::gc`) allowed.
+    max_collects: u8,
 }
 
 fn fingerprint(e: &Envelope) -> u64 {
@@ -431,8 +463,8 @@ impl Cas {
                 let acc = &mut state.acceptors[env.acceptor];
                 let reply = match &msg {
                     Message::Prepare(m) => {
-                        let (persist, reply) =
-                            handle_prepare(&acc.state, acc.lww.as_ref(), m, EPOCH);
+                        let floored = gc::with_floor(&acc.state, acc.floor.as_ref());
+                        let (persist, reply) = handle_prepare(&floored, acc.lww.as_ref(), m, EPOCH);
                         if let Some(s) = persist {
                             acc.state = s;
                             if self.mutant != Mutant::PromiseNotPersisted {
@@ -442,8 +474,8 @@ impl Cas {
                         Some(Payload::Prepared(reply))
                     }
                     Message::Accept(m) => {
-                        let (persist, reply) =
-                            handle_accept(&acc.state, acc.lww.as_ref(), m, EPOCH);
+                        let floored = gc::with_floor(&acc.state, acc.floor.as_ref());
+                        let (persist, reply) = handle_accept(&floored, acc.lww.as_ref(), m, EPOCH);
                         if let Some(s) = persist {
                             acc.state = s;
                             acc.durable = acc.state.clone();
@@ -571,6 +603,8 @@ impl Model for Cas {
             crashes: 0,
             history: LinearizabilityTester::new(Register::default()),
             seen: 0,
+            gc: None,
+            collects: 0,
         };
         if self.warm_start {
             self.start(&mut state, 0);
@@ -603,6 +637,21 @@ impl Model for Cas {
                 actions.push(Action::Crash(a));
             }
         }
+        match &state.gc {
+            None if state.collects < self.max_collects
+                && state.acceptors.iter().any(|a| a.state.committed.is_some()) =>
+            {
+                actions.push(Action::GcStart);
+            }
+            None => {}
+            Some(round) => {
+                for a in 0..ACCEPTORS {
+                    if !round.forgotten[a] {
+                        actions.push(Action::GcForget(a));
+                    }
+                }
+            }
+        }
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
@@ -629,6 +678,52 @@ impl Model for Cas {
                 state.crashes += 1;
                 state.seen |= SAW_CRASH;
             }
+            Action::GcStart => {
+                // Physical time stands still here, so the floor cannot sit an
+                // age behind the clock as the coordinator's does: it sits
+                // just above every ballot any acceptor holds (promises
+                // included, as a 1-RTT accept promises the next ballot), so
+                // records become reclaimable and any round still at or below
+                // it is refused from now on.
+                let newest = state
+                    .acceptors
+                    .iter()
+                    .flat_map(|a| [a.state.committed.clone(), a.state.promised.clone()])
+                    .flatten()
+                    .max()?;
+                let floor = Ballot::new(newest.hlc, NodeId::new("zz").expect("valid id"));
+                let mut reports = Vec::new();
+                for acc in &mut state.acceptors {
+                    acc.floor = acc.floor.clone().max(Some(floor.clone()));
+                    let record = (acc.state != AcceptorState::default()).then_some(&acc.state);
+                    reports.push(Report::of(record, acc.floor.as_ref().unwrap_or(&floor)));
+                }
+                state.gc = Some(Gc {
+                    floor,
+                    reports,
+                    forgotten: vec![false; ACCEPTORS],
+                });
+            }
+            Action::GcForget(a) => {
+                let round = state.gc.as_mut()?;
+                round.forgotten[a] = true;
+                let agreed = gc::agreed(round.reports.iter());
+                let acc = &mut state.acceptors[a];
+                let forget = match (&agreed, self.mutant) {
+                    (_, Mutant::GcForgetsAll) => true,
+                    (Some(b), _) => gc::may_forget(&acc.state, b, &round.floor),
+                    (None, _) => false,
+                };
+                if forget {
+                    acc.state = AcceptorState::default();
+                    acc.durable = AcceptorState::default();
+                    state.seen |= SAW_FORGOTTEN;
+                }
+                if round.forgotten.iter().all(|f| *f) {
+                    state.gc = None;
+                    state.collects += 1;
+                }
+            }
         }
         self.collect_no_ops(&mut state);
         Some(state)
@@ -646,6 +741,9 @@ impl Model for Cas {
                 "a read returned the other client's write",
                 |_, s: &State| s.seen & SAW_READ_OTHER != 0,
             ),
+            Property::sometimes("a record was collected", |_, s: &State| {
+                s.seen & SAW_FORGOTTEN != 0
+            }),
         ]
     }
 }
@@ -696,6 +794,7 @@ fn summarize(checker: impl Checker<Cas>, t: Instant, name: &str) -> Run {
     for p in [
         "an operation applied",
         "a read returned the other client's write",
+        "a record was collected",
     ] {
         if checker.discovery(p).is_some() {
             examples.push(p);
@@ -789,6 +888,7 @@ fn two_clients_cas_and_read_are_linearizable_under_reordering_duplication_loss_a
         max_crashes: 1,
         mutant: Mutant::None,
         warm_start: false,
+        max_collects: 0,
     };
     let bfs = check(
         model.clone(),
@@ -824,6 +924,7 @@ fn linearizability_is_violated_with_a_quorum_of_one() {
         max_crashes: 0,
         mutant: Mutant::QuorumOfOne,
         warm_start: false,
+        max_collects: 0,
     };
     assert_mutant_refuted(scenario, 1_000_000, false, "quorum of one");
 }
@@ -836,6 +937,7 @@ fn linearizability_is_violated_by_a_read_without_write_back() {
         max_crashes: 0,
         mutant: Mutant::ReadWithoutWriteBack,
         warm_start: false,
+        max_collects: 0,
     };
     assert_mutant_refuted(scenario, 1_000_000, true, "read without write-back");
 }
@@ -848,6 +950,7 @@ fn linearizability_is_violated_by_a_promise_not_persisted() {
         max_crashes: 1,
         mutant: Mutant::PromiseNotPersisted,
         warm_start: false,
+        max_collects: 0,
     };
     assert_mutant_refuted(scenario, 1_000_000, true, "promise not persisted");
 }
@@ -867,6 +970,50 @@ fn linearizability_is_violated_by_a_cache_entry_kept_after_a_failed_round() {
         max_crashes: 0,
         mutant: Mutant::CacheKeptAfterFailure,
         warm_start: true,
+        max_collects: 0,
     };
     assert_mutant_refuted(scenario, 1_000_000, true, "cache kept after a failed round");
+}
+
+#[test]
+fn collecting_per_key_state_keeps_linearizability_under_reordering_loss_and_a_crash() {
+    // A collection round may start once anything is committed: every
+    // acceptor raises its floor just above the newest decision and reports,
+    // then each deletes its record if the reports agree and it still may,
+    // interleaved with everything else (late accepts, commits, timeouts).
+    let model = Cas {
+        ops: vec![
+            vec![cas(Want::Absent, 1), MOp::Read],
+            vec![cas(Want::Absent, 2), MOp::Read],
+        ],
+        duplicating: false,
+        max_crashes: 1,
+        mutant: Mutant::None,
+        warm_start: false,
+        max_collects: 1,
+    };
+    let bfs = check(model.clone(), 500_000, false, "collection (breadth-first)");
+    assert!(bfs.counterexample.is_none(), "{:?}", bfs.counterexample);
+    let walks = check(model, 700_000, true, "collection (random walks)");
+    assert!(walks.counterexample.is_none(), "{:?}", walks.counterexample);
+    assert!(
+        bfs.examples.contains(&"a record was collected")
+            || walks.examples.contains(&"a record was collected"),
+        "no record was ever collected: the test would prove nothing"
+    );
+}
+
+#[test]
+fn linearizability_is_violated_by_a_collection_that_deletes_records_not_agreed() {
+    // A value chosen by two acceptors and committed on one: deleting the
+    // other's accepted proposal loses it.
+    let scenario = Cas {
+        ops: vec![vec![cas(Want::Absent, 1)], vec![MOp::Read, MOp::Read]],
+        duplicating: false,
+        max_crashes: 0,
+        mutant: Mutant::GcForgetsAll,
+        warm_start: false,
+        max_collects: 1,
+    };
+    assert_mutant_refuted(scenario, 4_000_000, true, "collection without agreement");
 }
