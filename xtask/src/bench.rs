@@ -254,21 +254,9 @@ fn start_cluster(
     Ok(ports.iter().map(|p| format!("127.0.0.1:{p}")).collect())
 }
 
-fn load(
-    bins: &Path,
-    certs: &Path,
-    endpoints: &[String],
-    opts: &Opts,
-    clients: usize,
-    mix: &str,
-    preload: bool,
-) -> anyhow::Result<serde_json::Value> {
-    load_with(bins, certs, endpoints, opts, clients, mix, preload, &[])
-}
-
-/// [`load`] with extra `vergentctl bench` flags (`--consistency`, `--cas`).
+/// One `vergentctl bench` run; `extra` adds flags (`--consistency`, `--cas`).
 #[allow(clippy::too_many_arguments)]
-fn load_with(
+fn load(
     bins: &Path,
     certs: &Path,
     endpoints: &[String],
@@ -553,7 +541,7 @@ fn matrix(bins: &Path, certs: &Path, opts: &Opts) -> anyhow::Result<Vec<Row>> {
                 for &clients in &opts.clients {
                     // Reads need the keys: the first get run loads all of them.
                     let preload = scenario == "get" && clients == opts.clients[0];
-                    let result = load(bins, certs, &endpoints, opts, clients, mix, preload)?;
+                    let result = load(bins, certs, &endpoints, opts, clients, mix, preload, &[])?;
                     eprintln!("{nodes} node(s) {scenario} c={clients}: {}", brief(&result));
                     rows.push(Row {
                         nodes,
@@ -575,7 +563,7 @@ fn matrix(bins: &Path, certs: &Path, opts: &Opts) -> anyhow::Result<Vec<Row>> {
         for fsync in ["per-write", "off"] {
             let dir = opts.out.join(format!("3-node-{fsync}"));
             let endpoints = started(start_cluster(bins, &dir, certs, 3, fsync), &dir)?;
-            let result = load(bins, certs, &endpoints, opts, 64, "100:0:0", false);
+            let result = load(bins, certs, &endpoints, opts, 64, "100:0:0", false, &[]);
             stop_dir(&dir)?;
             let result = result?;
             eprintln!("3 nodes put c=64 fsync {fsync}: {}", brief(&result));
@@ -603,7 +591,7 @@ fn matrix(bins: &Path, certs: &Path, opts: &Opts) -> anyhow::Result<Vec<Row>> {
                 } else {
                     "100:0:0"
                 };
-                let result = load_with(bins, certs, &endpoints, opts, 64, mix, preload, extra)?;
+                let result = load(bins, certs, &endpoints, opts, 64, mix, preload, extra)?;
                 eprintln!("3 nodes {scenario} c=64: {}", brief(&result));
                 rows.push(Row {
                     nodes: 3,

@@ -201,22 +201,9 @@ impl Strong {
         to: &NodeId,
         q: pb::PaxosGcList,
     ) -> Result<pb::PaxosGcListReply, StrongError> {
-        if *to == self.me {
-            let this = self.clone();
-            return tokio::task::spawn_blocking(move || this.gc_list(q))
-                .await
-                .map_err(|e| StrongError::Task(e.to_string()))?;
-        }
-        match tokio::time::timeout(
-            super::STRONG_DEADLINE,
-            self.remote(to, Body::PaxosGcList(q)),
-        )
-        .await
-        {
-            Ok(Ok(Body::PaxosGcListReply(r))) => Ok(r),
-            Ok(Ok(_)) => Err(wire::WireError::Unexpected("not a collection report").into()),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(StrongError::NoAnswer(to.to_string())),
+        match self.gc_ask(to, Body::PaxosGcList(q)).await? {
+            Body::PaxosGcListReply(r) => Ok(r),
+            _ => Err(wire::WireError::Unexpected("not a collection report").into()),
         }
     }
 
@@ -225,23 +212,27 @@ impl Strong {
         to: &NodeId,
         f: pb::PaxosForget,
     ) -> Result<u32, StrongError> {
+        match self.gc_ask(to, Body::PaxosForget(f)).await? {
+            Body::PaxosForgotten(r) => Ok(r.forgotten),
+            _ => Err(wire::WireError::Unexpected("not a deletion answer").into()),
+        }
+    }
+
+    /// Sends a collection request to voter `to`: this node's own acceptor
+    /// on a blocking thread, a peer within the strong deadline.
+    async fn gc_ask(self: &Arc<Self>, to: &NodeId, body: Body) -> Result<Body, StrongError> {
         if *to == self.me {
             let this = self.clone();
-            return tokio::task::spawn_blocking(move || this.gc_forget(f))
-                .await
-                .map_err(|e| StrongError::Task(e.to_string()))?
-                .map(|r| r.forgotten);
+            return tokio::task::spawn_blocking(move || match body {
+                Body::PaxosGcList(q) => this.gc_list(q).map(Body::PaxosGcListReply),
+                Body::PaxosForget(f) => this.gc_forget(f).map(Body::PaxosForgotten),
+                _ => Err(wire::WireError::Unexpected("not a collection request").into()),
+            })
+            .await
+            .map_err(|e| StrongError::Task(e.to_string()))?;
         }
-        match tokio::time::timeout(
-            super::STRONG_DEADLINE,
-            self.remote(to, Body::PaxosForget(f)),
-        )
-        .await
-        {
-            Ok(Ok(Body::PaxosForgotten(r))) => Ok(r.forgotten),
-            Ok(Ok(_)) => Err(wire::WireError::Unexpected("not a deletion answer").into()),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(StrongError::NoAnswer(to.to_string())),
-        }
+        tokio::time::timeout(super::STRONG_DEADLINE, self.remote(to, body))
+            .await
+            .map_err(|_| StrongError::NoAnswer(to.to_string()))?
     }
 }
