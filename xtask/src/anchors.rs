@@ -78,9 +78,12 @@ pub(crate) fn build_loadgen(harness: &Path) -> anyhow::Result<PathBuf> {
             harness.display()
         );
     }
-    for tool in ["etcd", "redis-server"] {
+    // protoc: etcd-client's build script compiles etcd's protos.
+    for tool in ["etcd", "redis-server", "protoc"] {
         if Command::new(tool).arg("--version").output().is_err() {
-            bail!("{tool} is not installed (Debian: apt-get install etcd-server redis-server)");
+            bail!(
+                "{tool} is not installed (Debian: apt-get install etcd-server redis-server protobuf-compiler)"
+            );
         }
     }
     let target = root().join("target").join("anchor-loadgen");
