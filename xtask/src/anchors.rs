@@ -78,11 +78,13 @@ pub(crate) fn build_loadgen(harness: &Path) -> anyhow::Result<PathBuf> {
             harness.display()
         );
     }
-    // protoc: etcd-client's build script compiles etcd's protos.
-    for tool in ["etcd", "redis-server", "protoc"] {
+    // etcdctl: the harness's health check; protoc: etcd-client's build
+    // script compiles etcd's protos.
+    for tool in ["etcd", "etcdctl", "redis-server", "protoc"] {
         if Command::new(tool).arg("--version").output().is_err() {
             bail!(
-                "{tool} is not installed (Debian: apt-get install etcd-server redis-server protobuf-compiler)"
+                "{tool} is not installed (Debian: apt-get install etcd-server etcd-client \
+                 redis-server protobuf-compiler)"
             );
         }
     }
