@@ -96,6 +96,12 @@ impl Error {
                 endpoint: endpoint.to_string(),
                 reason: format!("{message} ({code:?})"),
             },
+            // The connection dropped under the first call (a TLS 1.3 server
+            // refusing our certificate closes it then): still no connection.
+            Self::Transport { reason, .. } => Self::Connect {
+                endpoint: endpoint.to_string(),
+                reason,
+            },
             other => other,
         }
     }
@@ -214,6 +220,23 @@ mod tests {
         assert!(!e.is_not_sent());
         assert!(e.is_connection(), "still about reaching the node");
         assert!(e.to_string().contains("connection reset"), "{e}");
+    }
+
+    #[test]
+    fn a_connection_dropped_under_the_first_call_is_a_failure_to_connect() {
+        let e = Error::from_status(
+            "n1:7000",
+            transport_status(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "stream closed because of a broken pipe",
+            )),
+        )
+        .into_connect("n1:7000");
+        assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("cannot connect to n1:7000"),
+            "{e}"
+        );
     }
 
     #[test]
