@@ -21,6 +21,8 @@
 //! A deleted key reads, to the next round, exactly like a key whose value
 //! arrived by replication: the LWW record is the state.
 
+use vergent_hlc::ClockError;
+
 use crate::{AcceptorState, Ballot};
 
 /// The state an acceptor applies the rules to: its record with the floor
@@ -34,6 +36,28 @@ pub fn with_floor(state: &AcceptorState, floor: Option<&Ballot>) -> AcceptorStat
         out.promised = Some(f.clone());
     }
     out
+}
+
+/// Refuses a floor further ahead of this node's clock than the max offset:
+/// a coordinator's floor lies behind its own clock, and a floor from the
+/// future would refuse every round until real time caught up with it.
+///
+/// # Errors
+///
+/// [`ClockError::RemoteTooFarAhead`] for such a floor.
+pub fn check_floor(
+    floor: &Ballot,
+    local_physical_ms: u64,
+    max_offset_ms: u64,
+) -> Result<(), ClockError> {
+    if floor.hlc.physical_ms() > local_physical_ms.saturating_add(max_offset_ms) {
+        return Err(ClockError::RemoteTooFarAhead {
+            remote: floor.hlc,
+            local_physical_ms,
+            max_offset_ms,
+        });
+    }
+    Ok(())
 }
 
 /// The committed ballot of a record that lies entirely below `floor` and
@@ -187,6 +211,23 @@ mod tests {
             Report::Reclaimable(b(8))
         );
         assert_eq!(Report::of(Some(&committed(11, 8)), &floor), Report::Keep);
+    }
+
+    #[test]
+    fn a_floor_from_the_future_is_refused() {
+        let at = |ms| Ballot::new(Timestamp::new(ms, 0), NodeId::new("n1").expect("id"));
+        assert!(
+            check_floor(&at(1_000), 10_000, 500).is_ok(),
+            "behind the clock"
+        );
+        assert!(
+            check_floor(&at(10_500), 10_000, 500).is_ok(),
+            "within the offset"
+        );
+        assert!(matches!(
+            check_floor(&at(10_501), 10_000, 500),
+            Err(ClockError::RemoteTooFarAhead { .. })
+        ));
     }
 
     #[test]

@@ -25,6 +25,12 @@ use super::voting::{
 };
 use super::{Strong, StrongError, stripe, wire};
 
+/// A stored acceptor record, or why it does not decode.
+fn decode_state(key: &[u8], bytes: &[u8]) -> Result<AcceptorState, StrongError> {
+    AcceptorState::decode(bytes)
+        .map_err(|e| StrongError::Corrupt(format!("key {}: {e}", key.escape_ascii())))
+}
+
 /// Where the garbage-collection floor is persisted.
 pub(super) const FLOOR_META: &str = "paxos/floor";
 
@@ -39,8 +45,7 @@ const OTHERS_PROPOSE_AFTER: Duration = Duration::from_secs(3);
 impl Strong {
     fn load_state(&self, key: &[u8]) -> Result<AcceptorState, StrongError> {
         match self.store.paxos_state(key)? {
-            Some(bytes) => AcceptorState::decode(&bytes)
-                .map_err(|e| StrongError::Corrupt(format!("key {}: {e}", key.escape_ascii()))),
+            Some(bytes) => decode_state(key, &bytes),
             None => Ok(AcceptorState::default()),
         }
     }
@@ -188,8 +193,10 @@ impl Strong {
             .clone()
     }
 
-    /// Raises the floor to `to` (never lowers it), durably before returning.
+    /// Raises the floor to `to` (never lowers it), durably before returning;
+    /// refuses a floor from the future ([`gc::check_floor`]).
     fn raise_floor(&self, to: Ballot) -> Result<(), StrongError> {
+        gc::check_floor(&to, self.clock.physical_ms(), self.clock.max_offset_ms())?;
         let mut floor = self.floor.lock().unwrap_or_else(PoisonError::into_inner);
         if floor.as_ref().is_some_and(|f| *f >= to) {
             return Ok(());
@@ -210,10 +217,7 @@ impl Strong {
                 // The register's record is never deleted.
                 return Ok(Report::Keep);
             }
-            let state = bytes
-                .map(|b| AcceptorState::decode(&b))
-                .transpose()
-                .map_err(|e| StrongError::Corrupt(format!("key {}: {e}", key.escape_ascii())))?;
+            let state = bytes.map(|b| decode_state(key, &b)).transpose()?;
             Ok(Report::of(state.as_ref(), &floor))
         };
         let mut reply = pb::PaxosGcListReply {
@@ -261,8 +265,7 @@ impl Strong {
             let Some(bytes) = self.store.paxos_state(&key)? else {
                 continue;
             };
-            let state = AcceptorState::decode(&bytes)
-                .map_err(|e| StrongError::Corrupt(format!("key {}: {e}", key.escape_ascii())))?;
+            let state = decode_state(&key, &bytes)?;
             if gc::may_forget(&state, &agreed, &floor) {
                 self.store.delete_paxos_state(&key)?;
                 forgotten += 1;
