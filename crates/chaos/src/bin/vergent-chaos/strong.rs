@@ -10,11 +10,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use vergent_chaos::history::{Outcome, Stamp};
+use vergent_chaos::history::Outcome;
 use vergent_chaos::strong::{StrongEvent, StrongOp};
-use vergent_client::{Client, Consistency, Error, ErrorCode, Expect, PutOptions, Version};
+use vergent_client::{Client, Consistency, Error, ErrorCode, Expect, PutOptions};
 
-use crate::workload::Gate;
+use crate::workload::{Gate, Pace, stamp};
 
 /// The shared, append-only strong history.
 #[derive(Clone)]
@@ -63,13 +63,6 @@ pub(crate) fn is_strong_key(key: &str) -> bool {
     key.starts_with('s')
 }
 
-fn stamp(v: &Version) -> Stamp {
-    Stamp {
-        hlc: v.hlc.as_u64(),
-        origin: v.origin.to_string(),
-    }
-}
-
 /// Whether an error means the operation certainly did not take effect, as
 /// the API documents: never sent (no connection), too few voters (nothing
 /// sent to them), contention (superseded before any accept), clock skew
@@ -105,7 +98,7 @@ pub(crate) async fn client(
     stop: CancellationToken,
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ (u64::from(process) << 32) ^ 0x5e41);
-    let pace = Duration::from_micros(1_000_000 / u64::from(rate.max(1)));
+    let pace = Pace::new(rate);
     // What this client last saw in each key: CAS expects it, so many apply.
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut seq = 0u64;
@@ -238,9 +231,8 @@ pub(crate) async fn client(
         };
         history.push(done);
         drop(open);
-        // Pacing, not synchronisation: keeps the search for a linearization small.
-        let jitter = rng.random_range(0..=pace.as_micros() as u64 / 2);
-        tokio::time::sleep(pace / 2 + Duration::from_micros(jitter)).await;
+        // Also keeps the search for a linearization small.
+        pace.wait(&mut rng).await;
     }
 }
 

@@ -34,10 +34,29 @@ pub(crate) fn wall_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn stamp(v: &Version) -> Stamp {
+/// A version as the history records it.
+pub(crate) fn stamp(v: &Version) -> Stamp {
     Stamp {
         hlc: v.hlc.as_u64(),
         origin: v.origin.to_string(),
+    }
+}
+
+/// Pacing between one client's operations, not synchronisation: a random
+/// wait between half and the whole of `1 / rate`, which keeps the history a
+/// readable size.
+pub(crate) struct Pace(Duration);
+
+impl Pace {
+    /// `rate` operations per second (at least 1).
+    pub(crate) fn new(rate: u32) -> Self {
+        Self(Duration::from_micros(1_000_000 / u64::from(rate.max(1))))
+    }
+
+    /// Waits before the next operation.
+    pub(crate) async fn wait(&self, rng: &mut StdRng) {
+        let jitter = rng.random_range(0..=self.0.as_micros() as u64 / 2);
+        tokio::time::sleep(self.0 / 2 + Duration::from_micros(jitter)).await;
     }
 }
 
@@ -70,7 +89,7 @@ pub(crate) async fn client(
     stop: CancellationToken,
 ) {
     let mut rng = StdRng::seed_from_u64(seed ^ (u64::from(process) << 32));
-    let pace = Duration::from_micros(1_000_000 / u64::from(shape.rate.max(1)));
+    let pace = Pace::new(shape.rate);
     let mut seq = 0u64;
     while !stop.is_cancelled() {
         seq += 1;
@@ -123,8 +142,6 @@ pub(crate) async fn client(
         };
         history.push(done);
         drop(_open);
-        // Pacing, not synchronisation: keeps the history a readable size.
-        let jitter = rng.random_range(0..=pace.as_micros() as u64 / 2);
-        tokio::time::sleep(pace / 2 + Duration::from_micros(jitter)).await;
+        pace.wait(&mut rng).await;
     }
 }
