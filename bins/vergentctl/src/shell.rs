@@ -576,7 +576,7 @@ impl Shell {
                             let _ =
                                 write!(out, " expires={}", ts.to_string().trim_end_matches("+0"));
                         }
-                        let _ = writeln!(out);
+                        let _ = writeln!(out, " consistency={}", level_name(e.consistency));
                     }
                 }
             },
@@ -635,7 +635,16 @@ impl Shell {
                 for (peer, cursor, lag) in &s.replication {
                     let _ = writeln!(out, "replicated:   {peer} cursor={cursor} lag={lag}");
                 }
-                let _ = writeln!(out, "state:        {}", s.state);
+                let _ = writeln!(
+                    out,
+                    "state:        {}{}",
+                    s.state,
+                    if s.catching_up {
+                        " (catching up: answers no QUORUM/ALL reads until synced with enough voters)"
+                    } else {
+                        ""
+                    }
+                );
                 let _ = writeln!(out, "voting:       {}", voting_text(&s));
                 let _ = writeln!(
                     out,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
-use vergent_node::NodeConfig;
+use vergent_node::{ConsistencyLevel, NodeConfig};
 use vergent_storage::FsyncPolicy;
 use vergent_tls::TlsFiles;
 use vergent_types::{Limits, NodeId};
@@ -73,6 +73,12 @@ pub(crate) struct Cli {
     /// When writes are fsynced: group (before ack, shared; default), per-write, off.
     #[arg(long, env = "VERGENT_FSYNC")]
     fsync: Option<FsyncPolicy>,
+    /// Level of a get that names none: one, quorum or all [default: one].
+    #[arg(long, env = "VERGENT_DEFAULT_READ_CONSISTENCY")]
+    default_read_consistency: Option<ConsistencyLevel>,
+    /// Level of a put or delete that names none: one, quorum or all [default: one].
+    #[arg(long, env = "VERGENT_DEFAULT_WRITE_CONSISTENCY")]
+    default_write_consistency: Option<ConsistencyLevel>,
     /// Largest clock offset accepted from another node (e.g. 500ms).
     #[arg(long, value_parser = humantime::parse_duration, env = "VERGENT_MAX_CLOCK_OFFSET")]
     max_clock_offset: Option<Duration>,
@@ -153,6 +159,8 @@ struct FileConfig {
     max_key_bytes: Option<usize>,
     max_value_bytes: Option<usize>,
     fsync: Option<String>,
+    default_read_consistency: Option<String>,
+    default_write_consistency: Option<String>,
     #[serde(default, with = "humantime_serde")]
     max_clock_offset: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -273,6 +281,24 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     node.peers = cli.peers.or(file.peers).unwrap_or_default();
     node.limits = limits;
     node.fsync = fsync;
+    let level = |cli: Option<ConsistencyLevel>, file: Option<String>, name: &str| match (cli, file)
+    {
+        (Some(l), _) => Ok(l),
+        (None, Some(s)) => s
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("config file: {name}: {e}")),
+        (None, None) => Ok(ConsistencyLevel::One),
+    };
+    node.default_read_consistency = level(
+        cli.default_read_consistency,
+        file.default_read_consistency,
+        "default_read_consistency",
+    )?;
+    node.default_write_consistency = level(
+        cli.default_write_consistency,
+        file.default_write_consistency,
+        "default_write_consistency",
+    )?;
     if let Some(d) = cli.max_clock_offset.or(file.max_clock_offset) {
         node.max_clock_offset_ms = d.as_millis() as u64;
     }
@@ -386,6 +412,43 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains("--tls-certfile,"), "{msg}");
+    }
+
+    #[test]
+    fn default_levels_come_from_flags_or_the_file_and_a_bad_one_is_named() {
+        let mut args = vec!["--data-dir", "/tmp/x"];
+        args.extend_from_slice(&TLS);
+        let s = parse(&args).expect("parses");
+        assert_eq!(s.node.default_read_consistency, ConsistencyLevel::One);
+        assert_eq!(s.node.default_write_consistency, ConsistencyLevel::One);
+        let mut with = args.clone();
+        with.extend_from_slice(&[
+            "--default-read-consistency",
+            "quorum",
+            "--default-write-consistency",
+            "ALL",
+        ]);
+        let s = parse(&with).expect("parses");
+        assert_eq!(s.node.default_read_consistency, ConsistencyLevel::Quorum);
+        assert_eq!(s.node.default_write_consistency, ConsistencyLevel::All);
+        let mut bad = args.clone();
+        bad.extend_from_slice(&["--default-write-consistency", "serial"]);
+        assert!(
+            parse(&bad).is_err(),
+            "serial is per request, never a default"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.toml");
+        std::fs::write(&path, "default_write_consistency = \"most\"\n").expect("write");
+        let mut file = args.clone();
+        let p = path.to_str().expect("utf8");
+        file.extend_from_slice(&["--config", p]);
+        let err = parse(&file).expect_err("refused");
+        assert!(
+            format!("{err:#}").contains("default_write_consistency"),
+            "{err:#}"
+        );
     }
 
     #[test]

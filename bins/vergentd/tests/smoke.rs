@@ -48,7 +48,7 @@ status
     assert_eq!(lines[1], "bar");
     assert_eq!(lines[2], "bar");
     assert!(
-        lines[3].starts_with("hlc=20") && lines[3].ends_with("origin=node-a"),
+        lines[3].starts_with("hlc=20") && lines[3].ends_with("origin=node-a consistency=ONE"),
         "{text}"
     );
     assert_eq!(lines[4], "bar");

@@ -34,6 +34,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Time allowed for each unary call.
     pub request_timeout: Duration,
+    /// This client's level for gets, puts and deletes that name none
+    /// (`None`: the server's default, `--default-read-consistency` and
+    /// `--default-write-consistency`, which is ONE unless set).
+    pub consistency: Option<Consistency>,
 }
 
 impl ClientConfig {
@@ -45,6 +49,7 @@ impl ClientConfig {
             server_name: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            consistency: None,
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct Entry {
     pub version: Version,
     /// When it expires (ms since the Unix epoch), if it has a TTL.
     pub expires_at_ms: Option<u64>,
+    /// The level the read was served at (a scan's entries: ONE).
+    pub consistency: Consistency,
 }
 
 /// A record as a replica stores it: a value or a tombstone, with its version.
@@ -176,6 +183,9 @@ pub struct NodeStatus {
     pub voting_pending: String,
     /// Per-key consensus records the node holds (not yet collected).
     pub paxos_records: u64,
+    /// The node's store started empty and is not yet synced with enough
+    /// voters to answer QUORUM/ALL reads as one of them.
+    pub catching_up: bool,
 }
 
 /// The voters whose majorities strong operations need: epoch, voters and,
@@ -261,6 +271,7 @@ pub struct Client {
     channel: Channel,
     endpoint: String,
     timeout: Duration,
+    consistency: Option<Consistency>,
 }
 
 fn version_of(v: Option<pb::Version>) -> Result<Version, Error> {
@@ -309,6 +320,7 @@ impl Client {
             channel,
             endpoint: config.endpoint,
             timeout: config.request_timeout,
+            consistency: config.consistency,
         };
         // In TLS 1.3 the server checks our certificate after the handshake
         // completes on our side, so a refusal only shows on the first call.
@@ -341,6 +353,14 @@ impl Client {
         }
     }
 
+    /// The level a call asks for: its own, else this client's, else none
+    /// (the server's default).
+    fn level(&self, explicit: Option<Consistency>) -> Consistency {
+        explicit
+            .or(self.consistency)
+            .unwrap_or(Consistency::Unspecified)
+    }
+
     /// Reads a key; `None` when absent, deleted or expired.
     pub async fn get(&self, key: impl Into<Vec<u8>>) -> Result<Option<Entry>, Error> {
         self.get_with(key, None).await
@@ -355,18 +375,20 @@ impl Client {
         let key = key.into();
         let req = pb::GetRequest {
             key: key.clone(),
-            consistency: consistency.unwrap_or(Consistency::One).into(),
+            consistency: self.level(consistency).into(),
         };
         let mut kv = self.kv.clone();
         let resp = self.call(kv.get(req)).await?;
         if !resp.found {
             return Ok(None);
         }
+        let consistency = resp.consistency();
         Ok(Some(Entry {
             key,
             value: resp.value,
             version: version_of(resp.version)?,
             expires_at_ms: resp.expires_at_ms,
+            consistency,
         }))
     }
 
@@ -393,7 +415,7 @@ impl Client {
             ttl_ms: options
                 .ttl
                 .map(|t| u64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)),
-            consistency: options.consistency.unwrap_or(Consistency::One).into(),
+            consistency: self.level(options.consistency).into(),
         };
         let mut kv = self.kv.clone();
         let resp = self.call(kv.put(req)).await?;
@@ -447,7 +469,7 @@ impl Client {
     ) -> Result<Deleted, Error> {
         let req = pb::DeleteRequest {
             key: key.into(),
-            consistency: consistency.unwrap_or(Consistency::One).into(),
+            consistency: self.level(consistency).into(),
         };
         let mut kv = self.kv.clone();
         let resp = self.call(kv.delete(req)).await?;
@@ -475,6 +497,7 @@ impl Client {
                     value: e.value,
                     version: version_of(e.version)?,
                     expires_at_ms: e.expires_at_ms,
+                    consistency: Consistency::One,
                 })
             })
             .collect::<Result<_, Error>>()?;
@@ -648,6 +671,7 @@ impl Client {
             voting: s.voting.clone(),
             voting_pending: s.voting_pending.clone(),
             paxos_records: s.paxos_records,
+            catching_up: s.catching_up,
             storage_memory: s
                 .storage_memory
                 .map(|m| StorageMemory {

@@ -5,7 +5,8 @@
 //! [`handle_accept`], [`handle_commit`]), the proposer's state machine for one
 //! operation ([`Round`], with the 1-RTT [`ProposerCache`] and contention
 //! [`Backoff`]), quorum counting over an epoch-versioned [`VotingConfig`]
-//! (joint consensus included), and the encoding of the per-key
+//! (joint consensus included), the counting rules of eventual reads and
+//! writes at `quorum` and `all` ([`levels`]), and the encoding of the per-key
 //! [`AcceptorState`] a node persists.
 //!
 //! It is sans-IO, like `vergent-replication`: the node's driver feeds in
@@ -25,6 +26,7 @@ mod ballot;
 mod config;
 mod error;
 pub mod gc;
+pub mod levels;
 mod proposer;
 mod state;
 

@@ -55,6 +55,47 @@ pub struct NodeConfig {
     /// deleted, once every voter has committed it (the LWW record then holds
     /// all of it). A proposer whose ballot is older than this is refused.
     pub paxos_gc_after: Duration,
+    /// The level of a get that names none.
+    pub default_read_consistency: ConsistencyLevel,
+    /// The level of a put or delete that names none.
+    pub default_write_consistency: ConsistencyLevel,
+}
+
+/// A default consistency level for eventual operations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConsistencyLevel {
+    /// This node alone (replicated afterwards).
+    #[default]
+    One,
+    /// A majority of the voters.
+    Quorum,
+    /// Every voter.
+    All,
+}
+
+impl std::str::FromStr for ConsistencyLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "one" => Ok(Self::One),
+            "quorum" => Ok(Self::Quorum),
+            "all" => Ok(Self::All),
+            _ => Err(format!(
+                "unknown consistency level {s:?}: one, quorum or all (serial is per request)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ConsistencyLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::One => "one",
+            Self::Quorum => "quorum",
+            Self::All => "all",
+        })
+    }
 }
 
 impl NodeConfig {
@@ -79,6 +120,8 @@ impl NodeConfig {
             max_handshakes: None,
             unsafe_quorum_of_one: false,
             paxos_gc_after: Duration::from_secs(3600),
+            default_read_consistency: ConsistencyLevel::One,
+            default_write_consistency: ConsistencyLevel::One,
         }
     }
 }

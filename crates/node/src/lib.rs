@@ -35,7 +35,7 @@ mod status;
 mod strong;
 mod workers;
 
-pub use config::NodeConfig;
+pub use config::{ConsistencyLevel, NodeConfig};
 pub use error::StartError;
 pub use node::{Node, NodeHandle};
 pub use peer::repair::RepairSettings;

@@ -15,7 +15,7 @@ use vergent_storage::{Store, StoreOptions};
 use vergent_types::{Limits, NodeId};
 use vergent_wire::api::v1::{cluster_server::ClusterServer, kv_server::KvServer};
 
-use crate::api::{ClusterApi, KvApi};
+use crate::api::{ClusterApi, Defaults, KvApi};
 use crate::clock::NodeClock;
 use crate::datadir::{DirLock, prepare_and_lock};
 use crate::identity::NodeIdentity;
@@ -130,6 +130,9 @@ impl Node {
             && (store.is_empty()? || store.get_meta(BOOTSTRAP_META)?.is_some());
         if bootstrapping {
             store.put_meta(BOOTSTRAP_META, &[1])?;
+            // Until it has synced with enough voters, level reads must not
+            // count its (empty) answers.
+            store.put_meta(crate::strong::levels::CATCHING_UP_META, &[1])?;
             info!("starting empty: bootstrapping from peers through repair");
         }
         let clock = NodeClock::restore(
@@ -233,6 +236,8 @@ impl Node {
                 seed: store_id ^ crate::clock::wall_ms(),
                 unsafe_quorum_of_one: config.unsafe_quorum_of_one,
                 gc_after: config.paxos_gc_after,
+                acks: kv.log_acks().clone(),
+                limits: *kv.limits(),
             })
             .map_err(|e| StartError::Voting(e.to_string()))?,
         );
@@ -278,6 +283,7 @@ impl Node {
         let kv_server = KvServer::new(KvApi {
             kv: kv.clone(),
             strong: strong.clone(),
+            defaults: Defaults::of(&config),
         })
         .max_decoding_message_size(max_message)
         // A get returns one value; a scan stops near its byte budget.

@@ -440,43 +440,61 @@ async fn a_serial_read_sees_a_one_write_and_a_cas_on_its_version_applies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quorum_and_all_are_refused_as_unimplemented_and_write_nothing() {
+async fn a_lone_voter_serves_quorum_and_all_and_requests_naming_no_level_get_the_servers_default() {
     let env = Env::new();
-    let (node, client) = env.start(env.config()).await;
-    let original = client.put("c/existing", "v").await.expect("put at ONE");
-
-    for level in [Consistency::Quorum, Consistency::All] {
-        let err = client
-            .get_with("c/existing", Some(level))
-            .await
-            .expect_err("get refused");
-        assert!(
-            is_refused(&err, Code::Unimplemented, ErrorCode::UnsupportedConsistency),
-            "get at {level:?}: {err:?}"
-        );
-        for key in ["c/existing", "c/new"] {
-            let opts = PutOptions {
-                ttl: None,
-                consistency: Some(level),
-            };
-            let err = client
-                .put_with(key, "changed", opts)
-                .await
-                .expect_err("put refused");
-            assert!(
-                is_refused(&err, Code::Unimplemented, ErrorCode::UnsupportedConsistency),
-                "put {key} at {level:?}: {err:?}"
-            );
-        }
+    let mut config = env.config();
+    config.default_read_consistency = vergent_node::ConsistencyLevel::Quorum;
+    config.default_write_consistency = vergent_node::ConsistencyLevel::All;
+    let (node, client) = env.start(config).await;
+    // A node started alone forms a 1-voter configuration by itself.
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while client.status().await.expect("status").voting.is_none() {
+        assert!(std::time::Instant::now() < until, "no configuration formed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-
-    let existing = client.get("c/existing").await.expect("get").expect("kept");
-    assert_eq!(existing.value, b"v");
-    assert_eq!(existing.version, original);
-    assert_eq!(client.get("c/new").await.expect("get c/new"), None);
-    let status = client.status().await.expect("status");
-    assert_eq!(status.key_count, 1);
-    assert_eq!(status.hlc_now, original.hlc, "no version was issued");
+    for level in [Consistency::Quorum, Consistency::All] {
+        let opts = PutOptions {
+            ttl: None,
+            consistency: Some(level),
+        };
+        let written = client
+            .put_with("c/k", format!("{level:?}"), opts)
+            .await
+            .expect("put");
+        let read = client
+            .get_with("c/k", Some(level))
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(read.value, format!("{level:?}").into_bytes());
+        assert_eq!(read.version, written);
+        assert_eq!(read.consistency, level, "the level served is reported");
+    }
+    // No level named: the server's defaults (QUORUM reads, ALL writes).
+    client
+        .put("c/default", "v")
+        .await
+        .expect("put at the default");
+    let read = client.get("c/default").await.expect("get").expect("found");
+    assert_eq!(read.consistency, Consistency::Quorum);
+    let one = client
+        .get_with("c/default", Some(Consistency::One))
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(one.consistency, Consistency::One, "a named level wins");
+    let deleted = client
+        .delete_with("c/k", Some(Consistency::Quorum))
+        .await
+        .expect("delete at QUORUM");
+    assert!(deleted.existed);
+    assert_eq!(
+        client
+            .get_with("c/k", Some(Consistency::All))
+            .await
+            .expect("get"),
+        None
+    );
     node.shutdown().await;
 }
 

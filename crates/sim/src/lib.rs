@@ -32,7 +32,7 @@ pub mod node;
 pub mod store;
 pub mod world;
 
-pub use history::{Event, History, StrongResult};
+pub use history::{Event, History, LevelResult, StrongResult};
 pub use net::{Class, Filter, Network};
 pub use node::{Msg, NodeConfig, SimNode};
 pub use store::{MemStore, Rec};

@@ -10,6 +10,7 @@
 //! modelled. Strong operations (CASPaxos acceptor and proposer) live in
 //! `node/strong.rs`.
 
+mod levels;
 mod strong;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,7 @@ use crate::history::{Event as HistoryEvent, History};
 use crate::net::Class;
 use crate::store::{LogEntry, MemStore, Rec};
 
+pub use levels::{LEVEL_DEADLINE, LevelMsg};
 pub use strong::{DEADLINE, PaxosMsg, ROUND_TIMEOUT};
 
 /// How often a node syncs its store (its group-commit fsync).
@@ -43,6 +45,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(3);
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Candidates checked in one sweep.
 const SWEEP_PAGE: usize = 200;
+/// Refused log entries a receiver remembers per origin.
+const REFUSED_KEPT: usize = 1024;
 /// The HLC ceiling is persisted this far ahead of issued timestamps.
 const CEILING_WINDOW_MS: u64 = 1_000;
 
@@ -72,6 +76,9 @@ pub enum Msg {
         origin_store: u64,
         /// The cursor.
         up_to: u64,
+        /// Entries up to the cursor the receiver did not store (refused
+        /// for their clock or age), as production's `Ack.refused`.
+        refused: Vec<u64>,
     },
     /// An initiator's repair message.
     Repair {
@@ -105,6 +112,8 @@ pub enum Msg {
     },
     /// A consensus message, as a datagram.
     Paxos(PaxosMsg),
+    /// A read at `QUORUM`/`ALL` asking, answering or repairing, as a datagram.
+    Level(LevelMsg),
 }
 
 /// Static settings shared by every node of a world.
@@ -176,6 +185,10 @@ pub struct SimNode {
     sweep: Option<Sweep>,
     pending_writes: Vec<PendingWrite>,
     pending_acks: Vec<(usize, u64, u64)>,
+    /// Per origin and its store: log entries this node acknowledged without
+    /// storing them (the newest [`REFUSED_KEPT`]); every ack repeats them, as
+    /// production persists and repeats them, so a lost ack loses none.
+    recv_refused: BTreeMap<(usize, u64), BTreeSet<u64>>,
     pending_checks: Vec<(usize, u64, CheckReply)>,
     next_sync: Instant,
     next_repair: Instant,
@@ -184,6 +197,7 @@ pub struct SimNode {
     outbox: Vec<(usize, Class, Msg)>,
     incarnation: u64,
     strong: strong::Strong,
+    levels: levels::Levels,
     /// Nodes in the world: the voting configuration is all of them.
     pub(crate) world_size: usize,
     /// Test-only mutant: this node's rounds count only its own acceptor.
@@ -245,6 +259,7 @@ impl SimNode {
             sweep: None,
             pending_writes: Vec::new(),
             pending_acks: Vec::new(),
+            recv_refused: BTreeMap::new(),
             pending_checks: Vec::new(),
             next_sync: now,
             next_repair: now,
@@ -253,6 +268,7 @@ impl SimNode {
             outbox: Vec::new(),
             incarnation: 0,
             strong: strong::Strong::default(),
+            levels: levels::Levels::default(),
             world_size: 0,
             self_quorum: false,
         };
@@ -304,6 +320,7 @@ impl SimNode {
         self.pending_acks.clear();
         self.pending_checks.clear();
         self.strong = strong::Strong::default();
+        self.levels.crash();
         self.next_sync = now + SYNC_EVERY;
         self.next_repair = now + self.jitter(REPAIR_EVERY);
         self.next_sweep = now + self.jitter(SWEEP_EVERY);
@@ -337,6 +354,9 @@ impl SimNode {
         self.roster.clear();
         self.last_attempt.clear();
         self.bootstrapping = true;
+        self.recv_refused.clear();
+        self.levels.catching_up = true;
+        self.levels.synced.clear();
         self.start(now);
     }
 
@@ -359,6 +379,7 @@ impl SimNode {
             self.session.as_ref().map(|s| s.deadline),
             self.sweep.as_ref().map(|s| s.deadline),
             self.strong_timeout(),
+            self.levels_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -392,6 +413,26 @@ impl SimNode {
         value: Option<Vec<u8>>,
         history: &mut History,
     ) -> Version {
+        let deleted = value.is_none();
+        let (version, _) = self.stamp_and_write(now, key, value, history);
+        self.pending_writes.push(PendingWrite {
+            id,
+            key: key.to_vec(),
+            version: version.clone(),
+            deleted,
+        });
+        version
+    }
+
+    /// Stamps a local write above what `key` holds and writes it (not yet
+    /// synced); its version and log position.
+    fn stamp_and_write(
+        &mut self,
+        now: Instant,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+        history: &mut History,
+    ) -> (Version, u64) {
         if let Some(old) = self.store.get(key) {
             self.hlc.observe(old.version.hlc);
         }
@@ -410,21 +451,14 @@ impl SimNode {
             hlc: ts,
         });
         let version = Version::new(ts, self.id.clone());
-        let deleted = value.is_none();
-        self.store.write(
+        let seq = self.store.write(
             key,
             Rec {
                 version: version.clone(),
                 value,
             },
         );
-        self.pending_writes.push(PendingWrite {
-            id,
-            key: key.to_vec(),
-            version: version.clone(),
-            deleted,
-        });
-        version
+        (version, seq)
     }
 
     /// Runs every timer that is due.
@@ -467,6 +501,7 @@ impl SimNode {
             self.start_sweep(now, history);
         }
         self.strong_handle_timeout(now, history);
+        self.levels_progress(now, history);
     }
 
     /// The group-commit fsync: makes everything durable, then answers what
@@ -605,10 +640,12 @@ impl SimNode {
                 receiver_store,
                 origin_store,
                 up_to,
+                refused,
             } => {
                 if origin_store != self.store_id {
                     return;
                 }
+                self.levels_note_refused(from, receiver_store, &refused);
                 let head = self.store.durable_log_seq();
                 let entry = self.senders.entry(from).or_insert_with(|| {
                     (
@@ -630,6 +667,7 @@ impl SimNode {
                 }
                 entry.1.handle_ack(now, up_to);
                 self.drain_sender(now, from);
+                self.levels_progress(now, history);
             }
             Msg::Repair { session, msg } => self.respond(now, from, session, msg),
             Msg::RepairReply {
@@ -639,6 +677,7 @@ impl SimNode {
             } => self.repair_reply(now, from, session, msg, bootstrapping),
             Msg::PurgeCheck { sweep, candidates } => self.answer_check(from, sweep, candidates),
             Msg::Paxos(m) => self.handle_paxos(now, from, m, history),
+            Msg::Level(m) => self.handle_level(now, from, m, history),
             Msg::PurgeReply { sweep, reply } => {
                 if let Some(s) = self.sweep.as_mut()
                     && s.id == sweep
@@ -688,9 +727,20 @@ impl SimNode {
             .or_insert_with(|| Receiver::new(cursor));
         match receiver.handle_batch(batch) {
             Verdict::Apply { entries, up_to } => {
-                for e in entries {
+                let first = up_to + 1 - entries.len() as u64;
+                let mut refused = Vec::new();
+                for (seq, e) in (first..).zip(entries) {
                     if self.admit(now, &e.rec, true) {
                         self.store.apply(&e.key, e.rec);
+                    } else {
+                        refused.push(seq);
+                    }
+                }
+                if !refused.is_empty() {
+                    let set = self.recv_refused.entry((from, origin_store)).or_default();
+                    set.extend(refused);
+                    while set.len() > REFUSED_KEPT {
+                        set.pop_first();
                     }
                 }
                 self.pending_acks.push((from, origin_store, up_to));
@@ -702,6 +752,11 @@ impl SimNode {
     /// Tells `to` how much of `origin_store`'s log is durable here.
     fn send_ack(&mut self, to: usize, class: Class, origin_store: u64, up_to: u64) {
         let receiver_store = self.store_id;
+        let refused = self
+            .recv_refused
+            .get(&(to, origin_store))
+            .map(|s| s.range(..=up_to).copied().collect())
+            .unwrap_or_default();
         self.send(
             to,
             class,
@@ -709,6 +764,7 @@ impl SimNode {
                 receiver_store,
                 origin_store,
                 up_to,
+                refused,
             },
         );
     }
@@ -778,7 +834,11 @@ impl SimNode {
             }
             InitiatorOutput::Done(_) => {
                 let peer_bootstrapping = s.peer_bootstrapping;
+                let peer = s.peer;
                 self.session = None;
+                if !peer_bootstrapping {
+                    self.levels_note_synced(peer);
+                }
                 if self.bootstrapping && !peer_bootstrapping {
                     // What the session applied must be durable before the
                     // node counts as filled.

@@ -133,6 +133,11 @@ impl MemStore {
         self.live.data.get(key)
     }
 
+    /// The record of `key` that a crash now would keep.
+    pub fn durable_get(&self, key: &[u8]) -> Option<&Rec> {
+        self.durable.data.get(key)
+    }
+
     /// Every record, in key order.
     pub fn records(&self) -> &BTreeMap<Vec<u8>, Rec> {
         &self.live.data

@@ -9,10 +9,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vergent_consensus::{Expect, Op};
 
-use crate::history::{Event, History};
+use crate::history::{Event, History, LevelResult};
 use crate::net::{Class, Filter, Network};
 use crate::node::{Msg, NodeConfig, SimNode};
 use crate::store::Rec;
+use vergent_consensus::levels::Level;
 
 /// Wall-clock time of the virtual origin, ms since the Unix epoch (the
 /// nodes' clocks read this plus virtual time plus their offset).
@@ -71,6 +72,9 @@ pub struct World {
     seq: u64,
     writes: u64,
     strong_ops: u64,
+    level_ops: u64,
+    /// When each node was last wiped, µs since the start.
+    wiped_at: BTreeMap<usize, u64>,
     /// The value the latest strong write invoked on each key would leave,
     /// so the workload's CAS expectations often hold.
     strong_last: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -104,6 +108,8 @@ impl World {
             seq: 0,
             writes: 0,
             strong_ops: 0,
+            level_ops: 0,
+            wiped_at: BTreeMap::new(),
             strong_last: BTreeMap::new(),
         };
         w.flush_outboxes();
@@ -158,6 +164,7 @@ impl World {
                 break;
             }
             self.now = self.now.max(next);
+            let seen = self.history.events.len();
             if next_msg == Some(next) {
                 let (_, m) = self.queue.pop_first().expect("peeked above");
                 self.nodes[m.to].handle_message(self.now, m.from, m.msg, &mut self.history);
@@ -168,6 +175,7 @@ impl World {
                     }
                 }
             }
+            self.count_level_holders(seen);
             self.flush_outboxes();
         }
         self.now = self.now.max(until);
@@ -203,6 +211,158 @@ impl World {
         }
         self.flush_outboxes();
         Some(id)
+    }
+
+    /// A client write at `level` of `key` through `node` (`None` deletes).
+    pub fn level_write(&mut self, node: usize, key: &[u8], value: Option<Vec<u8>>, level: Level) {
+        self.level_ops += 1;
+        let id = self.level_ops;
+        let seen = self.history.events.len();
+        self.nodes[node].level_write(self.now, id, key, value, level, &mut self.history);
+        self.count_level_holders(seen);
+        self.flush_outboxes();
+    }
+
+    /// A client read at `level` of `key` through `node`.
+    pub fn level_read(&mut self, node: usize, key: &[u8], level: Level) {
+        self.level_ops += 1;
+        let id = self.level_ops;
+        let seen = self.history.events.len();
+        self.nodes[node].level_read(self.now, id, key, level, &mut self.history);
+        self.count_level_holders(seen);
+        self.flush_outboxes();
+    }
+
+    /// Test-only mutant: every node's level trackers count it alone.
+    #[doc(hidden)]
+    pub fn mutant_levels_of_one(&mut self) {
+        for n in &mut self.nodes {
+            n.break_levels();
+        }
+    }
+
+    /// For each level write acknowledged since event `from`, records how
+    /// many nodes held it durably at that moment (what a crash of every
+    /// other node would leave).
+    fn count_level_holders(&mut self, from: usize) {
+        type Acked = (u64, Vec<u8>, vergent_types::Version, Level, u64);
+        let acked: Vec<Acked> = self.history.events[from..]
+            .iter()
+            .filter_map(|e| match e {
+                Event::LevelWrite {
+                    id,
+                    key,
+                    version: Some(v),
+                    level,
+                    result: LevelResult::Ok,
+                    invoked_us,
+                    ..
+                } => Some((*id, key.clone(), v.clone(), *level, *invoked_us)),
+                _ => None,
+            })
+            .collect();
+        for (id, key, version, level, invoked_us) in acked {
+            let holds = |n: &SimNode| {
+                n.store
+                    .durable_get(&key)
+                    .is_some_and(|r| r.version >= version)
+            };
+            let holders = self.nodes.iter().filter(|n| holds(n)).count();
+            let wiped_during = self
+                .nodes
+                .iter()
+                .filter(|n| {
+                    !holds(n) && self.wiped_at.get(&n.idx).is_some_and(|t| *t >= invoked_us)
+                })
+                .count();
+            self.history.push(Event::LevelHeld {
+                id,
+                holders,
+                wiped_during,
+                voters: self.nodes.len(),
+                level,
+            });
+        }
+    }
+
+    /// A random schedule of eventual writes and reads at `QUORUM` (and a
+    /// few at `ALL` and `ONE`) from every node on `keys` keys `q0`…, under
+    /// partitions, loss, delay, duplication, crashes, restarts and wipes of
+    /// a minority, for `duration`. Every fault is healed before it returns.
+    pub fn level_schedule(&mut self, duration: Duration, keys: usize) {
+        let end = self.now + duration;
+        let n = self.nodes.len();
+        let minority = (n - 1) / 2;
+        while self.now < end {
+            let step = Duration::from_millis(self.rng.random_range(2..30));
+            self.run_for(step);
+            let roll = self.rng.random_range(0..1000);
+            let node = self.rng.random_range(0..n);
+            let key = format!("q{}", self.rng.random_range(0..keys.max(1))).into_bytes();
+            let level = if self.rng.random_bool(0.85) {
+                Level::Quorum
+            } else {
+                Level::All
+            };
+            match roll {
+                0..=399 => {
+                    let value = if self.rng.random_bool(0.9) {
+                        Some(format!("w{}", self.level_ops + 1).into_bytes())
+                    } else {
+                        None
+                    };
+                    self.level_write(node, &key, value, level);
+                }
+                400..=449 => {
+                    let value = Some(format!("o{}", self.writes + 1).into_bytes());
+                    self.write(node, &key, value);
+                }
+                450..=849 => self.level_read(node, &key, level),
+                850..=869 => {
+                    let mut a = std::collections::BTreeSet::new();
+                    let mut b = std::collections::BTreeSet::new();
+                    for i in 0..n {
+                        if self.rng.random_bool(0.5) {
+                            a.insert(i);
+                        } else {
+                            b.insert(i);
+                        }
+                    }
+                    self.fault(Filter::Partition(vec![a, b]));
+                }
+                870..=884 => {
+                    let p = self.rng.random_range(0.05..0.3);
+                    self.fault(Filter::Loss(p));
+                }
+                885..=899 => {
+                    let max = Duration::from_millis(self.rng.random_range(5..100));
+                    self.fault(Filter::Delay {
+                        min: Duration::from_millis(1),
+                        max,
+                    });
+                }
+                900..=909 => self.fault(Filter::Duplicate(0.2)),
+                // A crash keeps what was synced: any number may be down.
+                910..=934 => self.crash(node),
+                935..=944 => {
+                    // A wipe loses a copy for good: at most a minority of
+                    // the nodes may be without their data at once (down,
+                    // or wiped and still catching up).
+                    let lacking = self
+                        .nodes
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, x)| *i != node && x.lacks_data())
+                        .count();
+                    if lacking < minority {
+                        self.wipe(node);
+                    }
+                }
+                945..=969 => self.restart(node),
+                _ => self.heal(),
+            }
+        }
+        self.heal();
     }
 
     /// Whether no node has a strong operation in flight.
@@ -314,6 +474,8 @@ impl World {
     /// Wipes `node`'s data dir and starts it empty.
     pub fn wipe(&mut self, node: usize) {
         self.history.push(Event::Fault(format!("wipe n{node}")));
+        let at = (self.now - self.start).as_micros() as u64;
+        self.wiped_at.insert(node, at);
         self.nodes[node].wipe(self.now);
         self.reset_connections(node);
         self.flush_outboxes();

@@ -128,6 +128,9 @@ pub struct Written {
     pub record: Record,
     /// The record it replaced, if any.
     pub previous: Option<Record>,
+    /// Its entry in this node's replication log: a peer that acknowledged
+    /// the log up to here holds it (or something newer of the key).
+    pub seq: u64,
 }
 
 /// The result of applying a replicated record.
@@ -563,7 +566,11 @@ impl Store {
                 };
                 changes.push(self.stage(&mut batch, key, &record, previous.as_ref()));
                 latest.insert(key.as_slice(), i);
-                results.push(Ok(Written { record, previous }));
+                results.push(Ok(Written {
+                    record,
+                    previous,
+                    seq: 0,
+                }));
             }
             if changes.is_empty() {
                 return Ok(results);
@@ -574,7 +581,9 @@ impl Store {
                     .zip(&results)
                     .filter_map(|(k, r)| r.as_ref().ok().map(|w| (k, &w.record)))
             };
+            let mut first_seq = 0;
             let ticket = self.commit_logged(batch, |batch, mut seq| {
+                first_seq = seq;
                 for (key, record) in written() {
                     batch.put_cf(
                         self.cf(CF_LOG),
@@ -588,6 +597,9 @@ impl Store {
             self.fold_digest(&changes);
             for (key, record) in written() {
                 self.notify(ticket, key, record, true);
+            }
+            for (seq, w) in (first_seq..).zip(results.iter_mut().filter_map(|r| r.as_mut().ok())) {
+                w.seq = seq;
             }
             ticket
         };

@@ -644,6 +644,11 @@ fn a_write_group_logs_each_mutation_in_order_and_chains_versions_of_a_repeated_k
             (4, b"a".to_vec(), 13)
         ]
     );
+    let seqs: Vec<u64> = results
+        .iter()
+        .map(|r| r.as_ref().expect("written").seq)
+        .collect();
+    assert_eq!(seqs, vec![2, 3, 4], "what a write at QUORUM waits on");
     assert_eq!(store.recompute_digest().expect("recompute"), store.digest());
 }
 
@@ -685,6 +690,15 @@ fn a_failed_stamp_skips_only_its_own_mutation_in_a_group() {
         "no gap in the log"
     );
     assert_eq!(store.last_log_seq(), 2);
+    let seqs: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|w| w.seq))
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2],
+        "each written mutation knows its log entry"
+    );
 }
 
 #[test]

@@ -20,13 +20,54 @@ use crate::strong::{Strong, StrongError};
 use crate::workers::Workers;
 use status::{ApiError, to_status};
 use vergent_consensus::Expect;
+use vergent_consensus::levels::Level;
 
 /// Implements the `Kv` service.
 #[derive(Clone)]
 pub(crate) struct KvApi {
     pub(crate) kv: Arc<LocalKv>,
-    /// Strong (SERIAL) operations and compare-and-set.
+    /// Strong (SERIAL) operations, compare-and-set, and the QUORUM/ALL levels.
     pub(crate) strong: Arc<Strong>,
+    /// The levels a request that names none is served at.
+    pub(crate) defaults: Defaults,
+}
+
+/// The server's default consistency levels (`--default-read-consistency`,
+/// `--default-write-consistency`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Defaults {
+    /// For gets.
+    pub(crate) read: pb::Consistency,
+    /// For puts and deletes.
+    pub(crate) write: pb::Consistency,
+}
+
+impl Defaults {
+    /// The defaults of `config`.
+    pub(crate) fn of(config: &crate::NodeConfig) -> Self {
+        Self {
+            read: wire_level(config.default_read_consistency),
+            write: wire_level(config.default_write_consistency),
+        }
+    }
+}
+
+fn wire_level(l: crate::config::ConsistencyLevel) -> pb::Consistency {
+    use crate::config::ConsistencyLevel as L;
+    match l {
+        L::One => pb::Consistency::One,
+        L::Quorum => pb::Consistency::Quorum,
+        L::All => pb::Consistency::All,
+    }
+}
+
+/// The counting level of QUORUM and ALL; `None` for the others.
+fn counted(c: pb::Consistency) -> Option<Level> {
+    match c {
+        pb::Consistency::Quorum => Some(Level::Quorum),
+        pb::Consistency::All => Some(Level::All),
+        _ => None,
+    }
 }
 
 /// Implements the `Cluster` service.
@@ -137,11 +178,24 @@ impl KvApi {
 impl pb::kv_server::Kv for KvApi {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let req = req.into_inner();
-        let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        let consistency =
+            ApiError::check_consistency(req.consistency, self.defaults.read).map_err(to_status)?;
         if consistency == pb::Consistency::Serial {
             return self.serial_get(req.key).await.map(Response::new);
         }
-        let resp = match self.kv.get(req.key).await.map_err(kv_status)? {
+        let record = match counted(consistency) {
+            Some(level) => {
+                self.kv.limits().check_key(&req.key).map_err(limit_status)?;
+                let now = self.kv.clock().physical_ms();
+                self.strong
+                    .level_read(level, req.key)
+                    .await
+                    .map_err(strong_status)?
+                    .filter(|r| r.live_value(now).is_some())
+            }
+            None => self.kv.get(req.key).await.map_err(kv_status)?,
+        };
+        let resp = match record {
             Some(r) => pb::GetResponse {
                 found: true,
                 version: Some((&r.version).into()),
@@ -160,7 +214,8 @@ impl pb::kv_server::Kv for KvApi {
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let req = req.into_inner();
-        let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        let consistency =
+            ApiError::check_consistency(req.consistency, self.defaults.write).map_err(to_status)?;
         if consistency == pb::Consistency::Serial {
             if req.ttl_ms.is_some_and(|t| t > 0) {
                 return Err(to_status(ApiError::BadRequest(
@@ -184,11 +239,22 @@ impl pb::kv_server::Kv for KvApi {
             }));
         }
         self.check_not_strict(&req.key)?;
+        // Refused before anything is written when the level cannot be met.
+        let level = match counted(consistency) {
+            Some(l) => Some((l, self.strong.level_precheck(l).map_err(strong_status)?)),
+            None => None,
+        };
         let written = self
             .kv
             .put(req.key, req.value, req.ttl_ms)
             .await
             .map_err(kv_status)?;
+        if let Some((l, config)) = level {
+            self.strong
+                .await_durable(l, config, written.seq)
+                .await
+                .map_err(strong_status)?;
+        }
         Ok(Response::new(pb::PutResponse {
             version: Some((&written.record.version).into()),
             consistency: consistency.into(),
@@ -200,12 +266,23 @@ impl pb::kv_server::Kv for KvApi {
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let req = req.into_inner();
-        let consistency = ApiError::check_consistency(req.consistency).map_err(to_status)?;
+        let consistency =
+            ApiError::check_consistency(req.consistency, self.defaults.write).map_err(to_status)?;
         if consistency == pb::Consistency::Serial {
             return self.serial_delete(req.key).await.map(Response::new);
         }
         self.check_not_strict(&req.key)?;
+        let level = match counted(consistency) {
+            Some(l) => Some((l, self.strong.level_precheck(l).map_err(strong_status)?)),
+            None => None,
+        };
         let deleted = self.kv.delete(req.key).await.map_err(kv_status)?;
+        if let Some((l, config)) = level {
+            self.strong
+                .await_durable(l, config, deleted.written.seq)
+                .await
+                .map_err(strong_status)?;
+        }
         Ok(Response::new(pb::DeleteResponse {
             version: Some((&deleted.written.record.version).into()),
             existed: deleted.existed,
@@ -218,12 +295,22 @@ impl pb::kv_server::Kv for KvApi {
         req: Request<pb::ScanRequest>,
     ) -> Result<Response<pb::ScanResponse>, Status> {
         let req = req.into_inner();
-        if ApiError::check_consistency(req.consistency).map_err(to_status)?
-            == pb::Consistency::Serial
+        // Scans read this node's copy; a default level for gets does not
+        // apply to them, an explicit one other than ONE is refused.
+        match ApiError::check_consistency(req.consistency, pb::Consistency::One)
+            .map_err(to_status)?
         {
-            return Err(to_status(ApiError::UnsupportedConsistency(
-                "SERIAL for scans (strong operations are per key)",
-            )));
+            pb::Consistency::Serial => {
+                return Err(to_status(ApiError::UnsupportedConsistency(
+                    "SERIAL for scans (strong operations are per key)",
+                )));
+            }
+            pb::Consistency::Quorum | pb::Consistency::All => {
+                return Err(to_status(ApiError::UnsupportedConsistency(
+                    "QUORUM and ALL for scans (levels are per key: get each key at the level)",
+                )));
+            }
+            _ => {}
         }
         let page = self
             .kv
@@ -485,6 +572,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
                 String::new()
             },
             paxos_records: self.strong.paxos_records(),
+            catching_up: self.strong.catching_up(),
             storage_memory: Some(pb::StorageMemory {
                 memtables: m.memtables,
                 block_cache: m.block_cache,

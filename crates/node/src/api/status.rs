@@ -31,12 +31,11 @@ pub(crate) enum ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn check_consistency(raw: i32) -> Result<Consistency, Self> {
+    /// The level a request asked for (`default` when it names none).
+    pub(crate) fn check_consistency(raw: i32, default: Consistency) -> Result<Consistency, Self> {
         match Consistency::try_from(raw) {
-            Ok(Consistency::Unspecified | Consistency::One) => Ok(Consistency::One),
-            Ok(Consistency::Quorum) => Err(Self::UnsupportedConsistency("QUORUM")),
-            Ok(Consistency::All) => Err(Self::UnsupportedConsistency("ALL")),
-            Ok(Consistency::Serial) => Ok(Consistency::Serial),
+            Ok(Consistency::Unspecified) => Ok(default),
+            Ok(c) => Ok(c),
             Err(_) => Err(Self::BadRequest(format!("unknown consistency level {raw}"))),
         }
     }
@@ -86,7 +85,10 @@ pub(crate) fn to_status(e: ApiError) -> Status {
             StrongError::NoConfig(_) => (Code::Unavailable, ErrorCode::NoVotingConfig),
             StrongError::Unavailable { .. } => (Code::Unavailable, ErrorCode::NotEnoughVoters),
             StrongError::Contention => (Code::Aborted, ErrorCode::Contention),
-            StrongError::Unknown => (Code::DeadlineExceeded, ErrorCode::OutcomeUnknown),
+            StrongError::Unknown | StrongError::LevelUnknown { .. } => {
+                (Code::DeadlineExceeded, ErrorCode::OutcomeUnknown)
+            }
+            StrongError::ReadTimeout { .. } => (Code::DeadlineExceeded, ErrorCode::ReadTimeout),
             StrongError::ClockSkew(_) => (Code::FailedPrecondition, ErrorCode::ClockSkew),
             StrongError::Corrupt(_) => (Code::DataLoss, ErrorCode::DataCorruption),
             StrongError::BadChange(_) => (Code::FailedPrecondition, ErrorCode::BadRequest),
@@ -142,6 +144,25 @@ mod tests {
                 "SERIAL",
             ),
             (
+                StrongError::LevelUnknown {
+                    level: "QUORUM",
+                    held: 1,
+                    voters: 3,
+                },
+                Code::DeadlineExceeded,
+                ErrorCode::OutcomeUnknown,
+                "only 1 of the 3 voters acknowledged it in time, too few for QUORUM",
+            ),
+            (
+                StrongError::ReadTimeout {
+                    level: "ALL",
+                    heard: 2,
+                },
+                Code::DeadlineExceeded,
+                ErrorCode::ReadTimeout,
+                "a read at ALL heard from 2 voters",
+            ),
+            (
                 StrongError::Contention,
                 Code::Aborted,
                 ErrorCode::Contention,
@@ -166,21 +187,18 @@ mod tests {
 
     #[test]
     fn quorum_and_all_are_refused_as_unimplemented_and_serial_is_served() {
-        assert_eq!(ApiError::check_consistency(0).ok(), Some(Consistency::One));
-        assert_eq!(ApiError::check_consistency(1).ok(), Some(Consistency::One));
+        let check = |raw, default| ApiError::check_consistency(raw, default).ok();
+        assert_eq!(check(0, Consistency::One), Some(Consistency::One));
         assert_eq!(
-            ApiError::check_consistency(4).ok(),
-            Some(Consistency::Serial)
+            check(0, Consistency::Quorum),
+            Some(Consistency::Quorum),
+            "unspecified takes the server's default"
         );
-        for raw in [2, 3] {
-            let st = to_status(ApiError::check_consistency(raw).expect_err("refused"));
-            assert_eq!(st.code(), Code::Unimplemented);
-            assert_eq!(
-                ErrorCode::from_status(&st),
-                Some(ErrorCode::UnsupportedConsistency)
-            );
-        }
-        let st = to_status(ApiError::check_consistency(99).expect_err("unknown"));
+        assert_eq!(check(1, Consistency::All), Some(Consistency::One));
+        assert_eq!(check(2, Consistency::One), Some(Consistency::Quorum));
+        assert_eq!(check(3, Consistency::One), Some(Consistency::All));
+        assert_eq!(check(4, Consistency::One), Some(Consistency::Serial));
+        let st = to_status(ApiError::check_consistency(99, Consistency::One).expect_err("unknown"));
         assert_eq!(st.code(), Code::InvalidArgument);
     }
 }

@@ -7,9 +7,11 @@
 //! adapters over [`LocalKv`]; peer protocols call it too. It must not depend
 //! on either: no `crate::api`, no `crate::peer`, no tonic.
 
+pub(crate) mod acks;
 mod availability;
 mod error;
 pub(crate) mod feed;
+pub(crate) mod records;
 pub(crate) mod writer;
 
 use std::sync::Arc;
@@ -60,6 +62,8 @@ pub(crate) struct LocalKv {
     head: watch::Sender<u64>,
     /// Woken each time the head crosses a multiple of [`TRUNCATE_EVERY`].
     truncate: Arc<Notify>,
+    /// What each peer acknowledged of the log (filled by the senders).
+    acks: Arc<acks::LogAcks>,
 }
 
 impl LocalKv {
@@ -84,6 +88,7 @@ impl LocalKv {
             shutdown,
             head,
             truncate: Arc::new(Notify::new()),
+            acks: Arc::new(acks::LogAcks::default()),
         };
         (kv, queue)
     }
@@ -111,6 +116,11 @@ impl LocalKv {
     /// The durable head of the local write log, for the log's senders.
     pub(crate) fn watch_head(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
+    }
+
+    /// What each peer acknowledged of the local write log.
+    pub(crate) fn log_acks(&self) -> &Arc<acks::LogAcks> {
+        &self.acks
     }
 
     /// Woken every [`TRUNCATE_EVERY`] log entries, for the truncation worker.

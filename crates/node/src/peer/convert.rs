@@ -1,9 +1,7 @@
 //! Conversions between storage records and peer protocol messages.
 
 use prost::Message;
-use vergent_hlc::Timestamp;
 use vergent_storage::{LogEntry, Record};
-use vergent_types::{NodeId, Version};
 use vergent_wire::peer::v1 as pb;
 
 /// Why a peer's message was refused.
@@ -21,29 +19,11 @@ pub(crate) enum DecodeError {
 }
 
 pub(crate) fn entry_to_wire(e: &LogEntry) -> pb::Record {
-    record_to_wire(e.seq, &e.key, &e.record)
-}
-
-pub(crate) fn record_to_wire(seq: u64, key: &[u8], record: &Record) -> pb::Record {
-    pb::Record {
-        seq,
-        key: key.to_vec(),
-        hlc: record.version.hlc.as_u64(),
-        origin: record.version.origin.to_string(),
-        tombstone: record.is_tombstone(),
-        value: record.value.clone().unwrap_or_default(),
-        expires_at_ms: record.expires_at_ms,
-    }
+    crate::kv::records::to_wire(e.seq, &e.key, &e.record)
 }
 
 pub(crate) fn record_from_wire(r: pb::Record) -> Result<(Vec<u8>, Record), DecodeError> {
-    let version = Version::new(Timestamp::from_u64(r.hlc), NodeId::new(r.origin)?);
-    let record = if r.tombstone {
-        Record::tombstone(version)
-    } else {
-        Record::value(version, r.value, r.expires_at_ms)
-    };
-    Ok((r.key, record))
+    Ok(crate::kv::records::from_wire(r)?)
 }
 
 pub(crate) fn encode(body: pb::frame::Body) -> Vec<u8> {
@@ -59,6 +39,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<pb::frame::Body, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vergent_hlc::Timestamp;
+    use vergent_types::{NodeId, Version};
 
     #[test]
     fn records_round_trip_through_the_peer_protocol() {

@@ -3,6 +3,7 @@
 //! gossip), and applies another node's write log as it streams in,
 //! acknowledging what is durable.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,16 +106,20 @@ async fn serve_inner(
             }
             return Ok(());
         }
-        // Consensus: one request, one reply, from a node whose id matches
-        // its certificate.
+        // Consensus and level reads: one request, one reply, from a node
+        // whose id matches its certificate.
         body @ (Body::PaxosPrepare(_)
         | Body::PaxosAccept(_)
         | Body::PaxosCommit(_)
         | Body::ConfigQuery(_)
         | Body::PaxosKeys(_)
         | Body::PaxosGcList(_)
-        | Body::PaxosForget(_)) => {
+        | Body::PaxosForget(_)
+        | Body::LevelRead(_)
+        | Body::LevelRepair(_)) => {
             let claimed = match &body {
+                Body::LevelRead(m) => m.from.clone(),
+                Body::LevelRepair(m) => m.from.clone(),
                 Body::PaxosGcList(m) => m.from.clone(),
                 Body::PaxosForget(m) => m.from.clone(),
                 Body::PaxosKeys(m) => m.from.clone(),
@@ -158,6 +163,8 @@ async fn serve_inner(
     }
     let cursor_key = received_cursor_key(origin.as_str());
     let mut receiver = Receiver::new(read_cursor(ctx, &cursor_key, origin_store));
+    let refused_key = refused_key(origin.as_str());
+    let mut refused = load_refused(ctx, &refused_key, origin_store);
     // Frames are read and checked by their own task, so batches that arrive
     // while one is being applied queue up and are applied together.
     let (queued, mut batches) = mpsc::channel(QUEUED_BATCHES);
@@ -197,14 +204,80 @@ async fn serve_inner(
             ack = match receiver.handle_batch(batch) {
                 Verdict::Ack(c) => c,
                 Verdict::Apply { entries, up_to } => {
-                    apply(ctx, entries, &origin, origin_store, &cursor_key, up_to).await?;
+                    let keys = Keys {
+                        cursor: &cursor_key,
+                        refused: &refused_key,
+                    };
+                    apply(
+                        ctx,
+                        entries,
+                        &origin,
+                        origin_store,
+                        keys,
+                        up_to,
+                        &mut refused,
+                    )
+                    .await?;
                     receiver.handle_applied(up_to)
                 }
             };
         }
         writer
-            .send(&encode(Body::Ack(pb::Ack { up_to: ack })))
+            .send(&encode(Body::Ack(pb::Ack {
+                up_to: ack,
+                // Every ack repeats them: one lost with a session must not
+                // let a later ack vouch for entries this node lacks.
+                refused: refused
+                    .range(ack.saturating_sub(REFUSED_WINDOW)..=ack)
+                    .copied()
+                    .collect(),
+            })))
             .await?;
+    }
+}
+
+/// Refused entries remembered (and repeated in acks) per origin: the newest.
+const REFUSED_KEPT: usize = 1024;
+/// Acks repeat refusals at most this many entries below the cursor: a write
+/// waiting on its acknowledgements is far more recent.
+const REFUSED_WINDOW: u64 = 1_000_000;
+
+/// Meta key of the log entries of `origin` this node acknowledged without
+/// storing them (refused for size or clock, or too old).
+fn refused_key(origin: &str) -> String {
+    format!("repl/refused/{origin}")
+}
+
+/// The meta keys one origin's apply writes with its records.
+struct Keys<'a> {
+    cursor: &'a str,
+    refused: &'a str,
+}
+
+/// The persisted refusals of `origin_store`'s log (none for another store).
+fn load_refused(ctx: &PeerCtx, key: &str, origin_store: u64) -> BTreeSet<u64> {
+    let Ok(Some(bytes)) = ctx.store.get_meta(key) else {
+        return BTreeSet::new();
+    };
+    decode_refused(&bytes, origin_store)
+}
+
+fn encode_refused(origin_store: u64, refused: &BTreeSet<u64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 * (refused.len() + 1));
+    out.extend_from_slice(&origin_store.to_be_bytes());
+    for s in refused {
+        out.extend_from_slice(&s.to_be_bytes());
+    }
+    out
+}
+
+fn decode_refused(bytes: &[u8], origin_store: u64) -> BTreeSet<u64> {
+    let mut words = bytes
+        .chunks_exact(8)
+        .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_be_bytes));
+    match words.next() {
+        Some(store) if store == origin_store => words.collect(),
+        _ => BTreeSet::new(),
     }
 }
 
@@ -283,14 +356,22 @@ async fn apply(
     entries: Vec<pb::Record>,
     origin: &NodeId,
     origin_store: u64,
-    cursor_key: &str,
+    keys: Keys<'_>,
     up_to: u64,
+    remembered: &mut BTreeSet<u64>,
 ) -> Result<(), PeerError> {
     let apply_from = super::purge::grace(ctx).apply_from_ms(ctx.clock.physical_ms());
     let total = entries.len();
+    let mut refused = Vec::new();
     let young: Vec<pb::Record> = entries
         .into_iter()
-        .filter(|r| vergent_hlc::Timestamp::from_u64(r.hlc).physical_ms() >= apply_from)
+        .filter(|r| {
+            let keep = vergent_hlc::Timestamp::from_u64(r.hlc).physical_ms() >= apply_from;
+            if !keep {
+                refused.push(r.seq);
+            }
+            keep
+        })
         .collect();
     let too_old = (total - young.len()) as u64;
     if too_old > 0 {
@@ -303,16 +384,30 @@ async fn apply(
     if let Some(wait) = super::clock_catch_up(ctx, &young) {
         tokio::time::sleep(wait).await;
     }
-    let records = super::accept_records(ctx, young, origin.as_str());
+    let records = super::accept_records_noting(ctx, young, origin.as_str(), &mut refused);
     let store = ctx.store.clone();
-    let key = cursor_key.to_string();
+    let key = keys.cursor.to_string();
+    // Refusals ride in the same batch as the cursor, so no ack can ever
+    // cover an entry this node lacks without naming it.
+    let refusals = (!refused.is_empty()).then(|| {
+        remembered.extend(refused);
+        while remembered.len() > REFUSED_KEPT {
+            remembered.pop_first();
+        }
+        (
+            keys.refused.to_string(),
+            encode_refused(origin_store, remembered),
+        )
+    });
     // The cursor rides in the records' batch: one sync covers both, and it
     // can never claim more than what is applied.
     tokio::task::spawn_blocking(move || {
         let cursor = super::encode_cursor(origin_store, up_to);
-        store
-            .apply_batch_with_meta(records, &[(key.as_str(), cursor.as_slice())])
-            .map(|_| ())
+        let mut meta = vec![(key.as_str(), cursor.as_slice())];
+        if let Some((k, v)) = &refusals {
+            meta.push((k.as_str(), v.as_slice()));
+        }
+        store.apply_batch_with_meta(records, &meta).map(|_| ())
     })
     .await
     .map_err(|e| PeerError::Task(e.to_string()))??;
@@ -322,6 +417,15 @@ async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_round_trip_and_another_stores_are_void() {
+        let set: BTreeSet<u64> = [3, 9, 1 << 40].into_iter().collect();
+        let bytes = encode_refused(77, &set);
+        assert_eq!(decode_refused(&bytes, 77), set);
+        assert!(decode_refused(&bytes, 78).is_empty(), "a wiped origin");
+        assert!(decode_refused(&bytes[..5], 77).is_empty(), "truncated");
+    }
 
     fn frame(first: u64, last: u64, records: Vec<pb::Record>) -> Vec<u8> {
         encode(Body::Batch(pb::Batch {

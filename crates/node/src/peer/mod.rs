@@ -54,6 +54,8 @@ pub(crate) struct PeerCtx {
     pub(crate) availability: Arc<Availability>,
     /// Replication progress of each peer, for log truncation and status.
     pub(crate) progress: Mutex<truncation::Progress>,
+    /// The same acknowledgements, as writes at `quorum`/`all` wait on them.
+    pub(crate) log_acks: Arc<crate::kv::acks::LogAcks>,
     /// Most entries a lagging peer may hold the log back by.
     pub(crate) max_log_lag: u64,
     /// Wakes the log-truncation worker (the local service every 1024
@@ -98,6 +100,7 @@ impl PeerCtx {
                 // seen has no cursor to wait for (repair brings it up to date).
                 unidentified: 0,
             }),
+            log_acks: kv.log_acks().clone(),
             max_log_lag,
             truncate: kv.truncate_signal(),
             members: watch::Sender::new(Arc::new(Vec::new())),
@@ -438,15 +441,28 @@ fn accept_records(
     records: Vec<vergent_wire::peer::v1::Record>,
     from: &str,
 ) -> Vec<(Vec<u8>, vergent_storage::Record)> {
+    accept_records_noting(ctx, records, from, &mut Vec::new())
+}
+
+/// [`accept_records`], adding the log position of each refused record to
+/// `refused_seqs` (so an ack can say which it covers without holding them).
+fn accept_records_noting(
+    ctx: &PeerCtx,
+    records: Vec<vergent_wire::peer::v1::Record>,
+    from: &str,
+    refused_seqs: &mut Vec<u64>,
+) -> Vec<(Vec<u8>, vergent_storage::Record)> {
     let mut out = Vec::with_capacity(records.len());
     let mut refused = 0u64;
     let mut first: Option<(Vec<u8>, RecordRefusal)> = None;
     for r in records {
         let key = r.key.clone();
+        let seq = r.seq;
         match accept_record(ctx, r) {
             Ok(rec) => out.push(rec),
             Err(e) => {
                 refused += 1;
+                refused_seqs.push(seq);
                 first.get_or_insert((key, e));
             }
         }

@@ -63,13 +63,13 @@ pub(super) async fn run(
 
 /// Reads the peer's acks on a task of its own: frame reads are not
 /// cancel-safe, so they must not sit in a `select!`.
-fn spawn_ack_reader(mut reader: FrameReader) -> mpsc::Receiver<Result<u64, String>> {
+fn spawn_ack_reader(mut reader: FrameReader) -> mpsc::Receiver<Result<(u64, Vec<u64>), String>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
             let item = match reader.recv().await {
                 Ok(Some(bytes)) => match decode(&bytes) {
-                    Ok(Body::Ack(a)) => Ok(a.up_to),
+                    Ok(Body::Ack(a)) => Ok((a.up_to, a.refused)),
                     Ok(_) => Err("unexpected frame instead of an ack".to_string()),
                     Err(e) => Err(e.to_string()),
                 },
@@ -156,6 +156,7 @@ async fn session(
         }
         progress.cursors.insert(peer_id.clone(), cursor);
     }
+    ctx.log_acks.record(&peer_id, cursor);
     let mut sender: Sender<vergent_storage::LogEntry> = Sender::new(
         SenderConfig::default(),
         cursor,
@@ -239,7 +240,13 @@ async fn session(
                 sender.handle_appended(Instant::now(), h);
             }
             ack = acks.recv() => match ack {
-                Some(Ok(up_to)) => sender.handle_ack(Instant::now(), up_to),
+                Some(Ok((up_to, refused))) => {
+                    sender.handle_ack(Instant::now(), up_to);
+                    // Before the cursor is persisted: a write at `quorum`
+                    // waiting on this peer need not wait for that too.
+                    ctx.log_acks.record_refused(&peer_id, &refused);
+                    ctx.log_acks.record(&peer_id, sender.cursor());
+                }
                 Some(Err(e)) => return End::Retry(e),
                 None => return End::Retry("ack reader ended".into()),
             },

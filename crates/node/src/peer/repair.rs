@@ -32,9 +32,10 @@ use vergent_wire::peer::v1 as pb;
 use vergent_wire::peer::v1::frame::Body;
 
 use super::PeerCtx;
-use super::convert::{decode, encode, record_to_wire};
+use super::convert::{decode, encode};
 use super::{PeerError, accept_records};
 use crate::clock::wall_ms;
+use crate::kv::records::to_wire as record_to_wire;
 use crate::status::PeerRepair;
 
 /// How long one reply may take before the session is abandoned.
@@ -579,12 +580,19 @@ pub(super) async fn run_scheduler(
         let bootstrapping = ctx.availability.bootstrapping();
         if bootstrapping && bootstrap_done(&ctx) {
             info!("bootstrap complete: this node holds its peers' data");
+            if !ctx.repair.serving_peer_synced.load(Ordering::Relaxed)
+                && let Some(strong) = ctx.strong.get()
+            {
+                // Ended by the forming rule: nobody held data to catch up on.
+                strong.note_forming();
+            }
             ctx.availability.end_bootstrap();
         }
+        let catching_up = ctx.strong.get().is_some_and(|s| s.catching_up());
         let wait = if bootstrapping && !repaired {
             BOOTSTRAP_RETRY
-        } else if ctx.availability.bootstrapping() {
-            // Sessions went through, but not with a serving peer yet.
+        } else if ctx.availability.bootstrapping() || catching_up {
+            // Sessions went through, but not with (enough) serving peers yet.
             BOOTSTRAP_RETRY
         } else {
             settings
@@ -686,6 +694,9 @@ async fn session_with(
                 ctx.repair
                     .serving_peer_synced
                     .store(true, Ordering::Relaxed);
+                if let Some(strong) = ctx.strong.get() {
+                    strong.note_synced(peer_id);
+                }
             }
             true
         }

@@ -299,6 +299,24 @@ impl Strong {
         body: Body,
         mut writer: FrameWriter,
     ) -> Result<(), StrongError> {
+        if matches!(body, Body::LevelRead(_) | Body::LevelRepair(_)) {
+            let this = self.clone();
+            let reply = tokio::task::spawn_blocking(move || this.serve_level(body))
+                .await
+                .map_err(|e| StrongError::Task(e.to_string()))??;
+            match reply {
+                Some(r) => {
+                    // The coordinator may have its level already and be gone.
+                    if writer.send(&wire::encode(r)).await.is_ok() {
+                        let _ = writer.finish();
+                    }
+                }
+                None => {
+                    let _ = writer.finish();
+                }
+            }
+            return Ok(());
+        }
         // An acceptor whose store is incomplete (bootstrapping) or refused
         // (fenced) stays silent: to the proposer it is one voter down.
         if !matches!(body, Body::ConfigQuery(_) | Body::PaxosKeys(_))

@@ -18,6 +18,7 @@
 pub(crate) mod acceptor;
 mod change;
 mod gc;
+pub(crate) mod levels;
 pub(crate) mod voting;
 mod wire;
 
@@ -36,13 +37,13 @@ use vergent_consensus::{
     AcceptReply, Backoff, Ballot, Expect, Message, Op, Outcome, PrepareReply, ProposerCache, Round,
     RoundOutput, RoundRequest, Value, VotingConfig,
 };
-use vergent_gossip::State;
 use vergent_storage::Store;
 use vergent_transport::Transport;
-use vergent_types::{NodeId, Version};
+use vergent_types::{Limits, NodeId, Version};
 use vergent_wire::peer::v1::frame::Body;
 
 use crate::clock::NodeClock;
+use crate::kv::acks::LogAcks;
 use crate::kv::{Availability, KvError};
 use crate::status::MemberInfo;
 pub(crate) use voting::{Held, Voting};
@@ -112,6 +113,29 @@ pub(crate) enum StrongError {
     /// A configuration change that cannot be made.
     #[error("{0}")]
     BadChange(String),
+    /// A write at QUORUM or ALL is durable here but too few voters
+    /// acknowledged it before the deadline.
+    #[error(
+        "the outcome is unknown: the write is durable on this node but only {held} of the {voters} voters acknowledged it in time, too few for {level}; it may yet reach them (it converges either way); read it at {level} to find out"
+    )]
+    LevelUnknown {
+        /// The level asked for.
+        level: &'static str,
+        /// Voters known to hold the write (this node included if it votes).
+        held: usize,
+        /// Voters in the configuration.
+        voters: usize,
+    },
+    /// A read at QUORUM or ALL did not hear from or repair enough voters in time.
+    #[error(
+        "a read at {level} heard from {heard} voters and could not complete before its deadline; nothing was changed but older copies; retry"
+    )]
+    ReadTimeout {
+        /// The level asked for.
+        level: &'static str,
+        /// Voters that reported their version.
+        heard: usize,
+    },
 }
 
 /// The result of a compare-and-set.
@@ -165,6 +189,15 @@ pub(crate) struct Strong {
     floor: Mutex<Option<Ballot>>,
     /// How old a decision must be before its per-key state is collected.
     gc_after: Duration,
+    /// What each peer acknowledged of this node's log (writes at a level).
+    acks: Arc<LogAcks>,
+    /// Size limits a read repair's record is checked against.
+    limits: Limits,
+    /// This store started empty and may lack quorum-acknowledged writes
+    /// (`levels::CATCHING_UP_META`): silent to level reads until caught up.
+    catching_up: std::sync::atomic::AtomicBool,
+    /// Serving voters this node completed a repair session with since start.
+    synced: Mutex<BTreeSet<NodeId>>,
 }
 
 impl std::fmt::Debug for Strong {
@@ -192,6 +225,10 @@ pub(crate) struct StrongSetup {
     pub(crate) unsafe_quorum_of_one: bool,
     /// How old a decision must be before its per-key state is collected.
     pub(crate) gc_after: Duration,
+    /// What each peer acknowledged of this node's log.
+    pub(crate) acks: Arc<LogAcks>,
+    /// Size limits of the local service.
+    pub(crate) limits: Limits,
 }
 
 fn stripe(key: &[u8]) -> usize {
@@ -215,6 +252,12 @@ impl Strong {
         Ok(Self {
             floor: Mutex::new(floor),
             gc_after: setup.gc_after,
+            acks: setup.acks,
+            limits: setup.limits,
+            catching_up: std::sync::atomic::AtomicBool::new(
+                setup.store.get_meta(levels::CATCHING_UP_META)?.is_some(),
+            ),
+            synced: Mutex::new(BTreeSet::new()),
             voting: Voting::load(&setup.store, setup.me.clone(), setup.expected)?,
             store: setup.store,
             clock: setup.clock,
@@ -414,29 +457,7 @@ impl Strong {
 
     /// Refuses before sending anything when gossip shows too few voters alive.
     fn precheck(&self, config: &VotingConfig) -> Result<(), StrongError> {
-        let alive: BTreeSet<String> = self
-            .members
-            .borrow()
-            .iter()
-            .filter(|m| matches!(m.state, State::Alive | State::Suspect))
-            .map(|m| m.id.clone())
-            .chain(std::iter::once(self.me.to_string()))
-            .collect();
-        let reachable =
-            |set: &BTreeSet<NodeId>| set.iter().filter(|id| alive.contains(id.as_str())).count();
-        let sets = std::iter::once(&config.voters).chain(config.joining.iter());
-        for set in sets {
-            let needed = set.len() / 2 + 1;
-            let k = reachable(set);
-            if k < needed {
-                return Err(StrongError::Unavailable {
-                    needed,
-                    voters: set.len(),
-                    reachable: k,
-                });
-            }
-        }
-        Ok(())
+        Ok(vergent_consensus::levels::Level::Quorum.precheck(config, &self.reachable())?)
     }
 
     /// One round: start it, carry out its outputs, feed it replies until it is done.

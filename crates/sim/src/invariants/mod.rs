@@ -5,6 +5,9 @@
 
 pub mod convergence;
 pub mod hlc_monotonic;
+pub mod level_durable;
+pub mod level_read_sees_acked;
+pub mod level_reads_monotonic;
 pub mod linearizable;
 pub mod lost_write;
 pub mod membership;
@@ -28,5 +31,8 @@ pub fn check_all(
     v.extend(membership::check(views, states.len()));
     v.extend(hlc_monotonic::check(history));
     v.extend(linearizable::check(history));
+    v.extend(level_durable::check(history));
+    v.extend(level_read_sees_acked::check(history));
+    v.extend(level_reads_monotonic::check(history));
     v
 }
