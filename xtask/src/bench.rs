@@ -580,13 +580,18 @@ fn matrix(bins: &Path, certs: &Path, opts: &Opts) -> anyhow::Result<Vec<Row>> {
         let dir = opts.out.join("3-node-strong");
         let endpoints = started(start_cluster(bins, &dir, certs, 3, "group"), &dir)?;
         let result = (|| -> anyhow::Result<()> {
-            let runs: [(&'static str, &[&str], bool); 3] = [
+            // The level rows come last: the serial get loaded every key.
+            let runs: [(&'static str, &[&str], bool); 7] = [
                 (CAS_DISTINCT, &["--cas", "distinct"], false),
                 (CAS_HOT, &["--cas", "hot"], false),
                 (SERIAL_GET, &["--consistency", "serial"], true),
+                (QUORUM_PUT, &["--consistency", "quorum"], false),
+                (ALL_PUT, &["--consistency", "all"], false),
+                (QUORUM_GET, &["--consistency", "quorum"], false),
+                (ALL_GET, &["--consistency", "all"], false),
             ];
             for (scenario, extra, preload) in runs {
-                let mix = if scenario == SERIAL_GET {
+                let mix = if [SERIAL_GET, QUORUM_GET, ALL_GET].contains(&scenario) {
                     "0:100:0"
                 } else {
                     "100:0:0"
@@ -613,6 +618,11 @@ fn matrix(bins: &Path, certs: &Path, opts: &Opts) -> anyhow::Result<Vec<Row>> {
 const CAS_DISTINCT: &str = "cas, distinct keys";
 const CAS_HOT: &str = "cas, one hot key";
 const SERIAL_GET: &str = "serial get";
+/// Scenario names of the eventual rows at a level above `one`.
+const QUORUM_PUT: &str = "quorum put";
+const ALL_PUT: &str = "all put";
+const QUORUM_GET: &str = "quorum get";
+const ALL_GET: &str = "all get";
 
 /// The first repetition's runs (rows or anchors) with each result replaced
 /// by the medians over all repetitions, which list the same runs in the same
@@ -747,6 +757,31 @@ fn against_anchors(rows: &[Row], anchors: &[crate::anchors::Anchor], opts: &Opts
             0.0,
             0.0,
             "(for reference: contention; misses are CAS not applied)",
+        ),
+        (
+            "group",
+            QUORUM_PUT,
+            "etcd put",
+            2.0,
+            -1.0,
+            "quorum puts >= 2x etcd puts, p99 below etcd's",
+        ),
+        (
+            "group",
+            QUORUM_GET,
+            "etcd get (linearizable)",
+            1.0,
+            0.0,
+            "quorum gets >= etcd linearizable gets",
+        ),
+        ("group", ALL_PUT, "etcd put", 0.0, 0.0, "(for reference)"),
+        (
+            "group",
+            ALL_GET,
+            "etcd get (linearizable)",
+            0.0,
+            0.0,
+            "(for reference)",
         ),
     ];
     for (fsync, scenario, anchor, want, p99_max, target) in pairs {

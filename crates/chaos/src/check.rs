@@ -34,6 +34,11 @@ pub enum Checker {
     Linearizable,
     /// A strong key's converged value differs from its final SERIAL read.
     StrongFinal,
+    /// A read at `quorum`/`all` returned something older than a write
+    /// acknowledged at `quorum`/`all` before the read started.
+    LevelRead,
+    /// A read at `quorum`/`all` returned something older than an earlier one had.
+    LevelMonotonic,
 }
 
 impl fmt::Display for Checker {
@@ -47,6 +52,8 @@ impl fmt::Display for Checker {
             Self::ClockPoisoning => "clock-poisoning",
             Self::Linearizable => "linearizable",
             Self::StrongFinal => "strong-final",
+            Self::LevelRead => "level-read",
+            Self::LevelMonotonic => "level-monotonic",
         })
     }
 }
@@ -288,6 +295,117 @@ pub fn node_monotonic(history: &[Event]) -> Vec<Violation> {
     out
 }
 
+/// Reads at `quorum`/`all` against writes at `quorum`/`all` and each other,
+/// in real time (the client's wall clock, one machine): a read invoked after
+/// such a write was acknowledged returns it or something newer
+/// ([`Checker::LevelRead`]), and a read invoked after another returned
+/// never returns an older version ([`Checker::LevelMonotonic`]).
+///
+/// An absent answer carries no version: it is held against an acknowledged
+/// put only when no delete of the key could be newer (none acknowledged with
+/// a greater version, none of unknown outcome), and against an earlier read's
+/// value likewise.
+pub fn level_reads(history: &[Event]) -> Vec<Violation> {
+    // Per key: acknowledged level writes (ack time, version, delete?), and
+    // deletes whose outcome is unknown (their version too).
+    let mut acked: HashMap<&str, Vec<(u64, &Stamp, bool)>> = HashMap::new();
+    let mut unknown_delete: BTreeSet<&str> = BTreeSet::new();
+    for e in history {
+        if e.f == Op::Delete && e.outcome == Outcome::Info {
+            unknown_delete.insert(e.key.as_str());
+        }
+        if e.level.is_some()
+            && e.outcome == Outcome::Ok
+            && matches!(e.f, Op::Put | Op::Delete)
+            && let Some(v) = &e.version
+        {
+            acked
+                .entry(e.key.as_str())
+                .or_default()
+                .push((e.wall_ms, v, e.f == Op::Delete));
+        }
+    }
+    // A delete newer than `v` may explain an absent answer.
+    let newer_delete = |key: &str, v: &Stamp| {
+        unknown_delete.contains(key)
+            || acked
+                .get(key)
+                .is_some_and(|w| w.iter().any(|(_, d, del)| *del && *d > v))
+    };
+    let mut invoked: HashMap<u32, u64> = HashMap::new();
+    let mut answered: HashMap<&str, Vec<(u64, Option<&Stamp>)>> = HashMap::new();
+    let mut out = Vec::new();
+    for e in history {
+        if e.f != Op::Get || e.level.is_none() {
+            continue;
+        }
+        match e.outcome {
+            Outcome::Invoke => {
+                invoked.insert(e.process, e.wall_ms);
+            }
+            Outcome::Ok => {
+                let Some(start) = invoked.remove(&e.process) else {
+                    continue;
+                };
+                let read = e.version.as_ref().filter(|_| e.value.is_some());
+                for (at, w, deleted) in acked.get(e.key.as_str()).into_iter().flatten() {
+                    if *at >= start {
+                        continue;
+                    }
+                    let stale = match read {
+                        Some(r) => r < *w,
+                        None => !*deleted && !newer_delete(&e.key, w),
+                    };
+                    if stale {
+                        out.push(violation(
+                            Checker::LevelRead,
+                            &e.key,
+                            format!(
+                                "{} answered {} at {:?}, older than the {} at {w} acknowledged {} ms before the read began",
+                                e.node,
+                                read.map_or("absent".to_string(), ToString::to_string),
+                                e.level,
+                                if *deleted { "delete" } else { "write" },
+                                start - at
+                            ),
+                        ));
+                    }
+                }
+                for (at, earlier) in answered.get(e.key.as_str()).into_iter().flatten() {
+                    if *at >= start {
+                        continue;
+                    }
+                    let back = match (read, earlier) {
+                        (Some(r), Some(p)) => r < *p,
+                        (None, Some(p)) => !newer_delete(&e.key, p),
+                        _ => false,
+                    };
+                    if back {
+                        out.push(violation(
+                            Checker::LevelMonotonic,
+                            &e.key,
+                            format!(
+                                "{} answered {} after an earlier level read returned {}",
+                                e.node,
+                                read.map_or("absent".to_string(), ToString::to_string),
+                                earlier.map_or("absent".to_string(), ToString::to_string),
+                            ),
+                        ));
+                    }
+                }
+                answered
+                    .entry(e.key.as_str())
+                    .or_default()
+                    .push((e.wall_ms, read));
+            }
+            _ => {
+                invoked.remove(&e.process);
+            }
+        }
+    }
+    out
+}
+
 /// A node's clock read at a wall-clock time (from its status).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClockReading {
@@ -400,7 +518,155 @@ mod tests {
             version,
             wall_ms: MS,
             error: None,
+            level: None,
         }
+    }
+
+    /// A level operation by `process` invoked at `from` and answered at `to` (ms).
+    #[allow(clippy::too_many_arguments)]
+    fn at_level(
+        process: u32,
+        f: Op,
+        key: &str,
+        value: Option<&str>,
+        version: Option<Stamp>,
+        outcome: Outcome,
+        from: u64,
+        to: u64,
+    ) -> [Event; 2] {
+        let mut inv = ev(process, Outcome::Invoke, f, "n1", key, value, None);
+        inv.wall_ms = MS + from;
+        inv.level = Some(crate::history::Level::Quorum);
+        let mut done = ev(process, outcome, f, "n1", key, value, version);
+        done.wall_ms = MS + to;
+        done.level = Some(crate::history::Level::Quorum);
+        [inv, done]
+    }
+
+    #[test]
+    fn a_level_read_after_an_acknowledged_level_write_sees_it_or_newer() {
+        let mut h = Vec::new();
+        h.extend(at_level(
+            1,
+            Op::Put,
+            "k",
+            Some("a"),
+            Some(stamp(MS + 1, "n1")),
+            Outcome::Ok,
+            0,
+            5,
+        ));
+        h.extend(at_level(
+            2,
+            Op::Get,
+            "k",
+            Some("a"),
+            Some(stamp(MS + 1, "n1")),
+            Outcome::Ok,
+            10,
+            12,
+        ));
+        h.extend(at_level(
+            3,
+            Op::Get,
+            "k",
+            Some("b"),
+            Some(stamp(MS + 9, "n2")),
+            Outcome::Ok,
+            13,
+            14,
+        ));
+        // Concurrent with the write: may miss it.
+        h.extend(at_level(4, Op::Get, "k", None, None, Outcome::Ok, 3, 4));
+        assert!(level_reads(&h).is_empty(), "{:?}", level_reads(&h));
+    }
+
+    #[test]
+    fn a_level_read_that_misses_an_earlier_acknowledged_write_or_goes_back_is_reported() {
+        let mut h = Vec::new();
+        h.extend(at_level(
+            1,
+            Op::Put,
+            "k",
+            Some("a"),
+            Some(stamp(MS + 5, "n1")),
+            Outcome::Ok,
+            0,
+            5,
+        ));
+        h.extend(at_level(2, Op::Get, "k", None, None, Outcome::Ok, 10, 12));
+        let found = level_reads(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].checker, Checker::LevelRead);
+
+        let mut m = Vec::new();
+        m.extend(at_level(
+            1,
+            Op::Get,
+            "k",
+            Some("b"),
+            Some(stamp(MS + 9, "n2")),
+            Outcome::Ok,
+            0,
+            2,
+        ));
+        m.extend(at_level(
+            2,
+            Op::Get,
+            "k",
+            Some("a"),
+            Some(stamp(MS + 5, "n1")),
+            Outcome::Ok,
+            3,
+            4,
+        ));
+        let found = level_reads(&m);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].checker, Checker::LevelMonotonic);
+    }
+
+    #[test]
+    fn an_absent_level_read_is_excused_by_a_delete_that_may_be_newer() {
+        let mut h = Vec::new();
+        h.extend(at_level(
+            1,
+            Op::Put,
+            "k",
+            Some("a"),
+            Some(stamp(MS + 5, "n1")),
+            Outcome::Ok,
+            0,
+            5,
+        ));
+        h.extend(at_level(
+            2,
+            Op::Delete,
+            "k",
+            None,
+            None,
+            Outcome::Info,
+            1,
+            9,
+        ));
+        h.extend(at_level(3, Op::Get, "k", None, None, Outcome::Ok, 10, 12));
+        assert!(level_reads(&h).is_empty(), "{:?}", level_reads(&h));
+        // ONE reads are not held to it.
+        let mut one = Vec::new();
+        one.extend(at_level(
+            1,
+            Op::Put,
+            "k",
+            Some("a"),
+            Some(stamp(MS + 5, "n1")),
+            Outcome::Ok,
+            0,
+            5,
+        ));
+        let mut get = at_level(2, Op::Get, "k", None, None, Outcome::Ok, 10, 12);
+        get[0].level = None;
+        get[1].level = None;
+        one.extend(get);
+        assert!(level_reads(&one).is_empty());
     }
 
     fn put_ok(node: &str, key: &str, value: &str, at: Stamp) -> [Event; 2] {

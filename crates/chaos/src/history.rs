@@ -87,6 +87,19 @@ pub struct Event {
     /// Fail/info: the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The consistency level asked for, when above `one`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+}
+
+/// A consistency level above `one` an eventual operation asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// A majority of the voters.
+    Quorum,
+    /// Every voter.
+    All,
 }
 
 impl Event {
@@ -153,6 +166,7 @@ mod tests {
                 version: None,
                 wall_ms: 1_000,
                 error: None,
+                level: Some(Level::Quorum),
             },
             Event {
                 process: 1,
@@ -167,6 +181,7 @@ mod tests {
                 }),
                 wall_ms: 1_002,
                 error: None,
+                level: None,
             },
         ];
         let mut buf = Vec::new();

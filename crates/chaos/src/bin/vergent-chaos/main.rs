@@ -43,6 +43,10 @@ pub(crate) enum Workload {
     /// for linearizability per key, and the converged state against a final
     /// SERIAL read.
     Strong,
+    /// Puts, gets and deletes at `quorum` (one in ten at `all`); checked as
+    /// `eventual` is, and every level read against the level writes
+    /// acknowledged before it and the level reads answered before it.
+    Quorum,
 }
 
 impl Workload {
@@ -50,6 +54,7 @@ impl Workload {
         match self {
             Self::Eventual => "eventual",
             Self::Strong => "strong",
+            Self::Quorum => "quorum",
         }
     }
 }
@@ -177,7 +182,9 @@ impl Args {
     /// Clients in the workload.
     pub(crate) fn clients(&self) -> u32 {
         self.clients.unwrap_or(match self.workload {
-            Workload::Eventual => u32::try_from(self.nodes * 2).unwrap_or(u32::MAX),
+            Workload::Eventual | Workload::Quorum => {
+                u32::try_from(self.nodes * 2).unwrap_or(u32::MAX)
+            }
             Workload::Strong => 10,
         })
     }
@@ -187,6 +194,8 @@ impl Args {
         self.keys.unwrap_or(match self.workload {
             Workload::Eventual => 40,
             Workload::Strong => 5,
+            // Few keys, so reads race the writes they must see.
+            Workload::Quorum => 10,
         })
     }
 
@@ -194,7 +203,7 @@ impl Args {
     pub(crate) fn rate(&self) -> u32 {
         self.rate.unwrap_or(match self.workload {
             Workload::Eventual => 40,
-            Workload::Strong => 10,
+            Workload::Strong | Workload::Quorum => 10,
         })
     }
 }
@@ -351,7 +360,7 @@ async fn run(
     // hear its honest answer (applied, refused or unknown) instead of timing out.
     let op_timeout = match args.workload {
         Workload::Eventual => Duration::from_secs(2),
-        Workload::Strong => Duration::from_secs(8),
+        Workload::Strong | Workload::Quorum => Duration::from_secs(8),
     };
     let mut clients = Vec::new();
     for i in 0..args.nodes {
@@ -363,6 +372,7 @@ async fn run(
     let shape = Shape {
         keys: args.keys(),
         rate: args.rate(),
+        level: (args.workload == Workload::Quorum).then_some(history::Level::Quorum),
     };
     let n_clients = args.clients();
     let gates: Vec<workload::Gate> = (0..args.nodes).map(|_| workload::Gate::default()).collect();
@@ -375,7 +385,7 @@ async fn run(
             gates[node].clone(),
         );
         tasks.push(match args.workload {
-            Workload::Eventual => tokio::spawn(workload::client(
+            Workload::Eventual | Workload::Quorum => tokio::spawn(workload::client(
                 p,
                 id,
                 c,
@@ -441,7 +451,7 @@ async fn run(
     // Before convergence: a proposal accepted but never committed reaches
     // the LWW store only when a strong operation on its key decides it.
     let final_reads = match args.workload {
-        Workload::Eventual => None,
+        Workload::Eventual | Workload::Quorum => None,
         Workload::Strong => Some(
             strong::final_reads(
                 &final_clients[0],
@@ -507,6 +517,7 @@ async fn run(
     violations.extend(check::resurrection(&events, &eventual_state));
     violations.extend(check::unwritten_values(&events, &eventual_state));
     violations.extend(check::node_monotonic(&events));
+    violations.extend(check::level_reads(&events));
     violations.extend(check::clock_poisoning(
         &events,
         &readings,
@@ -516,7 +527,7 @@ async fn run(
     ));
     let strong_events = strong_history.snapshot();
     let strong_path = match args.workload {
-        Workload::Eventual => None,
+        Workload::Eventual | Workload::Quorum => None,
         Workload::Strong => Some(write_strong_history(args, &strong_events)?),
     };
     if let Some(reads) = &final_reads {

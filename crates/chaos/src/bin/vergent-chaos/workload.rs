@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
-use vergent_chaos::history::{Event, Op, Outcome, Stamp};
-use vergent_client::{Client, Version};
+use vergent_chaos::history::{Event, Level, Op, Outcome, Stamp};
+use vergent_client::{Client, Consistency, ErrorCode, PutOptions, Version};
 
 /// The shared, append-only history.
 #[derive(Clone, Default)]
@@ -70,6 +70,26 @@ pub(crate) struct Shape {
     pub(crate) keys: u32,
     /// Operations per second per client (paced, not a target under load).
     pub(crate) rate: u32,
+    /// The level of every operation (`None`: `one`); with `Quorum`, one
+    /// operation in ten asks for `all`.
+    pub(crate) level: Option<Level>,
+}
+
+fn consistency(l: Level) -> Consistency {
+    match l {
+        Level::Quorum => Consistency::Quorum,
+        Level::All => Consistency::All,
+    }
+}
+
+/// How a failed write ended: refused before anything was written (too few
+/// voters, nothing sent) is a failure; anything else may have applied.
+fn write_failed(e: &vergent_client::Error) -> Outcome {
+    if e.is_not_sent() || e.code() == Some(ErrorCode::NotEnoughVoters) {
+        Outcome::Fail
+    } else {
+        Outcome::Info
+    }
 }
 
 /// One client process: bound to one node, one operation in flight.
@@ -101,6 +121,11 @@ pub(crate) async fn client(
             _ => Op::Delete,
         };
         let value = (f == Op::Put).then(|| format!("p{process}-{seq}"));
+        let level = match shape.level {
+            Some(Level::Quorum) if rng.random_range(0..10) == 0 => Some(Level::All),
+            l => l,
+        };
+        let asked = level.map(consistency);
         let event = |outcome, value: Option<String>, version: Option<Stamp>, error| Event {
             process,
             outcome,
@@ -111,24 +136,33 @@ pub(crate) async fn client(
             version,
             wall_ms: wall_ms(),
             error,
+            level,
         };
         let _open = gate.read().await;
         history.push(event(Outcome::Invoke, value.clone(), None, None));
         let done = match f {
             Op::Put => match client
-                .put(key.clone(), value.clone().unwrap_or_default())
+                .put_with(
+                    key.clone(),
+                    value.clone().unwrap_or_default(),
+                    PutOptions {
+                        consistency: asked,
+                        ..Default::default()
+                    },
+                )
                 .await
             {
                 Ok(v) => event(Outcome::Ok, value, Some(stamp(&v)), None),
                 // A write that errored may still have happened (a timeout, a
-                // node killed after its fsync): indeterminate, never "fail".
-                Err(e) => event(Outcome::Info, value, None, Some(e.to_string())),
+                // node killed after its fsync): indeterminate, unless it was
+                // refused before anything was written.
+                Err(e) => event(write_failed(&e), value, None, Some(e.to_string())),
             },
-            Op::Delete => match client.delete(key.clone()).await {
+            Op::Delete => match client.delete_with(key.clone(), asked).await {
                 Ok(d) => event(Outcome::Ok, None, Some(stamp(&d.version)), None),
-                Err(e) => event(Outcome::Info, None, None, Some(e.to_string())),
+                Err(e) => event(write_failed(&e), None, None, Some(e.to_string())),
             },
-            Op::Get => match client.get(key.clone()).await {
+            Op::Get => match client.get_with(key.clone(), asked).await {
                 Ok(Some(entry)) => event(
                     Outcome::Ok,
                     Some(String::from_utf8_lossy(&entry.value).into_owned()),
