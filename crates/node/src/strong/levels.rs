@@ -53,6 +53,9 @@ impl From<Shortfall> for StrongError {
     }
 }
 
+/// A voter's report on a key: its version, and its record when asked for data.
+type Report = (Option<Version>, Option<Record>);
+
 /// What one voter said during a read.
 enum Heard {
     /// Its version of the key (`None`: it holds nothing of it), with the
@@ -347,12 +350,8 @@ impl Strong {
     }
 
     /// This node's own report on `key` as a voter: `None` when it may not
-    /// report (not serving yet, or its vote is forfeit).
-    #[allow(clippy::type_complexity)]
-    fn local_report(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<(Option<Version>, Option<Record>)>, StrongError> {
+    /// report (not serving yet, its vote forfeit, or catching up).
+    fn local_report(&self, key: &[u8]) -> Result<Option<Report>, StrongError> {
         if self.availability.check_readable().is_err()
             || self.voting.forfeit()
             || self.catching_up()
@@ -418,7 +417,7 @@ impl Strong {
 
 /// A voter's reply: its version and, if sent, its record (which must be
 /// of that version).
-fn read_reply(r: pb::LevelReadReply) -> Result<(Option<Version>, Option<Record>), StrongError> {
+fn read_reply(r: pb::LevelReadReply) -> Result<Report, StrongError> {
     let version = if r.found {
         Some(wire::version_from(r.version.ok_or(
             wire::WireError::Unexpected("a found key without a version"),

@@ -1,5 +1,7 @@
 //! Strong per-key operations: the node's driver of the sans-IO consensus
-//! core (`vergent-consensus`).
+//! core (`vergent-consensus`); and, counted over the same voting
+//! configuration, eventual reads and writes at `QUORUM` and `ALL`
+//! ([`levels`]).
 //!
 //! A strong operation runs one CASPaxos [`Round`] at a time per key on this
 //! node (behind a striped lock), sends what the round asks for over QUIC

@@ -409,7 +409,8 @@ async fn run(
         });
     }
     let start = Instant::now();
-    let mut nemesis = Nemesis::new(cluster, firewall, proxies, gates);
+    let drain_wipes = args.workload != Workload::Quorum;
+    let mut nemesis = Nemesis::new(cluster, firewall, proxies, gates, drain_wipes);
     let stop_at = start + args.duration;
     let nemesis_stop = CancellationToken::new();
     {

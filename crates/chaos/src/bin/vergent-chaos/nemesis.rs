@@ -62,6 +62,10 @@ pub(crate) struct Nemesis {
     gates: Vec<crate::workload::Gate>,
     /// The wiped node and the gate guard holding its clients back.
     wiped: Option<(usize, tokio::sync::OwnedRwLockWriteGuard<()>)>,
+    /// Whether a wipe waits for the node's log to reach its peers first
+    /// (`false`: the quorum workload, whose acknowledged writes must
+    /// survive losing whatever the wiped node alone held).
+    drain_wipes: bool,
 }
 
 impl Nemesis {
@@ -71,8 +75,10 @@ impl Nemesis {
         firewall: Option<Firewall>,
         proxies: Vec<ProxyHandle>,
         gates: Vec<crate::workload::Gate>,
+        drain_wipes: bool,
     ) -> Self {
         Self {
+            drain_wipes,
             cluster,
             firewall,
             proxies,
@@ -222,10 +228,13 @@ impl Nemesis {
             Fault::Wipe { node } => {
                 // A wiped disk loses what it alone held: at consistency one,
                 // writes not yet replicated. That is not what this fault
-                // tests (rebuild is), so the node's clients stop and its log
-                // drains to every peer first.
+                // tests at `one` (rebuild is), so the node's clients stop and
+                // its log drains to every peer first. At `quorum` it is: a
+                // write acknowledged there is on a majority already.
                 let guard = self.gates[*node].clone().write_owned().await;
-                self.wait_replicated(*node).await;
+                if self.drain_wipes {
+                    self.wait_replicated(*node).await;
+                }
                 self.cluster.kill(*node).await?;
                 self.cluster.wipe(*node)?;
                 self.wiped = Some((*node, guard));

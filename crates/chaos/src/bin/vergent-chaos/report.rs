@@ -375,8 +375,32 @@ impl Report<'_> {
                 "every strong key's converged value".to_string(),
             ),
         ];
+        let level_reads = self
+            .events
+            .iter()
+            .filter(|e| e.outcome == Outcome::Ok && e.f == Op::Get && e.level.is_some())
+            .count();
+        let level_writes = self
+            .events
+            .iter()
+            .filter(|e| e.is_acked_write() && e.level.is_some())
+            .count();
+        let level_rows = [
+            (
+                Checker::LevelRead,
+                format!(
+                    "{level_reads} level reads against {level_writes} acknowledged level writes"
+                ),
+            ),
+            (
+                Checker::LevelMonotonic,
+                format!("{level_reads} level reads"),
+            ),
+        ];
         let rows: Vec<(Checker, String)> = if self.strong_path.is_some() {
             rows.into_iter().chain(strong_rows).collect()
+        } else if level_reads + level_writes > 0 {
+            rows.into_iter().chain(level_rows).collect()
         } else {
             rows.into_iter().collect()
         };
