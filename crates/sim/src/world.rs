@@ -318,30 +318,7 @@ impl World {
                     self.write(node, &key, value);
                 }
                 450..=849 => self.level_read(node, &key, level),
-                850..=869 => {
-                    let mut a = std::collections::BTreeSet::new();
-                    let mut b = std::collections::BTreeSet::new();
-                    for i in 0..n {
-                        if self.rng.random_bool(0.5) {
-                            a.insert(i);
-                        } else {
-                            b.insert(i);
-                        }
-                    }
-                    self.fault(Filter::Partition(vec![a, b]));
-                }
-                870..=884 => {
-                    let p = self.rng.random_range(0.05..0.3);
-                    self.fault(Filter::Loss(p));
-                }
-                885..=899 => {
-                    let max = Duration::from_millis(self.rng.random_range(5..100));
-                    self.fault(Filter::Delay {
-                        min: Duration::from_millis(1),
-                        max,
-                    });
-                }
-                900..=909 => self.fault(Filter::Duplicate(0.2)),
+                850..=909 => self.network_fault(roll),
                 // A crash keeps what was synced: any number may be down.
                 910..=934 => self.crash(node),
                 935..=944 => {
@@ -423,36 +400,42 @@ impl World {
                     };
                     self.strong(node, &key, op);
                 }
-                850..=869 => {
-                    let mut a = std::collections::BTreeSet::new();
-                    let mut b = std::collections::BTreeSet::new();
-                    for i in 0..n {
-                        if self.rng.random_bool(0.5) {
-                            a.insert(i);
-                        } else {
-                            b.insert(i);
-                        }
-                    }
-                    self.fault(Filter::Partition(vec![a, b]));
-                }
-                870..=884 => {
-                    let p = self.rng.random_range(0.05..0.3);
-                    self.fault(Filter::Loss(p));
-                }
-                885..=899 => {
-                    let max = Duration::from_millis(self.rng.random_range(5..100));
-                    self.fault(Filter::Delay {
-                        min: Duration::from_millis(1),
-                        max,
-                    });
-                }
-                900..=909 => self.fault(Filter::Duplicate(0.2)),
+                850..=909 => self.network_fault(roll),
                 910..=934 => self.crash(node),
                 935..=969 => self.restart(node),
                 _ => self.heal(),
             }
         }
         self.heal();
+    }
+
+    /// A partition of the nodes into two random sides (either may be empty).
+    fn random_split(&mut self) -> Filter {
+        let mut a = std::collections::BTreeSet::new();
+        let mut b = std::collections::BTreeSet::new();
+        for i in 0..self.nodes.len() {
+            if self.rng.random_bool(0.5) {
+                a.insert(i);
+            } else {
+                b.insert(i);
+            }
+        }
+        Filter::Partition(vec![a, b])
+    }
+
+    /// The strong and level schedules' network faults, for a `roll` in
+    /// 850..=909: a partition, loss, delay or duplication.
+    fn network_fault(&mut self, roll: i32) {
+        let f = match roll {
+            850..=869 => self.random_split(),
+            870..=884 => Filter::Loss(self.rng.random_range(0.05..0.3)),
+            885..=899 => Filter::Delay {
+                min: Duration::from_millis(1),
+                max: Duration::from_millis(self.rng.random_range(5..100)),
+            },
+            _ => Filter::Duplicate(0.2),
+        };
+        self.fault(f);
     }
 
     /// Kills `node` (its unsynced state is lost).
@@ -561,16 +544,8 @@ impl World {
                     self.write(node, key.as_bytes(), value);
                 }
                 880..=899 => {
-                    let mut a = std::collections::BTreeSet::new();
-                    let mut b = std::collections::BTreeSet::new();
-                    for i in 0..n {
-                        if self.rng.random_bool(0.5) {
-                            a.insert(i);
-                        } else {
-                            b.insert(i);
-                        }
-                    }
-                    self.fault(Filter::Partition(vec![a, b]));
+                    let split = self.random_split();
+                    self.fault(split);
                 }
                 900..=909 => {
                     let p = self.rng.random_range(0.05..0.4);

@@ -19,12 +19,7 @@ pub fn check(history: &History) -> Vec<String> {
     let mut out = Vec::new();
     for e in &history.events {
         match e {
-            Event::Purged { key, version, .. } => {
-                let p = purged.entry(key.as_slice()).or_insert(version);
-                if version > *p {
-                    *p = version;
-                }
-            }
+            Event::Purged { key, version, .. } => super::note_purge(&mut purged, key, version),
             Event::LevelWrite {
                 key,
                 version: Some(v),

@@ -17,18 +17,12 @@ pub fn check(history: &History, states: &[BTreeMap<Vec<u8>, Rec>]) -> Vec<String
     let mut purged: BTreeMap<&[u8], &Version> = BTreeMap::new();
     for e in &history.events {
         if let Event::Purged { key, version, .. } = e {
-            let newest = purged.entry(key.as_slice()).or_insert(version);
-            if version > *newest {
-                *newest = version;
-            }
+            super::note_purge(&mut purged, key, version);
         }
     }
     for state in states {
         for (key, r) in state.iter().filter(|(_, r)| r.is_tombstone()) {
-            let newest = purged.entry(key.as_slice()).or_insert(&r.version);
-            if r.version > **newest {
-                *newest = &r.version;
-            }
+            super::note_purge(&mut purged, key, &r.version);
         }
     }
     let mut out = Vec::new();

@@ -15,8 +15,23 @@ pub mod resurrection;
 
 use std::collections::BTreeMap;
 
+use vergent_types::Version;
+
 use crate::history::History;
 use crate::store::Rec;
+
+/// Keeps, per key, the newest tombstone version seen purged (or held):
+/// what lets an invariant excuse a key that reads as absent.
+pub(crate) fn note_purge<'a>(
+    newest: &mut BTreeMap<&'a [u8], &'a Version>,
+    key: &'a [u8],
+    version: &'a Version,
+) {
+    let slot = newest.entry(key).or_insert(version);
+    if version > *slot {
+        *slot = version;
+    }
+}
 
 /// Every invariant over a settled world's history and final records.
 pub fn check_all(
