@@ -46,24 +46,6 @@ async fn ready(cluster: &Cluster, nodes: &[usize]) {
     }
 }
 
-/// Waits until `client`'s node sees `n` other members dead.
-async fn sees_dead(client: &Client, n: usize) {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        let s = client.status().await.expect("status");
-        let dead = s
-            .members
-            .iter()
-            .filter(|m| m.node_id != s.node_id && m.state == "dead")
-            .count();
-        if dead >= n {
-            return;
-        }
-        assert!(Instant::now() < until, "members still {:?}", s.members);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// A read at `level` that waits (bounded) while too few voters answer yet.
 async fn read_at(client: &Client, key: &str, level: Consistency) -> Option<Vec<u8>> {
     let until = Instant::now() + DEADLINE;
@@ -108,7 +90,7 @@ fn quorum_writes_take_one_node_down_and_answer_unavailable_with_two_and_all_with
     c.kill9();
     rt.block_on(async {
         let client = cluster.client(0).await;
-        sees_dead(&client, 1).await;
+        common::sees_dead(&client, 1, DEADLINE).await;
         client
             .put_with("k", "quorum", at(Consistency::Quorum))
             .await
@@ -144,7 +126,7 @@ fn quorum_writes_take_one_node_down_and_answer_unavailable_with_two_and_all_with
     b.kill9();
     rt.block_on(async {
         let client = cluster.client(0).await;
-        sees_dead(&client, 2).await;
+        common::sees_dead(&client, 2, DEADLINE).await;
         for _ in 0..3 {
             let started = Instant::now();
             let err = client

@@ -279,20 +279,7 @@ fn with_two_of_three_voters_down_cas_answers_unavailable_within_the_deadline_and
         b.kill9();
         c.kill9();
         // "Down" as the survivor sees it: gossip has declared both dead.
-        let until = Instant::now() + DEADLINE;
-        loop {
-            let s = client.status().await.expect("status");
-            let dead = s
-                .members
-                .iter()
-                .filter(|m| m.node_id != s.node_id && m.state == "dead")
-                .count();
-            if dead == 2 {
-                break;
-            }
-            assert!(Instant::now() < until, "members still {:?}", s.members);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        common::sees_dead(&client, 2, DEADLINE).await;
         for _ in 0..3 {
             let started = Instant::now();
             let err = client

@@ -511,6 +511,24 @@ pub async fn converged(
     }
 }
 
+/// Waits until `client`'s node sees `n` other members dead, failing after `within`.
+pub async fn sees_dead(client: &Client, n: usize, within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        let s = client.status().await.expect("status");
+        let dead = s
+            .members
+            .iter()
+            .filter(|m| m.node_id != s.node_id && m.state == "dead")
+            .count();
+        if dead >= n {
+            return;
+        }
+        assert!(Instant::now() < until, "members still {:?}", s.members);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until node `client` says it is serving (bootstrap finished).
 pub async fn serving(client: &Client) -> vergent_client::NodeStatus {
     let until = Instant::now() + DEADLINE;
