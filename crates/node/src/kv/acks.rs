@@ -40,7 +40,14 @@ impl LogAcks {
     pub(crate) fn record(&self, peer: &str, up_to: u64) {
         let moved = {
             let mut acked = self.acked.lock().unwrap_or_else(PoisonError::into_inner);
-            acked.insert(peer.to_string(), up_to) != Some(up_to)
+            // Every replication ack lands here: allocate the peer's name once.
+            match acked.get_mut(peer) {
+                Some(at) => std::mem::replace(at, up_to) != up_to,
+                None => {
+                    acked.insert(peer.to_string(), up_to);
+                    true
+                }
+            }
         };
         if moved {
             self.changed.send_modify(|n| *n = n.wrapping_add(1));

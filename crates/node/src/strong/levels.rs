@@ -153,9 +153,9 @@ impl Strong {
         let mut tracker = WriteTracker::new(level, config);
         tracker.handle_durable(&self.me);
         let mut changed = self.acks.subscribe();
+        let members = tracker.config().members();
         loop {
             changed.mark_unchanged();
-            let members = tracker.config().members();
             for m in members.iter().filter(|m| **m != self.me) {
                 if self.acks.holds(m.as_str(), seq) {
                     tracker.handle_durable(m);
