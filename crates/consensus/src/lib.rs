@@ -18,7 +18,8 @@
 //! Values are `Option<Vec<u8>>`, `None` being a tombstone. Chosen values
 //! reach the ordinary last-writer-wins store through [`handle_commit`], with
 //! a commit [`Version`](vergent_types::Version) above every version the round
-//! saw, so higher chosen ballots always carry higher versions.
+//! saw (a write-back keeps the version of the record it re-proposes), so
+//! higher chosen ballots never carry lower versions.
 
 mod acceptor;
 mod backoff;

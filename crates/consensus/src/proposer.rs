@@ -16,12 +16,14 @@
 //! greatest by [`Version`] of the MRA's `(commit, value)` and every reply's
 //! LWW record.
 //!
-//! **Stamping.** Every proposal, including the write-back of an unchanged
-//! state, gets a fresh commit version from `hlc.update` over everything
-//! observed, so it is above every version seen. By quorum intersection a
-//! proposal at a higher ballot than a chosen one has seen the chosen one's
-//! version (as an accepted proposal or an LWW record), so it stamps higher:
-//! the LWW store keeps the latest chosen value.
+//! **Stamping.** A CAS that applies gets a fresh commit version from
+//! `hlc.update` over everything observed, so it is above every version seen.
+//! A write-back of an unchanged state keeps the state's own version: by
+//! quorum intersection a proposal at a higher ballot than a chosen one has
+//! seen the chosen one's version, and the state is the greatest seen, so the
+//! LWW store keeps the latest chosen value either way. A fresh version would
+//! be wrong: a write-back accepted by a minority, once completed by a later
+//! round, would outrank an eventual write it never saw.
 //!
 //! **Honest outcomes.** Until an accept is sent nothing can be chosen, so a
 //! failure is [`Outcome::Contention`] or [`Outcome::Unavailable`]. After,
@@ -655,20 +657,25 @@ impl Round {
                 return;
             }
         };
-        let commit = Version::new(stamp, self.proposer.clone());
+        let fresh = Version::new(stamp, self.proposer.clone());
         let base = state.as_ref().map(|(v, _)| v.clone());
-        let (value, outcome) = match &self.op {
-            Op::Cas { expect, new } if holds(expect, state.as_ref()) => (
+        let (value, commit, outcome) = match (&self.op, state) {
+            (Op::Cas { expect, new }, state) if holds(expect, state.as_ref()) => (
                 new.clone(),
+                fresh.clone(),
                 Outcome::Applied {
                     value: new.clone(),
-                    version: commit.clone(),
+                    version: fresh,
                 },
             ),
-            op => {
-                // A write-back: the same value under a fresh version, so
-                // "chosen at a higher ballot" keeps meaning "newer version".
-                let value = state.and_then(|(_, v)| v);
+            (op, state) => {
+                // A write-back re-proposes the state under its own version:
+                // the round writes nothing new, and a fresh version would let
+                // a write-back that landed on a minority outrank, once
+                // completed, an eventual write it never saw (see "Stamping"
+                // above). An absent state has no version, so its tombstone
+                // takes the fresh one.
+                let (commit, value) = state.unwrap_or((fresh, None));
                 let version = Some(commit.clone());
                 let outcome = match op {
                     Op::Read => Outcome::Read {
@@ -680,7 +687,7 @@ impl Round {
                         version,
                     },
                 };
-                (value, outcome)
+                (value, commit, outcome)
             }
         };
         let msg = Accept {
@@ -761,7 +768,7 @@ fn split(state: Option<LwwRecord>) -> (Option<Version>, Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Accepted;
+    use crate::{Accepted, AcceptorState, handle_accept, handle_prepare};
     use vergent_hlc::HlcConfig;
 
     const NOW: u64 = 1_000_000;
@@ -947,7 +954,7 @@ mod tests {
     }
 
     #[test]
-    fn a_read_of_disagreeing_replicas_writes_the_newest_back_under_a_fresh_version() {
+    fn a_read_of_disagreeing_replicas_writes_the_newest_back_under_its_own_version() {
         let mut hlc = hlc();
         let old = (ver(400, "w"), Some(b"old".to_vec()));
         let new = (ver(500, "w"), Some(b"new".to_vec()));
@@ -960,7 +967,7 @@ mod tests {
         assert_eq!(acc.len(), 3);
         assert_eq!(acc[0].value, new.1);
         assert_eq!(acc[0].base, Some(new.0.clone()));
-        assert!(acc[0].commit > new.0);
+        assert_eq!(acc[0].commit, new.0, "a write-back writes nothing new");
     }
 
     #[test]
@@ -986,7 +993,10 @@ mod tests {
         let acc = accepts(&out);
         assert_eq!(acc.len(), 3, "a pending proposal forces an accept phase");
         assert_eq!(acc[0].value, pending.value);
-        assert!(acc[0].commit > pending.commit);
+        assert_eq!(
+            acc[0].commit, pending.commit,
+            "completed under its own version"
+        );
         let commit = acc[0].commit.clone();
         r.handle_accept_reply(NOW, &n("a"), AcceptReply::Accepted);
         r.handle_accept_reply(NOW, &n("b"), AcceptReply::Accepted);
@@ -1037,10 +1047,7 @@ mod tests {
         let out = drain(&mut r);
         let acc = accepts(&out);
         assert_eq!(acc[0].value, chosen.1);
-        assert!(
-            acc[0].commit > ver(90_000, "s"),
-            "still stamped above all seen"
-        );
+        assert_eq!(acc[0].commit, chosen.0, "the chosen record, as it was");
     }
 
     #[test]
@@ -1074,6 +1081,68 @@ mod tests {
         assert!(holds(&Expect::Version(ver(5, "w")), Some(&rec)));
         assert!(!holds(&Expect::Version(ver(5, "w")), Some(&tomb)));
         assert!(holds(&Expect::Any, None));
+    }
+
+    /// The mixed-mode resurrection the chaos suite's mixed workload found:
+    /// a read's write-back that lands on a minority must not outrank an
+    /// eventual write acknowledged at a quorum before a later read started.
+    #[test]
+    fn an_unfinished_write_back_never_outranks_a_newer_eventual_write() {
+        let mut hlc = hlc();
+        let old = (ver(400, "w"), Some(b"old".to_vec()));
+        // Replicas disagree: `a` has `old`, `b` has not heard of it yet.
+        let mut r1 = start(&mut hlc, Op::Read, None);
+        drain(&mut r1);
+        r1.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(old.clone())));
+        r1.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
+        let out = drain(&mut r1);
+        let write_back = accepts(&out)[0].clone();
+        // Before the write-back arrives, an eventual write stamped earlier
+        // than the round's clock reaches `b` and `c`: a quorum acknowledges it.
+        let newer = (ver(NOW - 10, "e"), Some(b"newer".to_vec()));
+        let promised = AcceptorState {
+            promised: Some(write_back.ballot.clone()),
+            ..AcceptorState::default()
+        };
+        let (a_state, a_reply) = handle_accept(&promised, Some(&old), &write_back, 1);
+        assert_eq!(a_reply, AcceptReply::Accepted, "`a` still holds the base");
+        let (_, b_reply) = handle_accept(&promised, Some(&newer), &write_back, 1);
+        assert!(matches!(b_reply, AcceptReply::Reject { .. }));
+        let a_state = a_state.expect("accepted");
+        // A later read asks `a` (holding the write-back) and `b` (the write).
+        let mut hlc2 = Hlc::new(HlcConfig::default());
+        let ballot_hlc = hlc2.now(NOW + 50);
+        let mut r2 = Round::new(
+            NOW + 50,
+            &mut hlc2,
+            RoundRequest {
+                key: b"k".to_vec(),
+                op: Op::Read,
+                proposer: n("q"),
+                config: config(),
+                ballot_hlc,
+                cache: None,
+            },
+        );
+        let Some(prepare) = drain(&mut r2).into_iter().find_map(|o| match o {
+            RoundOutput::Send {
+                msg: Message::Prepare(p),
+                ..
+            } => Some(p),
+            _ => None,
+        }) else {
+            panic!("no prepare")
+        };
+        let (_, from_a) = handle_prepare(&a_state, Some(&old), &prepare, 1);
+        let (_, from_b) = handle_prepare(&AcceptorState::default(), Some(&newer), &prepare, 1);
+        r2.handle_prepare_reply(NOW + 50, &mut hlc2, &n("a"), from_a);
+        r2.handle_prepare_reply(NOW + 50, &mut hlc2, &n("b"), from_b);
+        let out = drain(&mut r2);
+        let acc = accepts(&out);
+        assert_eq!(
+            acc[0].value, newer.1,
+            "the newer eventual write is the state"
+        );
     }
 
     #[test]

@@ -473,10 +473,9 @@ impl Strong {
         let cache = {
             let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
             // The 1-RTT path always writes (it has no phase 1 to learn that
-            // nothing needs writing), and a write-back restamps the value. So
-            // it is taken only by a CAS expected to apply: reads and failing
-            // CASes take phase 1, which answers without writing when the
-            // replicas agree, and leave the version alone.
+            // nothing needs writing). So it is taken only by a CAS expected
+            // to apply: reads and failing CASes take phase 1, which answers
+            // without writing when the replicas agree.
             let applies = match op {
                 Op::Read => false,
                 Op::Cas { expect, .. } => cache
