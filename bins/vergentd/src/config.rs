@@ -139,6 +139,10 @@ pub(crate) struct Cli {
     /// a quorum (the broken core the chaos suite must catch).
     #[arg(long, hide = true)]
     unsafe_test_quorum_of_one: bool,
+    /// Testing only, and unsafe: writes at quorum and all are acknowledged
+    /// by this node alone (the broken tracker the chaos suite must catch).
+    #[arg(long, hide = true)]
+    unsafe_test_levels_of_one: bool,
 }
 
 /// The config file: the same settings as the flags, in snake_case.
@@ -307,6 +311,7 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     }
     node.clock_offset_ms = cli.debug_clock_offset_ms.unwrap_or(0);
     node.unsafe_quorum_of_one = cli.unsafe_test_quorum_of_one;
+    node.unsafe_levels_of_one = cli.unsafe_test_levels_of_one;
     if let Some(n) = cli.max_log_lag.or(file.max_log_lag) {
         node.max_log_lag = n;
     }

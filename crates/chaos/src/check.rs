@@ -39,6 +39,9 @@ pub enum Checker {
     LevelRead,
     /// A read at `quorum`/`all` returned something older than an earlier one had.
     LevelMonotonic,
+    /// A strong operation started after a write was acknowledged at
+    /// `quorum`/`all` and did not observe it or anything newer.
+    LevelObserved,
 }
 
 impl fmt::Display for Checker {
@@ -54,6 +57,7 @@ impl fmt::Display for Checker {
             Self::StrongFinal => "strong-final",
             Self::LevelRead => "level-read",
             Self::LevelMonotonic => "level-monotonic",
+            Self::LevelObserved => "level-observed",
         })
     }
 }

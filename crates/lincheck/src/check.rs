@@ -393,7 +393,16 @@ where
                 .step(&self.state, &o.input, output)
                 .into_iter()
                 .collect(),
-            None => self.model.step_unknown(&self.state, &o.input),
+            None => {
+                let mut next = self.model.step_unknown(&self.state, &o.input);
+                if o.is_returned() {
+                    // Bounded but unknown: it must be placed before its
+                    // deadline, so "it never took effect" is an alternative
+                    // here (a pending one is simply left out instead).
+                    next.push(self.state.clone());
+                }
+                next
+            }
         };
         self.bits.set(op);
         for (alt, next) in successors.into_iter().enumerate().skip(from) {
@@ -484,9 +493,10 @@ where
 
     fn summary(&self, op: usize) -> OpSummary {
         let o = self.ops[op];
-        let description = match &o.output {
-            Some(output) => format!("{:?} -> {:?}", o.input, output),
-            None => format!("{:?} -> unknown", o.input),
+        let description = match (&o.output, o.ret) {
+            (Some(output), _) => format!("{:?} -> {:?}", o.input, output),
+            (None, Some(_)) => format!("{:?} -> unknown, settled by its deadline", o.input),
+            (None, None) => format!("{:?} -> unknown", o.input),
         };
         OpSummary {
             index: self.indices[op],

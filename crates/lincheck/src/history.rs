@@ -7,7 +7,9 @@ use std::collections::HashMap;
 ///
 /// Times are in any monotonic unit. An operation without a return (`ret` and
 /// `output` both `None`) has an unknown outcome: it may take effect at any
-/// point after its call, or never.
+/// point after its call, or never. One with a `ret` but no `output`
+/// ([`Operation::unknown_until`]) has an unknown outcome too, but if it took
+/// effect it did so by `ret`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operation<I, O> {
     /// The client (Jepsen's process) that ran the operation.
@@ -18,7 +20,7 @@ pub struct Operation<I, O> {
     pub ret: Option<u64>,
     /// What was asked.
     pub input: I,
-    /// What was answered; `Some` exactly when `ret` is.
+    /// What was answered; `Some` only when `ret` is (`None` with a `ret`: an unknown outcome settled by then).
     pub output: Option<O>,
 }
 
@@ -45,7 +47,21 @@ impl<I, O> Operation<I, O> {
         }
     }
 
-    /// Whether the operation returned an output.
+    /// An operation whose outcome is unknown but which, if it took effect
+    /// at all, did so between `call` and `by` (what a client can know of a
+    /// last-writer-wins write that a newer version has since superseded).
+    pub fn unknown_until(client: u64, call: u64, by: u64, input: I) -> Self {
+        Self {
+            client,
+            call,
+            ret: Some(by),
+            input,
+            output: None,
+        }
+    }
+
+    /// Whether the operation has a return time: it returned an output, or
+    /// its unknown outcome was settled by then ([`Operation::unknown_until`]).
     pub fn is_returned(&self) -> bool {
         self.ret.is_some()
     }
@@ -89,9 +105,8 @@ pub enum HistoryError {
         /// Its return time.
         ret: u64,
     },
-    /// An operation has a return time but no output, or an output but no
-    /// return time.
-    #[error("operation {index} has a return time or an output, but not both")]
+    /// An operation has an output but no return time.
+    #[error("operation {index} has an output but no return time")]
     HalfReturned {
         /// The operation's position.
         index: usize,
@@ -140,11 +155,11 @@ impl<I, O> History<I, O> {
         Self::default()
     }
 
-    /// Adds an operation, rejecting a return before its call or a return
-    /// without an output (and the reverse).
+    /// Adds an operation, rejecting a return before its call or an output
+    /// without a return.
     pub fn push(&mut self, op: Operation<I, O>) -> Result<(), HistoryError> {
         let index = self.ops.len();
-        if op.ret.is_some() != op.output.is_some() {
+        if op.ret.is_none() && op.output.is_some() {
             return Err(HistoryError::HalfReturned { index });
         }
         if let Some(ret) = op.ret

@@ -51,6 +51,11 @@ pub struct NodeConfig {
     /// their quorum, so linearizability breaks. Exists so the chaos suite
     /// can show its checker catches a broken core on real processes.
     pub unsafe_quorum_of_one: bool,
+    /// Test-only and unsafe: writes at `quorum`/`all` are acknowledged once
+    /// this node alone holds them, so the level guarantees break. Exists so
+    /// the chaos suite can show its level checks catch a broken tracker on
+    /// real processes.
+    pub unsafe_levels_of_one: bool,
     /// How long after a strong decision its per-key consensus state may be
     /// deleted, once every voter has committed it (the LWW record then holds
     /// all of it). A proposer whose ballot is older than this is refused.
@@ -119,6 +124,7 @@ impl NodeConfig {
             max_connections: None,
             max_handshakes: None,
             unsafe_quorum_of_one: false,
+            unsafe_levels_of_one: false,
             paxos_gc_after: Duration::from_secs(3600),
             default_read_consistency: ConsistencyLevel::One,
             default_write_consistency: ConsistencyLevel::One,

@@ -218,6 +218,12 @@ impl Node {
             config.repair.clone(),
             workers.clone(),
         ));
+        if config.unsafe_levels_of_one {
+            tracing::error!(
+                "testing only: writes at quorum and all are acknowledged by this node alone and \
+                 do NOT keep their level's guarantees"
+            );
+        }
         if config.unsafe_quorum_of_one {
             tracing::error!(
                 "testing only: strong operations count this node alone as a quorum and are NOT \
@@ -235,6 +241,7 @@ impl Node {
                 expected: u32::try_from(1 + config.peers.len()).unwrap_or(u32::MAX),
                 seed: store_id ^ crate::clock::wall_ms(),
                 unsafe_quorum_of_one: config.unsafe_quorum_of_one,
+                unsafe_levels_of_one: config.unsafe_levels_of_one,
                 gc_after: config.paxos_gc_after,
                 acks: kv.log_acks().clone(),
                 limits: *kv.limits(),

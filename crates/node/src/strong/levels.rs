@@ -150,6 +150,13 @@ impl Strong {
         seq: u64,
     ) -> Result<(), StrongError> {
         let deadline = Instant::now() + LEVEL_DEADLINE;
+        let config = if self.unsafe_levels_of_one {
+            // The broken tracker the chaos suite must catch: this node its
+            // only voter.
+            VotingConfig::new(config.epoch, [self.me.clone()])
+        } else {
+            config
+        };
         let mut tracker = WriteTracker::new(level, config);
         tracker.handle_durable(&self.me);
         let mut changed = self.acks.subscribe();

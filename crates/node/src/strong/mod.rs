@@ -187,6 +187,8 @@ pub(crate) struct Strong {
     rng: Mutex<ChaCha8Rng>,
     /// Test-only mutant (see `NodeConfig::unsafe_quorum_of_one`).
     unsafe_quorum_of_one: bool,
+    /// Test-only mutant (see `NodeConfig::unsafe_levels_of_one`).
+    pub(super) unsafe_levels_of_one: bool,
     /// Garbage-collection floor (see `vergent_consensus::gc`), persisted.
     floor: Mutex<Option<Ballot>>,
     /// How old a decision must be before its per-key state is collected.
@@ -225,6 +227,7 @@ pub(crate) struct StrongSetup {
     pub(crate) seed: u64,
     /// Test-only mutant: rounds ask this node's acceptor alone.
     pub(crate) unsafe_quorum_of_one: bool,
+    pub(crate) unsafe_levels_of_one: bool,
     /// How old a decision must be before its per-key state is collected.
     pub(crate) gc_after: Duration,
     /// What each peer acknowledged of this node's log.
@@ -272,6 +275,7 @@ impl Strong {
             acceptor_locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(setup.seed)),
             unsafe_quorum_of_one: setup.unsafe_quorum_of_one,
+            unsafe_levels_of_one: setup.unsafe_levels_of_one,
         })
     }
 

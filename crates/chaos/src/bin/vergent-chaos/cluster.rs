@@ -53,6 +53,8 @@ pub(crate) struct Cluster {
     tombstone_grace: Option<Duration>,
     /// Start the nodes with the broken consensus core (checker test).
     unsafe_quorum_of_one: bool,
+    /// Start the nodes with the broken level tracker (checker test).
+    unsafe_levels_of_one: bool,
     /// The nodes, in index order.
     pub(crate) nodes: Vec<NodeProc>,
 }
@@ -70,6 +72,7 @@ impl Cluster {
         faketime_lib: Option<PathBuf>,
         tombstone_grace: Option<Duration>,
         unsafe_quorum_of_one: bool,
+        unsafe_levels_of_one: bool,
     ) -> anyhow::Result<Self> {
         let certs = vergent_testkit::unencrypted_certs(&dir.join("certs"), "vergent-chaos-node");
         let (node_tls, client_tls) = (certs.node, certs.client);
@@ -102,6 +105,7 @@ impl Cluster {
             faketime_lib,
             tombstone_grace,
             unsafe_quorum_of_one,
+            unsafe_levels_of_one,
             nodes,
         })
     }
@@ -150,6 +154,9 @@ impl Cluster {
         }
         if self.unsafe_quorum_of_one {
             cmd.arg("--unsafe-test-quorum-of-one");
+        }
+        if self.unsafe_levels_of_one {
+            cmd.arg("--unsafe-test-levels-of-one");
         }
         if !peers.is_empty() {
             cmd.arg("--peers").args(&peers);

@@ -47,6 +47,13 @@ pub(crate) enum Workload {
     /// `eventual` is, and every level read against the level writes
     /// acknowledged before it and the level reads answered before it.
     Quorum,
+    /// The strong workload's operations with a third of them turned into
+    /// eventual puts and deletes at `one`, `quorum` and `all` on the same
+    /// keys; checked against the mixing contract: linearizable with every
+    /// eventual write free to apply after its invocation or never, and every
+    /// write acknowledged at `quorum`/`all` observed by the strong operations
+    /// that start after it.
+    Mixed,
 }
 
 impl Workload {
@@ -55,6 +62,7 @@ impl Workload {
             Self::Eventual => "eventual",
             Self::Strong => "strong",
             Self::Quorum => "quorum",
+            Self::Mixed => "mixed",
         }
     }
 }
@@ -92,6 +100,11 @@ pub(crate) struct Args {
     /// that counts one node as a quorum. The run must then FAIL.
     #[arg(long)]
     unsafe_quorum_of_one: bool,
+    /// Testing the level checks: start the nodes with a broken tracker that
+    /// acknowledges `quorum`/`all` writes once the coordinator alone holds
+    /// them. A quorum or mixed run must then FAIL.
+    #[arg(long)]
+    unsafe_levels_of_one: bool,
     /// Time allowed for replicas to converge after healing.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     converge_timeout: Duration,
@@ -185,7 +198,7 @@ impl Args {
             Workload::Eventual | Workload::Quorum => {
                 u32::try_from(self.nodes * 2).unwrap_or(u32::MAX)
             }
-            Workload::Strong => 10,
+            Workload::Strong | Workload::Mixed => 10,
         })
     }
 
@@ -193,7 +206,7 @@ impl Args {
     pub(crate) fn keys(&self) -> u32 {
         self.keys.unwrap_or(match self.workload {
             Workload::Eventual => 40,
-            Workload::Strong => 5,
+            Workload::Strong | Workload::Mixed => 5,
             // Few keys, so reads race the writes they must see.
             Workload::Quorum => 10,
         })
@@ -203,7 +216,7 @@ impl Args {
     pub(crate) fn rate(&self) -> u32 {
         self.rate.unwrap_or(match self.workload {
             Workload::Eventual => 40,
-            Workload::Strong | Workload::Quorum => 10,
+            Workload::Strong | Workload::Quorum | Workload::Mixed => 10,
         })
     }
 }
@@ -351,6 +364,7 @@ async fn run(
         faketime_lib(),
         args.tombstone_grace,
         args.unsafe_quorum_of_one,
+        args.unsafe_levels_of_one,
     )?;
     for i in 0..args.nodes {
         cluster.start(i)?;
@@ -360,7 +374,7 @@ async fn run(
     // hear its honest answer (applied, refused or unknown) instead of timing out.
     let op_timeout = match args.workload {
         Workload::Eventual => Duration::from_secs(2),
-        Workload::Strong | Workload::Quorum => Duration::from_secs(8),
+        Workload::Strong | Workload::Quorum | Workload::Mixed => Duration::from_secs(8),
     };
     let mut clients = Vec::new();
     for i in 0..args.nodes {
@@ -395,7 +409,7 @@ async fn run(
                 history.clone(),
                 stop.clone(),
             )),
-            Workload::Strong => tokio::spawn(strong::client(
+            Workload::Strong | Workload::Mixed => tokio::spawn(strong::client(
                 p,
                 id,
                 c,
@@ -403,6 +417,7 @@ async fn run(
                 shape.keys,
                 shape.rate,
                 seed,
+                args.workload == Workload::Mixed,
                 strong_history.clone(),
                 stop.clone(),
             )),
@@ -453,7 +468,7 @@ async fn run(
     // the LWW store only when a strong operation on its key decides it.
     let final_reads = match args.workload {
         Workload::Eventual | Workload::Quorum => None,
-        Workload::Strong => Some(
+        Workload::Strong | Workload::Mixed => Some(
             strong::final_reads(
                 &final_clients[0],
                 &ids[0],
@@ -479,6 +494,23 @@ async fn run(
     })
     .await;
     let converge_time = settle_from.elapsed();
+    // An `ONE` write still on its way when the first final reads ran may
+    // win by last-writer-wins afterwards, as the contract allows; the mixed
+    // workload compares the converged state with reads taken after it.
+    let final_reads = match (args.workload, final_reads, &converge) {
+        (Workload::Mixed, Some(_), Ok(_)) => Some(
+            strong::final_reads(
+                &final_clients[0],
+                &ids[0],
+                shape.keys,
+                n_clients + 1,
+                &strong_history,
+                deadline,
+            )
+            .await?,
+        ),
+        (_, reads, _) => reads,
+    };
     let mut readings = Vec::new();
     for (id, c) in ids.iter().zip(&final_clients) {
         if let Ok(s) = c.status().await {
@@ -529,7 +561,7 @@ async fn run(
     let strong_events = strong_history.snapshot();
     let strong_path = match args.workload {
         Workload::Eventual | Workload::Quorum => None,
-        Workload::Strong => Some(write_strong_history(args, &strong_events)?),
+        Workload::Strong | Workload::Mixed => Some(write_strong_history(args, &strong_events)?),
     };
     if let Some(reads) = &final_reads {
         let options = vergent_lincheck::CheckOptions {
@@ -544,6 +576,7 @@ async fn run(
             "vergent-chaos: linearizability checked in {:.1} s",
             checked.elapsed().as_secs_f64()
         );
+        violations.extend(vergent_chaos::strong::level_writes_observed(&strong_events));
         violations.extend(vergent_chaos::strong::final_agrees(reads, &final_state));
     }
     let report = Report {

@@ -124,6 +124,9 @@ impl Report<'_> {
         if a.unsafe_quorum_of_one {
             cmd.push_str(" --unsafe-quorum-of-one");
         }
+        if a.unsafe_levels_of_one {
+            cmd.push_str(" --unsafe-levels-of-one");
+        }
         if let Some(g) = a.tombstone_grace {
             cmd.push_str(&format!(
                 " --tombstone-grace {}",
@@ -152,6 +155,12 @@ impl Report<'_> {
             let _ = writeln!(
                 s,
                 "\n**nodes ran the broken core (`--unsafe-quorum-of-one`): this run must FAIL**"
+            );
+        }
+        if self.args.unsafe_levels_of_one {
+            let _ = writeln!(
+                s,
+                "\n**nodes ran the broken level tracker (`--unsafe-levels-of-one`): this run must FAIL**"
             );
         }
         let _ = writeln!(s, "replay: `{}`\n", self.replay());
@@ -208,6 +217,29 @@ impl Report<'_> {
                     n("fail"),
                     n("info")
                 );
+            }
+        }
+        let mut by_level: BTreeMap<&str, [usize; 4]> = BTreeMap::new();
+        for e in self.strong_events.iter().filter(|e| e.f.is_eventual()) {
+            let level = match e.level {
+                None => "one",
+                Some(vergent_chaos::history::Level::Quorum) => "quorum",
+                Some(vergent_chaos::history::Level::All) => "all",
+            };
+            let slot = match e.outcome {
+                Outcome::Invoke => 0,
+                Outcome::Ok => 1,
+                Outcome::Fail => 2,
+                Outcome::Info => 3,
+            };
+            by_level.entry(level).or_default()[slot] += 1;
+        }
+        if !by_level.is_empty() {
+            let _ = writeln!(s, "\neventual writes on the strong keys, by level:\n");
+            let _ = writeln!(s, "| level | invoked | ok | fail | info (unknown) |");
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+            for (level, [i, o, f, u]) in &by_level {
+                let _ = writeln!(s, "| {level} | {i} | {o} | {f} | {u} |");
             }
         }
         let mut errors: BTreeMap<String, usize> = BTreeMap::new();
@@ -375,6 +407,20 @@ impl Report<'_> {
                 "every strong key's converged value".to_string(),
             ),
         ];
+        let acked_level_writes = self
+            .strong_events
+            .iter()
+            .filter(|e| e.outcome == Outcome::Ok && e.f.is_eventual() && e.level.is_some())
+            .count();
+        let mixed_rows = (acked_level_writes > 0).then(|| {
+            (
+                Checker::LevelObserved,
+                format!(
+                    "strong operations against {acked_level_writes} eventual writes \
+                     acknowledged at quorum/all"
+                ),
+            )
+        });
         let level_reads = self
             .events
             .iter()
@@ -398,7 +444,10 @@ impl Report<'_> {
             ),
         ];
         let rows: Vec<(Checker, String)> = if self.strong_path.is_some() {
-            rows.into_iter().chain(strong_rows).collect()
+            rows.into_iter()
+                .chain(strong_rows)
+                .chain(mixed_rows)
+                .collect()
         } else if level_reads + level_writes > 0 {
             rows.into_iter().chain(level_rows).collect()
         } else {

@@ -1,6 +1,8 @@
 //! The strong workload: concurrent clients doing SERIAL reads, strong puts
 //! and deletes and compare-and-sets on a few hot keys, recording every
-//! invocation and completion for the linearizability check.
+//! invocation and completion for the linearizability check. The mixed
+//! workload is the same clients with a third of their operations turned
+//! into eventual puts and deletes at `one`, `quorum` and `all` on the same keys.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use vergent_chaos::history::Outcome;
+use vergent_chaos::history::{Level, Outcome};
 use vergent_chaos::strong::{StrongEvent, StrongOp};
 use vergent_client::{Client, Consistency, Error, ErrorCode, Expect, PutOptions};
 
@@ -84,7 +86,37 @@ pub(crate) fn definite(e: &Error) -> bool {
         )
 }
 
-/// One strong client process: bound to one node, one operation in flight.
+/// Whether an eventual write's error means it certainly did not take
+/// effect: as [`definite`], less contention, skew and configuration answers,
+/// which only strong rounds give; a level write refused for too few voters
+/// wrote nothing.
+fn eventual_definite(e: &Error) -> bool {
+    e.is_not_sent()
+        || matches!(
+            e.code(),
+            Some(ErrorCode::NotEnoughVoters | ErrorCode::Bootstrapping | ErrorCode::Fenced)
+        )
+}
+
+/// The level of an eventual write: `one` 40%, `quorum` 45%, `all` 15%.
+fn eventual_level(rng: &mut StdRng) -> Option<Level> {
+    match rng.random_range(0..100) {
+        0..40 => None,
+        40..85 => Some(Level::Quorum),
+        _ => Some(Level::All),
+    }
+}
+
+fn consistency(level: Option<Level>) -> Consistency {
+    match level {
+        None => Consistency::One,
+        Some(Level::Quorum) => Consistency::Quorum,
+        Some(Level::All) => Consistency::All,
+    }
+}
+
+/// One strong client process: bound to one node, one operation in flight;
+/// with `mixed`, a third of its operations are eventual writes.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn client(
     process: u32,
@@ -94,6 +126,7 @@ pub(crate) async fn client(
     keys: u32,
     rate: u32,
     seed: u64,
+    mixed: bool,
     history: StrongRecorder,
     stop: CancellationToken,
 ) {
@@ -107,7 +140,20 @@ pub(crate) async fn client(
         let k = key(rng.random_range(0..keys.max(1)));
         let fresh = format!("p{process}-{seq}");
         let roll = rng.random_range(0..100);
+        let mut level = None;
         let (f, expect, value) = match roll {
+            _ if mixed && roll % 3 == 0 => {
+                level = eventual_level(&mut rng);
+                if rng.random_range(0..5) == 0 {
+                    (StrongOp::EventualDelete, None, None)
+                } else {
+                    (
+                        StrongOp::EventualPut,
+                        None,
+                        Some(format!("e{process}-{seq}")),
+                    )
+                }
+            }
             0..35 => (StrongOp::Read, None, None),
             35..70 => (
                 StrongOp::Cas,
@@ -136,11 +182,17 @@ pub(crate) async fn client(
             version,
             at_us: 0,
             error,
+            level,
         };
         let open = gate.read().await;
         history.push(event(Outcome::Invoke, value.clone(), None, None, None));
         let failed = |e: Error| {
-            let outcome = if definite(&e) || f == StrongOp::Read {
+            let sure = if f.is_eventual() {
+                eventual_definite(&e)
+            } else {
+                definite(&e)
+            };
+            let outcome = if sure || f == StrongOp::Read {
                 // A read changes nothing: failed or unknown, it is dropped.
                 Outcome::Fail
             } else {
@@ -186,6 +238,36 @@ pub(crate) async fn client(
             }
             StrongOp::Delete => match client
                 .delete_with(k.clone(), Some(Consistency::Serial))
+                .await
+            {
+                Ok(d) => {
+                    seen.insert(k.clone(), None);
+                    event(Outcome::Ok, None, None, Some(stamp(&d.version)), None)
+                }
+                Err(e) => {
+                    let (o, msg) = failed(e);
+                    event(o, None, None, None, Some(msg))
+                }
+            },
+            StrongOp::EventualPut => {
+                let options = PutOptions {
+                    consistency: Some(consistency(level)),
+                    ..PutOptions::default()
+                };
+                let written = value.clone().unwrap_or_default();
+                match client.put_with(k.clone(), written.clone(), options).await {
+                    Ok(v) => {
+                        seen.insert(k.clone(), Some(written));
+                        event(Outcome::Ok, value.clone(), None, Some(stamp(&v)), None)
+                    }
+                    Err(e) => {
+                        let (o, msg) = failed(e);
+                        event(o, value.clone(), None, None, Some(msg))
+                    }
+                }
+            }
+            StrongOp::EventualDelete => match client
+                .delete_with(k.clone(), Some(consistency(level)))
                 .await
             {
                 Ok(d) => {
@@ -251,7 +333,7 @@ pub(crate) async fn final_reads(
     for i in 0..keys {
         let k = key(i);
         loop {
-            let event = |outcome, value, error| StrongEvent {
+            let event = |outcome, value, version, error| StrongEvent {
                 process,
                 outcome,
                 f: StrongOp::Read,
@@ -260,20 +342,22 @@ pub(crate) async fn final_reads(
                 expect: None,
                 value,
                 applied: None,
-                version: None,
+                version,
                 at_us: 0,
                 error,
+                level: None,
             };
-            history.push(event(Outcome::Invoke, None, None));
+            history.push(event(Outcome::Invoke, None, None, None));
             match client.get_with(k.clone(), Some(Consistency::Serial)).await {
                 Ok(entry) => {
+                    let version = entry.as_ref().map(|e| stamp(&e.version));
                     let v = entry.map(|e| String::from_utf8_lossy(&e.value).into_owned());
-                    history.push(event(Outcome::Ok, v.clone(), None));
+                    history.push(event(Outcome::Ok, v.clone(), version, None));
                     out.insert(k.clone(), v);
                     break;
                 }
                 Err(e) => {
-                    history.push(event(Outcome::Fail, None, Some(e.to_string())));
+                    history.push(event(Outcome::Fail, None, None, Some(e.to_string())));
                     anyhow::ensure!(
                         std::time::Instant::now() < deadline,
                         "read {k} at SERIAL after healing: {e}"
