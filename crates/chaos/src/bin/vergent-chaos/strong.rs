@@ -236,19 +236,24 @@ pub(crate) async fn client(
                     }
                 }
             }
-            StrongOp::Delete => match client
-                .delete_with(k.clone(), Some(Consistency::Serial))
-                .await
-            {
-                Ok(d) => {
-                    seen.insert(k.clone(), None);
-                    event(Outcome::Ok, None, None, Some(stamp(&d.version)), None)
+            StrongOp::Delete | StrongOp::EventualDelete => {
+                // The same call either way: only the level differs.
+                let at = if f == StrongOp::Delete {
+                    Consistency::Serial
+                } else {
+                    consistency(level)
+                };
+                match client.delete_with(k.clone(), Some(at)).await {
+                    Ok(d) => {
+                        seen.insert(k.clone(), None);
+                        event(Outcome::Ok, None, None, Some(stamp(&d.version)), None)
+                    }
+                    Err(e) => {
+                        let (o, msg) = failed(e);
+                        event(o, None, None, None, Some(msg))
+                    }
                 }
-                Err(e) => {
-                    let (o, msg) = failed(e);
-                    event(o, None, None, None, Some(msg))
-                }
-            },
+            }
             StrongOp::EventualPut => {
                 let options = PutOptions {
                     consistency: Some(consistency(level)),
@@ -266,19 +271,6 @@ pub(crate) async fn client(
                     }
                 }
             }
-            StrongOp::EventualDelete => match client
-                .delete_with(k.clone(), Some(consistency(level)))
-                .await
-            {
-                Ok(d) => {
-                    seen.insert(k.clone(), None);
-                    event(Outcome::Ok, None, None, Some(stamp(&d.version)), None)
-                }
-                Err(e) => {
-                    let (o, msg) = failed(e);
-                    event(o, None, None, None, Some(msg))
-                }
-            },
             StrongOp::Cas => {
                 let condition = match &expect {
                     Some(v) => Expect::Value(v.clone().into_bytes()),
