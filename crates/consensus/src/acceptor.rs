@@ -20,6 +20,9 @@ pub struct Prepare {
     pub ballot: Ballot,
     /// The proposer's configuration epoch.
     pub epoch: u64,
+    /// A read's first look: report what you hold and promise nothing, so
+    /// there is nothing to persist (see [`handle_prepare`]).
+    pub peek: bool,
 }
 
 /// What a promising acceptor reports: enough for the proposer to compute the current state.
@@ -40,6 +43,8 @@ pub struct Promise {
 pub enum PrepareReply {
     /// Promised; never again accepts or promises a lower ballot.
     Promise(Promise),
+    /// The answer to a peek: what the acceptor holds, nothing promised.
+    Peeked(Promise),
     /// Refused: the ballot is not above what this acceptor promised or accepted.
     Reject {
         /// The promise in force.
@@ -119,6 +124,15 @@ pub struct CommitEffect {
 }
 
 /// Applies the prepare rules; returns the state to persist (if it changed) and the reply.
+///
+/// A [peek](Prepare::peek) is answered with what this acceptor holds
+/// whatever its ballot, and changes nothing. A read needs no promise when
+/// the replies show a settled state (the proposer checks): nothing chosen
+/// can hide from a quorum whose every member reports the same committed
+/// record and no pending proposal, and a lower ballot chosen later belongs
+/// to an operation that had not completed when the read looked, so it may
+/// be ordered after the read. A read that finds anything unsettled
+/// prepares again, for real, before writing back.
 #[must_use]
 pub fn handle_prepare(
     state: &AcceptorState,
@@ -132,6 +146,9 @@ pub fn handle_prepare(
         };
         return (None, reply);
     }
+    if msg.peek {
+        return (None, PrepareReply::Peeked(report(state, lww)));
+    }
     let accepted_ballot = state.accepted.as_ref().map(|a| &a.ballot);
     let below_promise = state.promised.as_ref().is_some_and(|p| msg.ballot <= *p);
     let below_accepted = accepted_ballot.is_some_and(|a| msg.ballot <= *a);
@@ -144,13 +161,17 @@ pub fn handle_prepare(
     }
     let mut next = state.clone();
     next.promised = Some(msg.ballot.clone());
-    let reply = PrepareReply::Promise(Promise {
+    (Some(next), PrepareReply::Promise(report(state, lww)))
+}
+
+/// What a promise (or a peek) reports of `state`.
+fn report(state: &AcceptorState, lww: Option<&LwwRecord>) -> Promise {
+    Promise {
         accepted: state.accepted.clone(),
         committed: state.committed.clone(),
         lww: lww.cloned(),
         prior_promise: state.promised.clone(),
-    });
-    (Some(next), reply)
+    }
 }
 
 /// Applies the accept rules, including the mixed-mode guard against an unseen newer LWW write.
@@ -251,6 +272,7 @@ mod tests {
             key: b"k".to_vec(),
             ballot,
             epoch: EPOCH,
+            peek: false,
         }
     }
 
@@ -288,6 +310,39 @@ mod tests {
         };
         assert_eq!(p.lww, Some(lww));
         assert_eq!(p.prior_promise, None);
+    }
+
+    #[test]
+    fn a_peek_reports_what_the_acceptor_holds_whatever_its_ballot_and_changes_nothing() {
+        let mut s = AcceptorState::default();
+        let p = handle_prepare(&s, None, &prepare(b(5, "a")), EPOCH).0;
+        persist(&mut s, p);
+        let a = handle_accept(&s, None, &accept(b(5, "a"), b"x", 6, None), EPOCH).0;
+        persist(&mut s, a);
+        let lww = (v(1), Some(b"old".to_vec()));
+        for ballot in [b(1, "b"), b(5, "a"), b(9, "b")] {
+            let peek = Prepare {
+                peek: true,
+                ..prepare(ballot)
+            };
+            let (next, r) = handle_prepare(&s, Some(&lww), &peek, EPOCH);
+            assert_eq!(next, None, "a peek must leave nothing to persist");
+            let PrepareReply::Peeked(p) = r else {
+                panic!("{r:?}")
+            };
+            assert_eq!(p.accepted, s.accepted);
+            assert_eq!(p.lww, Some(lww.clone()));
+        }
+        // Its epoch is checked all the same.
+        let peek = Prepare {
+            peek: true,
+            epoch: EPOCH + 1,
+            ..prepare(b(9, "b"))
+        };
+        assert!(matches!(
+            handle_prepare(&s, None, &peek, EPOCH).1,
+            PrepareReply::EpochMismatch { .. }
+        ));
     }
 
     #[test]

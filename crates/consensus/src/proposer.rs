@@ -282,6 +282,8 @@ enum Phase {
     Prepare {
         tracker: QuorumTracker,
         promises: BTreeMap<NodeId, Promise>,
+        /// A read's first look, promising nothing ([`Prepare::peek`]).
+        peek: bool,
     },
     Accept {
         tracker: QuorumTracker,
@@ -346,20 +348,27 @@ impl Round {
                 let observed = c.version.hlc;
                 round.start_accept(now_ms, hlc, Some((c.version, c.value)), observed);
             }
-            None => {
-                round.phase = Phase::Prepare {
-                    tracker: QuorumTracker::new(req.config),
-                    promises: BTreeMap::new(),
-                };
-                let msg = Prepare {
-                    key: round.key.clone(),
-                    ballot: round.ballot.clone(),
-                    epoch: round.config.epoch,
-                };
-                round.broadcast(&Message::Prepare(msg));
-            }
+            // A read first looks without promising: when the replicas
+            // agree, no acceptor writes anything for it.
+            None => round.start_prepare(round.op == Op::Read),
         }
         round
+    }
+
+    /// Broadcasts phase 1: a peek, or a prepare promising this round's ballot.
+    fn start_prepare(&mut self, peek: bool) {
+        self.phase = Phase::Prepare {
+            tracker: QuorumTracker::new(self.config.clone()),
+            promises: BTreeMap::new(),
+            peek,
+        };
+        let msg = Prepare {
+            key: self.key.clone(),
+            ballot: self.ballot.clone(),
+            epoch: self.config.epoch,
+            peek,
+        };
+        self.broadcast(&Message::Prepare(msg));
     }
 
     /// Test-only mutant for the model checker: a read whose promises are not
@@ -415,17 +424,27 @@ impl Round {
         from: &NodeId,
         reply: PrepareReply,
     ) {
-        let Phase::Prepare { tracker, promises } = &mut self.phase else {
+        let Phase::Prepare {
+            tracker,
+            promises,
+            peek,
+        } = &mut self.phase
+        else {
             return;
         };
         match reply {
-            PrepareReply::Promise(p) => {
+            // A peek's answer never counts as a promise (a late one may
+            // arrive after the round prepared for real); a promise answers
+            // a peek as well as a report would.
+            PrepareReply::Peeked(_) if !*peek => {}
+            PrepareReply::Promise(p) | PrepareReply::Peeked(p) => {
                 if tracker.ok(from) {
                     promises.insert(from.clone(), p);
                 }
                 if tracker.is_reached() {
                     let promises = std::mem::take(promises);
-                    self.decide(now_ms, hlc, &promises);
+                    let peek = *peek;
+                    self.decide(now_ms, hlc, &promises, peek);
                 }
             }
             PrepareReply::Reject { promised, accepted } => {
@@ -591,8 +610,15 @@ impl Round {
         // Otherwise more refusals may still prove that nothing was accepted.
     }
 
-    /// Phase 1 reached a quorum: compute the state, then answer or propose.
-    fn decide(&mut self, now_ms: u64, hlc: &mut Hlc, promises: &BTreeMap<NodeId, Promise>) {
+    /// Phase 1 reached a quorum: compute the state, then answer, propose,
+    /// or (after a peek that found the replicas unsettled) prepare for real.
+    fn decide(
+        &mut self,
+        now_ms: u64,
+        hlc: &mut Hlc,
+        promises: &BTreeMap<NodeId, Promise>,
+        peek: bool,
+    ) {
         let max_committed = promises.values().filter_map(|p| p.committed.as_ref()).max();
         let mra = promises
             .values()
@@ -633,6 +659,12 @@ impl Round {
                 Op::Cas { .. } => Outcome::NotApplied { value, version },
             };
             self.finish(outcome);
+            return;
+        }
+        if peek {
+            // Writing back needs promises. The ballot is still unused: no
+            // acceptor was asked to promise it.
+            self.start_prepare(false);
             return;
         }
         self.start_accept(now_ms, hlc, state, observed);
@@ -743,10 +775,14 @@ fn holds(expect: &Expect, state: Option<&LwwRecord>) -> bool {
     }
 }
 
-/// The 1-RTT read condition: no promise holds an uncommitted proposal and
+/// The 1-RTT read condition: no reply holds an uncommitted proposal and
 /// every LWW record is the state. Then the state was chosen (or written
-/// eventually) and sits at a quorum, and our promise at this quorum keeps
-/// any lower ballot from being chosen unseen, so no accept is needed.
+/// eventually) and sits at a quorum, and it is the latest: anything chosen
+/// before phase 1 looked was accepted by a majority, which shares a member
+/// with this quorum, and that member would show it (pending, or as a newer
+/// record). A proposal chosen later belongs to an operation that was still
+/// running when we looked, so it may be ordered after us. So no accept is
+/// needed, and no promise either: a read only peeks.
 fn is_settled(promises: &BTreeMap<NodeId, Promise>, state: Option<&LwwRecord>) -> bool {
     let state_version = state.map(|(v, _)| v);
     promises.values().all(|p| {
@@ -845,6 +881,34 @@ mod tests {
             lww,
             prior_promise: None,
         })
+    }
+
+    /// `reply` as a peek's answer.
+    fn peeked(reply: &PrepareReply) -> PrepareReply {
+        match reply {
+            PrepareReply::Promise(p) => PrepareReply::Peeked(p.clone()),
+            other => other.clone(),
+        }
+    }
+
+    /// Feeds `replies` to a read's peek, which must find them unsettled and
+    /// prepare for real with the same ballot, then feeds them as promises.
+    fn peek_then_prepare(r: &mut Round, hlc: &mut Hlc, replies: &[(&str, PrepareReply)]) {
+        let ballot = r.ballot().clone();
+        for (from, reply) in replies {
+            r.handle_prepare_reply(NOW, hlc, &n(from), peeked(reply));
+        }
+        let out = drain(r);
+        assert!(accepts(&out).is_empty(), "no accept on peeks alone");
+        assert_eq!(
+            count(&out, |m| matches!(m, Message::Prepare(p) if !p.peek)),
+            3,
+            "an unsettled peek prepares for real: {out:?}"
+        );
+        assert_eq!(r.ballot(), &ballot);
+        for (from, reply) in replies {
+            r.handle_prepare_reply(NOW, hlc, &n(from), reply.clone());
+        }
     }
 
     fn cas(expect: Expect, new: &[u8]) -> Op {
@@ -954,14 +1018,63 @@ mod tests {
     }
 
     #[test]
+    fn a_read_peeks_first_and_returns_on_agreeing_reports_without_any_promise() {
+        let mut hlc = hlc();
+        let rec = (ver(500, "w"), Some(b"x".to_vec()));
+        let mut r = start(&mut hlc, Op::Read, None);
+        let out = drain(&mut r);
+        assert_eq!(
+            count(&out, |m| matches!(m, Message::Prepare(p) if p.peek)),
+            3
+        );
+        assert_eq!(out.len(), 3);
+        let report = peeked(&promise(Some(rec.clone())));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), report.clone());
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), report);
+        let out = drain(&mut r);
+        assert_eq!(out.len(), 1, "nothing sent after the peek: {out:?}");
+        assert_eq!(
+            done(&out),
+            Some(&Outcome::Read {
+                value: rec.1,
+                version: Some(rec.0)
+            })
+        );
+    }
+
+    #[test]
+    fn a_late_peek_report_never_counts_as_a_promise() {
+        let mut hlc = hlc();
+        let old = (ver(400, "w"), Some(b"old".to_vec()));
+        let new = (ver(500, "w"), Some(b"new".to_vec()));
+        let mut r = start(&mut hlc, Op::Read, None);
+        drain(&mut r);
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), peeked(&promise(Some(old.clone()))));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), peeked(&promise(Some(new.clone()))));
+        drain(&mut r);
+        // `c`'s peek report arrives late, then `a`'s promise: one promise only.
+        r.handle_prepare_reply(NOW, &mut hlc, &n("c"), peeked(&promise(Some(new.clone()))));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(old)));
+        let out = drain(&mut r);
+        assert!(out.is_empty(), "a quorum needs two promises: {out:?}");
+        r.handle_prepare_reply(NOW, &mut hlc, &n("c"), promise(Some(new.clone())));
+        let out = drain(&mut r);
+        assert_eq!(accepts(&out).len(), 3);
+        assert_eq!(accepts(&out)[0].value, new.1);
+    }
+
+    #[test]
     fn a_read_of_disagreeing_replicas_writes_the_newest_back_under_its_own_version() {
         let mut hlc = hlc();
         let old = (ver(400, "w"), Some(b"old".to_vec()));
         let new = (ver(500, "w"), Some(b"new".to_vec()));
         let mut r = start(&mut hlc, Op::Read, None);
         drain(&mut r);
-        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(old)));
-        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(Some(new.clone())));
+        peek_then_prepare(
+            &mut r,
+            &mut hlc,
+            &[("a", promise(Some(old))), ("b", promise(Some(new.clone())))],
+        );
         let out = drain(&mut r);
         let acc = accepts(&out);
         assert_eq!(acc.len(), 3);
@@ -981,14 +1094,17 @@ mod tests {
         };
         let mut r = start(&mut hlc, Op::Read, None);
         drain(&mut r);
-        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(committed.clone())));
         let with_accepted = PrepareReply::Promise(Promise {
             accepted: Some(pending.clone()),
             committed: None,
-            lww: Some(committed),
+            lww: Some(committed.clone()),
             prior_promise: Some(pending.ballot.clone()),
         });
-        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), with_accepted);
+        peek_then_prepare(
+            &mut r,
+            &mut hlc,
+            &[("a", promise(Some(committed))), ("b", with_accepted)],
+        );
         let out = drain(&mut r);
         let acc = accepts(&out);
         assert_eq!(acc.len(), 3, "a pending proposal forces an accept phase");
@@ -1018,32 +1134,23 @@ mod tests {
         let chosen = (ver(21_000, "q"), Some(b"chosen".to_vec()));
         let mut r = start(&mut hlc, Op::Read, None);
         drain(&mut r);
-        r.handle_prepare_reply(
-            NOW,
-            &mut hlc,
-            &n("a"),
-            PrepareReply::Promise(Promise {
-                accepted: None,
-                committed: Some(ballot(20_000, "q")),
-                lww: Some(chosen.clone()),
-                prior_promise: None,
+        let from_a = PrepareReply::Promise(Promise {
+            accepted: None,
+            committed: Some(ballot(20_000, "q")),
+            lww: Some(chosen.clone()),
+            prior_promise: None,
+        });
+        let from_b = PrepareReply::Promise(Promise {
+            accepted: Some(Accepted {
+                ballot: ballot(10_000, "s"),
+                value: Some(b"stale".to_vec()),
+                commit: ver(90_000, "s"),
             }),
-        );
-        r.handle_prepare_reply(
-            NOW,
-            &mut hlc,
-            &n("b"),
-            PrepareReply::Promise(Promise {
-                accepted: Some(Accepted {
-                    ballot: ballot(10_000, "s"),
-                    value: Some(b"stale".to_vec()),
-                    commit: ver(90_000, "s"),
-                }),
-                committed: None,
-                lww: None,
-                prior_promise: None,
-            }),
-        );
+            committed: None,
+            lww: None,
+            prior_promise: None,
+        });
+        peek_then_prepare(&mut r, &mut hlc, &[("a", from_a), ("b", from_b)]);
         let out = drain(&mut r);
         let acc = accepts(&out);
         assert_eq!(acc[0].value, chosen.1);
@@ -1093,8 +1200,11 @@ mod tests {
         // Replicas disagree: `a` has `old`, `b` has not heard of it yet.
         let mut r1 = start(&mut hlc, Op::Read, None);
         drain(&mut r1);
-        r1.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some(old.clone())));
-        r1.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
+        peek_then_prepare(
+            &mut r1,
+            &mut hlc,
+            &[("a", promise(Some(old.clone()))), ("b", promise(None))],
+        );
         let out = drain(&mut r1);
         let write_back = accepts(&out)[0].clone();
         // Before the write-back arrives, an eventual write stamped earlier
@@ -1133,10 +1243,17 @@ mod tests {
         }) else {
             panic!("no prepare")
         };
-        let (_, from_a) = handle_prepare(&a_state, Some(&old), &prepare, 1);
-        let (_, from_b) = handle_prepare(&AcceptorState::default(), Some(&newer), &prepare, 1);
-        r2.handle_prepare_reply(NOW + 50, &mut hlc2, &n("a"), from_a);
-        r2.handle_prepare_reply(NOW + 50, &mut hlc2, &n("b"), from_b);
+        assert!(prepare.peek, "a read looks first");
+        let real = Prepare {
+            peek: false,
+            ..prepare.clone()
+        };
+        for p in [&prepare, &real] {
+            let (_, from_a) = handle_prepare(&a_state, Some(&old), p, 1);
+            let (_, from_b) = handle_prepare(&AcceptorState::default(), Some(&newer), p, 1);
+            r2.handle_prepare_reply(NOW + 50, &mut hlc2, &n("a"), from_a);
+            r2.handle_prepare_reply(NOW + 50, &mut hlc2, &n("b"), from_b);
+        }
         let out = drain(&mut r2);
         let acc = accepts(&out);
         assert_eq!(

@@ -103,7 +103,8 @@ impl Strong {
         }
     }
 
-    /// Handles a prepare; the new state is durable before this returns.
+    /// Handles a prepare; the new state is durable before this returns (a
+    /// peek changes nothing, so it writes nothing).
     pub(super) fn on_prepare(
         &self,
         p: &Prepare,
@@ -118,7 +119,10 @@ impl Strong {
         let _g = self.acceptor_locks[stripe(&p.key)]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        self.forget_cached(&p.key, &p.ballot.node);
+        if !p.peek {
+            // A peek promises nothing, so it leaves this node's cached promise good.
+            self.forget_cached(&p.key, &p.ballot.node);
+        }
         let state = gc::with_floor(&self.load_state(&p.key)?, self.floor().as_ref());
         let (next, reply) = handle_prepare(&state, self.lww(&p.key)?.as_ref(), p, epoch);
         if let Some(s) = next {

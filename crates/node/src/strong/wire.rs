@@ -115,6 +115,7 @@ pub(crate) fn prepare_to(from: &NodeId, m: &Prepare, config: &Held) -> pb::Paxos
         ballot: Some(ballot_to(&m.ballot)),
         epoch: m.epoch,
         config: Some(config_to(config)),
+        peek: m.peek,
     }
 }
 
@@ -126,6 +127,7 @@ pub(crate) fn prepare_from(m: pb::PaxosPrepare) -> Result<FromPeer<Prepare>, Wir
         key: m.key,
         ballot: req_ballot(m.ballot, "ballot")?,
         epoch: m.epoch,
+        peek: m.peek,
     };
     let config = m.config.map(config_from).transpose()?;
     Ok((NodeId::new(m.from)?, prepare, config))
@@ -174,14 +176,16 @@ pub(crate) fn prepare_reply_to(
     config: Option<&Held>,
 ) -> pb::PaxosPrepareReply {
     use pb::paxos_prepare_reply::Reply;
+    let report = |p: &Promise| pb::PaxosPromise {
+        accepted: p.accepted.as_ref().map(accepted_to),
+        committed: p.committed.as_ref().map(ballot_to),
+        lww_version: p.lww.as_ref().map(|(v, _)| version_to(v)),
+        lww_value: p.lww.as_ref().and_then(|(_, v)| v.clone()),
+        prior_promise: p.prior_promise.as_ref().map(ballot_to),
+    };
     let reply = match r {
-        PrepareReply::Promise(p) => Reply::Promise(pb::PaxosPromise {
-            accepted: p.accepted.as_ref().map(accepted_to),
-            committed: p.committed.as_ref().map(ballot_to),
-            lww_version: p.lww.as_ref().map(|(v, _)| version_to(v)),
-            lww_value: p.lww.as_ref().and_then(|(_, v)| v.clone()),
-            prior_promise: p.prior_promise.as_ref().map(ballot_to),
-        }),
+        PrepareReply::Promise(p) => Reply::Promise(report(p)),
+        PrepareReply::Peeked(p) => Reply::Peeked(report(p)),
         PrepareReply::Reject { promised, accepted } => {
             Reply::Reject(reject_to(promised.as_ref(), accepted.as_ref(), None, None))
         }
@@ -201,20 +205,21 @@ pub(crate) fn prepare_reply_from(
 ) -> Result<FromPeer<PrepareReply>, WireError> {
     use pb::paxos_prepare_reply::Reply;
     let from = NodeId::new(r.from)?;
+    let report = |p: pb::PaxosPromise| -> Result<Promise, WireError> {
+        let lww = match p.lww_version {
+            Some(v) => Some((version_from(v)?, p.lww_value)),
+            None => None,
+        };
+        Ok(Promise {
+            accepted: p.accepted.map(accepted_from).transpose()?,
+            committed: opt_ballot(p.committed)?,
+            lww,
+            prior_promise: opt_ballot(p.prior_promise)?,
+        })
+    };
     let (reply, config) = match r.reply.ok_or(WireError::Missing("reply"))? {
-        Reply::Promise(p) => {
-            let lww = match p.lww_version {
-                Some(v) => Some((version_from(v)?, p.lww_value)),
-                None => None,
-            };
-            let promise = Promise {
-                accepted: p.accepted.map(accepted_from).transpose()?,
-                committed: opt_ballot(p.committed)?,
-                lww,
-                prior_promise: opt_ballot(p.prior_promise)?,
-            };
-            (PrepareReply::Promise(promise), None)
-        }
+        Reply::Promise(p) => (PrepareReply::Promise(report(p)?), None),
+        Reply::Peeked(p) => (PrepareReply::Peeked(report(p)?), None),
         Reply::Reject(j) => (
             PrepareReply::Reject {
                 promised: opt_ballot(j.promised)?,
@@ -399,13 +404,17 @@ mod tests {
             config: VotingConfig::joint(4, [n("a"), n("b")], [n("b"), n("c")]),
             strict: vec![b"locks/".to_vec()],
         };
-        let prepare = Prepare {
-            key: b"k".to_vec(),
-            ballot: b(9, "a"),
-            epoch: 4,
-        };
-        let (from, back, cfg) = prepare_from(prepare_to(&n("a"), &prepare, &config)).expect("ok");
-        assert_eq!((from, back, cfg), (n("a"), prepare, Some(config.clone())));
+        for peek in [false, true] {
+            let prepare = Prepare {
+                key: b"k".to_vec(),
+                ballot: b(9, "a"),
+                epoch: 4,
+                peek,
+            };
+            let (from, back, cfg) =
+                prepare_from(prepare_to(&n("a"), &prepare, &config)).expect("ok");
+            assert_eq!((from, back, cfg), (n("a"), prepare, Some(config.clone())));
+        }
 
         for reply in [
             PrepareReply::Promise(Promise {
@@ -423,6 +432,12 @@ mod tests {
                 committed: None,
                 lww: Some((v(1, "a"), None)),
                 prior_promise: None,
+            }),
+            PrepareReply::Peeked(Promise {
+                accepted: None,
+                committed: Some(b(2, "b")),
+                lww: Some((v(1, "a"), Some(b"y".to_vec()))),
+                prior_promise: Some(b(2, "a")),
             }),
             PrepareReply::Reject {
                 promised: Some(b(5, "b")),
