@@ -305,7 +305,15 @@ impl Store {
         table.set_bloom_filter(10.0, false);
         table.set_cache_index_and_filter_blocks(true);
 
+        // Point lookups (the stored version a write or an acceptor reads
+        // first) mostly ask for keys the memtable lacks: a whole-key bloom
+        // filter answers those without walking the skiplist.
+        let point_lookups = |o: &mut Options| {
+            o.set_memtable_whole_key_filtering(true);
+            o.set_memtable_prefix_bloom_ratio(0.1);
+        };
         let mut data_opts = Options::default();
+        point_lookups(&mut data_opts);
         data_opts.set_block_based_table_factory(&table);
         data_opts.set_write_buffer_size(MEMTABLE_BUDGET / 2);
         data_opts.set_compression_type(DBCompressionType::Lz4);
@@ -324,12 +332,15 @@ impl Store {
             o.set_write_buffer_size(MEMTABLE_BUDGET / 4);
             o
         };
+        let mut paxos_opts = Options::default();
+        point_lookups(&mut paxos_opts);
+        paxos_opts.set_block_based_table_factory(&table);
         let (log_opts, meta_opts, index_opts, digest_opts, paxos_opts) = (
             small(Options::default()),
             small(meta_opts),
             small(index_opts),
             small(digest_opts),
-            small(Options::default()),
+            small(paxos_opts),
         );
         let cfs = vec![
             ColumnFamilyDescriptor::new(CF_DATA, data_opts),
