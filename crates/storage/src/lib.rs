@@ -26,5 +26,5 @@ pub use error::{Error, StampError};
 pub use record::{DecodeError, Record};
 pub use store::{
     Applied, FailureHook, FsyncPolicy, KeyState, LeafVersions, LogEntry, MemoryUsage, Mutation,
-    Observer, ScanBounds, ScanPage, Store, StoreOptions, SyncHook, Written,
+    Observer, ScanBounds, ScanPage, Store, StoreOptions, SyncHook, Unsynced, Written,
 };

@@ -145,6 +145,22 @@ pub enum Applied {
     NotNewer,
 }
 
+/// Writes made but not yet known to be on stable storage: what
+/// [`Store::wait_synced`] waits for. Several combine with [`Unsynced::and`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "a write is not durable until wait_synced returns for it"]
+pub struct Unsynced(Option<u64>);
+
+impl Unsynced {
+    /// Nothing to wait for.
+    pub const NONE: Self = Self(None);
+
+    /// Both `self`'s writes and `other`'s.
+    pub fn and(self, other: Self) -> Self {
+        Self(self.0.max(other.0))
+    }
+}
+
 /// Called with every record the store commits (key, new record, whether it
 /// came from a local write), under the key's lock, so calls for one key arrive
 /// in version order. It must not block.
@@ -666,14 +682,36 @@ impl Store {
     /// safety of strong operations never depends on the policy. Concurrent
     /// callers share one sync (group commit).
     pub fn put_paxos_state(&self, key: &[u8], state: &[u8]) -> Result<(), Error> {
+        let unsynced = self.put_paxos_state_unsynced(key, state)?;
+        self.wait_synced(unsynced)
+    }
+
+    /// Like [`Self::put_paxos_state`], but returns once the state is
+    /// written (readable), before it is durable: [`Self::wait_synced`] on
+    /// the result waits for that, so a caller answering for many keys at
+    /// once syncs once for all of them.
+    pub fn put_paxos_state_unsynced(&self, key: &[u8], state: &[u8]) -> Result<Unsynced, Error> {
         self.check_failed()?;
-        let ticket = {
-            let _guard = self.locks.lock(key);
-            let mut batch = WriteBatch::default();
-            batch.put_cf(self.cf(CF_PAXOS), key, state);
-            self.commit_synced(batch)?
-        };
-        self.wait_durable(ticket)
+        let _guard = self.locks.lock(key);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_PAXOS), key, state);
+        Ok(Unsynced(self.commit_synced(batch)?))
+    }
+
+    /// Everything written to this store so far, as one [`Unsynced`]: once
+    /// [`Self::wait_synced`] returns for it, whatever a reader saw before
+    /// this call is durable.
+    pub fn written(&self) -> Unsynced {
+        Unsynced(match self.fsync {
+            FsyncPolicy::PerWrite => None,
+            FsyncPolicy::Group | FsyncPolicy::Off => Some(self.group.written()),
+        })
+    }
+
+    /// Returns once the writes `unsynced` stands for are on stable storage
+    /// (one group sync covers every caller waiting at the time).
+    pub fn wait_synced(&self, unsynced: Unsynced) -> Result<(), Error> {
+        self.wait_durable(unsynced.0)
     }
 
     /// How many keys have consensus state, counting at most `limit`.
@@ -713,7 +751,23 @@ impl Store {
         record: Record,
         state: Option<&[u8]>,
     ) -> Result<Applied, Error> {
-        let mut out = self.apply_staged(
+        let (applied, unsynced) = self.commit_paxos_unsynced(key, record, state)?;
+        self.wait_synced(unsynced)?;
+        Ok(applied)
+    }
+
+    /// Like [`Self::commit_paxos`], but returns once the batch is written
+    /// (readable), before it is durable ([`Self::wait_synced`] waits). A
+    /// commit lost in a crash loses nothing chosen: the acceptor state it
+    /// replaced still holds the accepted value, which the next round
+    /// completes.
+    pub fn commit_paxos_unsynced(
+        &self,
+        key: &[u8],
+        record: Record,
+        state: Option<&[u8]>,
+    ) -> Result<(Applied, Unsynced), Error> {
+        let (mut out, ticket) = self.apply_staged_unsynced(
             vec![(key.to_vec(), record)],
             |batch| match state {
                 Some(state) => batch.put_cf(self.cf(CF_PAXOS), key, state),
@@ -721,7 +775,7 @@ impl Store {
             },
             true,
         )?;
-        Ok(out.pop().unwrap_or(Applied::NotNewer))
+        Ok((out.pop().unwrap_or(Applied::NotNewer), Unsynced(ticket)))
     }
 
     /// Keys holding consensus state after `start_after` (exclusive), in key
@@ -759,6 +813,19 @@ impl Store {
         extra: impl FnOnce(&mut WriteBatch),
         always_sync: bool,
     ) -> Result<Vec<Applied>, Error> {
+        let (results, ticket) = self.apply_staged_unsynced(records, extra, always_sync)?;
+        self.wait_durable(ticket)?;
+        Ok(results)
+    }
+
+    /// [`Self::apply_staged`] up to the write: returns the results and the
+    /// sync ticket the caller must wait on before relying on durability.
+    fn apply_staged_unsynced(
+        &self,
+        records: Vec<(Vec<u8>, Record)>,
+        extra: impl FnOnce(&mut WriteBatch),
+        always_sync: bool,
+    ) -> Result<(Vec<Applied>, Option<u64>), Error> {
         self.check_failed()?;
         let mut results = Vec::with_capacity(records.len());
         let ticket = {
@@ -786,7 +853,7 @@ impl Store {
             }
             extra(&mut batch);
             if batch.is_empty() {
-                return Ok(results);
+                return Ok((results, None));
             }
             let ticket = self.commit_as(batch, always_sync)?;
             self.fold_digest(&changes);
@@ -800,8 +867,7 @@ impl Store {
             }
             ticket
         };
-        self.wait_durable(ticket)?;
-        Ok(results)
+        Ok((results, ticket))
     }
 
     /// Scans keys starting with `prefix`, in key order, after `start_after`

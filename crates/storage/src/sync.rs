@@ -34,6 +34,14 @@ impl GroupSync {
         s.written
     }
 
+    /// The ticket of the last write recorded.
+    pub(crate) fn written(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .written
+    }
+
     /// Every ticket at or below this is durable.
     pub(crate) fn synced(&self) -> u64 {
         self.state

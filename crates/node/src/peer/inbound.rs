@@ -108,9 +108,7 @@ async fn serve_inner(
         }
         // Consensus and level reads: one request, one reply, from a node
         // whose id matches its certificate.
-        body @ (Body::PaxosPrepare(_)
-        | Body::PaxosAccept(_)
-        | Body::PaxosCommit(_)
+        body @ (Body::PaxosBatch(_)
         | Body::ConfigQuery(_)
         | Body::PaxosKeys(_)
         | Body::PaxosGcList(_)
@@ -123,9 +121,7 @@ async fn serve_inner(
                 Body::PaxosGcList(m) => m.from.clone(),
                 Body::PaxosForget(m) => m.from.clone(),
                 Body::PaxosKeys(m) => m.from.clone(),
-                Body::PaxosPrepare(m) => m.from.clone(),
-                Body::PaxosAccept(m) => m.from.clone(),
-                Body::PaxosCommit(m) => m.from.clone(),
+                Body::PaxosBatch(m) => m.from.clone(),
                 Body::ConfigQuery(m) => m.from.clone(),
                 _ => String::new(),
             };

@@ -13,7 +13,7 @@ use vergent_consensus::{
     Accept, AcceptReply, AcceptorState, Ballot, Commit, Expect, LwwRecord, Op, Outcome, Prepare,
     PrepareReply, VotingConfig, handle_accept, handle_commit, handle_prepare,
 };
-use vergent_storage::Record;
+use vergent_storage::{Record, Unsynced};
 use vergent_transport::FrameWriter;
 use vergent_types::NodeId;
 use vergent_wire::peer::v1 as pb;
@@ -103,15 +103,19 @@ impl Strong {
         }
     }
 
-    /// Handles a prepare; the new state is durable before this returns (a
-    /// peek changes nothing, so it writes nothing).
-    pub(super) fn on_prepare(
+    /// Handles a prepare (a peek changes nothing, so it writes nothing) up
+    /// to the write: the reply may leave only once the returned writes are
+    /// synced ([`Store::wait_synced`](vergent_storage::Store::wait_synced)).
+    pub(super) fn prepare_unsynced(
         &self,
         p: &Prepare,
         carried: Option<&Held>,
-    ) -> Result<PrepareReply, StrongError> {
+    ) -> Result<(PrepareReply, Unsynced), StrongError> {
         let Some(epoch) = self.epoch_for(&p.key, p.epoch, carried)? else {
-            return Ok(PrepareReply::EpochMismatch { current_epoch: 0 });
+            return Ok((
+                PrepareReply::EpochMismatch { current_epoch: 0 },
+                Unsynced::NONE,
+            ));
         };
         if self.voting.forfeit() {
             return Err(StrongError::Forfeit);
@@ -125,20 +129,22 @@ impl Strong {
         }
         let state = gc::with_floor(&self.load_state(&p.key)?, self.floor().as_ref());
         let (next, reply) = handle_prepare(&state, self.lww(&p.key)?.as_ref(), p, epoch);
-        if let Some(s) = next {
-            self.store.put_paxos_state(&p.key, &s.encode())?;
-        }
-        Ok(reply)
+        let positive = matches!(reply, PrepareReply::Promise(_));
+        let unsynced = self.persist_for_reply(&p.key, next, positive)?;
+        Ok((reply, unsynced))
     }
 
-    /// Handles an accept; the new state is durable before this returns.
-    pub(super) fn on_accept(
+    /// Handles an accept up to the write, as [`Self::prepare_unsynced`].
+    pub(super) fn accept_unsynced(
         &self,
         a: &Accept,
         carried: Option<&Held>,
-    ) -> Result<AcceptReply, StrongError> {
+    ) -> Result<(AcceptReply, Unsynced), StrongError> {
         let Some(epoch) = self.epoch_for(&a.key, a.epoch, carried)? else {
-            return Ok(AcceptReply::EpochMismatch { current_epoch: 0 });
+            return Ok((
+                AcceptReply::EpochMismatch { current_epoch: 0 },
+                Unsynced::NONE,
+            ));
         };
         if self.voting.forfeit() {
             return Err(StrongError::Forfeit);
@@ -149,16 +155,39 @@ impl Strong {
         self.forget_cached(&a.key, &a.ballot.node);
         let state = gc::with_floor(&self.load_state(&a.key)?, self.floor().as_ref());
         let (next, reply) = handle_accept(&state, self.lww(&a.key)?.as_ref(), a, epoch);
-        if let Some(s) = next {
-            self.store.put_paxos_state(&a.key, &s.encode())?;
-        }
-        Ok(reply)
+        let positive = matches!(reply, AcceptReply::Accepted);
+        let unsynced = self.persist_for_reply(&a.key, next, positive)?;
+        Ok((reply, unsynced))
+    }
+
+    /// Writes `next` (if any) for `key` under the caller's key lock and
+    /// returns what must be synced before the reply leaves. The lock is
+    /// released before the sync, so another message on the key may read
+    /// this state first; that is safe because every reply waits for its own
+    /// writes, which follow, in the log, whatever it read. A promise or an
+    /// acceptance that writes nothing (a duplicate accept) may stand on
+    /// state another message wrote and has not synced yet, so it waits for
+    /// everything written so far. Refusals and peeks vouch for nothing and
+    /// wait for nothing.
+    fn persist_for_reply(
+        &self,
+        key: &[u8],
+        next: Option<AcceptorState>,
+        positive: bool,
+    ) -> Result<Unsynced, StrongError> {
+        Ok(match next {
+            Some(s) => self.store.put_paxos_state_unsynced(key, &s.encode())?,
+            None if positive => self.store.written(),
+            None => Unsynced::NONE,
+        })
     }
 
     /// Applies a decided value: the LWW record and the acceptor state in one
-    /// durable batch (for the register: the record, the configuration it
-    /// holds, then the state).
-    pub(super) fn on_commit(&self, c: &Commit) -> Result<(), StrongError> {
+    /// batch, readable on return and durable once the result is synced (a
+    /// commit lost to a crash loses nothing chosen: the accepted state it
+    /// replaces stays). The register's commit (the record, the
+    /// configuration it holds, then the state) is synced before this returns.
+    pub(super) fn commit_unsynced(&self, c: &Commit) -> Result<Unsynced, StrongError> {
         let _g = self.acceptor_locks[stripe(&c.key)]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -181,11 +210,13 @@ impl Strong {
             }
             put_register_record(&self.store, &record)?;
             self.store.put_paxos_state(CONFIG_KEY, &next.encode())?;
+            Ok(Unsynced::NONE)
         } else {
-            self.store
-                .commit_paxos(&c.key, record, Some(&next.encode()))?;
+            let (_, unsynced) =
+                self.store
+                    .commit_paxos_unsynced(&c.key, record, Some(&next.encode()))?;
+            Ok(unsynced)
         }
-        Ok(())
     }
 
     /// The garbage-collection floor: ballots at or below it are refused on
@@ -216,6 +247,9 @@ impl Strong {
         let floor = wire::gc_floor_from(q.floor)?;
         self.raise_floor(floor.clone())?;
         let floor = self.floor().unwrap_or(floor);
+        // A report vouches for commits, and a commit is written before it is
+        // synced: only what is durable may be reported.
+        self.store.wait_synced(self.store.written())?;
         let report = |key: &[u8], bytes: Option<Vec<u8>>| -> Result<Report, StrongError> {
             if key == CONFIG_KEY {
                 // The register's record is never deleted.
@@ -333,23 +367,24 @@ impl Strong {
         let reply = tokio::task::spawn_blocking(move || -> Result<Body, StrongError> {
             let me = this.me.clone();
             Ok(match body {
-                Body::PaxosPrepare(m) => {
-                    let (_, p, carried) = wire::prepare_from(m)?;
-                    let r = this.on_prepare(&p, carried.as_ref())?;
+                Body::PaxosBatch(batch) => {
+                    let items = batch
+                        .items
+                        .into_iter()
+                        .map(|i| {
+                            wire::item_from(i, &batch.from)
+                                .inspect_err(|e| debug!(error = %e, "a batch item does not decode"))
+                                .ok()
+                        })
+                        .collect();
+                    let replies = this.serve_items(items);
                     let config = this.voting.held();
-                    Body::PaxosPrepareReply(wire::prepare_reply_to(&me, &r, config.as_ref()))
-                }
-                Body::PaxosAccept(m) => {
-                    let (_, a, carried) = wire::accept_from(m)?;
-                    let r = this.on_accept(&a, carried.as_ref())?;
-                    let config = this.voting.held();
-                    Body::PaxosAcceptReply(wire::accept_reply_to(&me, &r, config.as_ref()))
-                }
-                Body::PaxosCommit(m) => {
-                    let (_, c) = wire::commit_from(m)?;
-                    this.on_commit(&c)?;
-                    Body::PaxosCommitted(pb::PaxosCommitted {
+                    Body::PaxosBatchReply(pb::PaxosBatchReply {
                         from: me.to_string(),
+                        items: replies
+                            .iter()
+                            .map(|r| wire::item_reply_to(&me, r.as_ref(), config.as_ref()))
+                            .collect(),
                     })
                 }
                 Body::ConfigQuery(_) => Body::ConfigInfo(this.config_info()),

@@ -18,6 +18,7 @@
 //! not depend on `api` or `peer`.
 
 pub(crate) mod acceptor;
+mod batch;
 mod change;
 mod gc;
 pub(crate) mod levels;
@@ -202,6 +203,8 @@ pub(crate) struct Strong {
     catching_up: std::sync::atomic::AtomicBool,
     /// Serving voters this node completed a repair session with since start.
     synced: Mutex<BTreeSet<NodeId>>,
+    /// Consensus messages waiting for the next batch to each acceptor.
+    outboxes: batch::Outboxes,
 }
 
 impl std::fmt::Debug for Strong {
@@ -263,6 +266,7 @@ impl Strong {
                 setup.store.get_meta(levels::CATCHING_UP_META)?.is_some(),
             ),
             synced: Mutex::new(BTreeSet::new()),
+            outboxes: batch::Outboxes::default(),
             voting: Voting::load(&setup.store, setup.me.clone(), setup.expected)?,
             store: setup.store,
             clock: setup.clock,
@@ -556,7 +560,10 @@ impl Strong {
     }
 
     /// Applies the decided value here before answering (so this node reads
-    /// it at once) and sends it to every other member in the background.
+    /// it at once) and sends it to every other member with their next
+    /// batches. What was chosen is durable already (a quorum accepted it),
+    /// so the answer does not wait for this node's commit to sync; watchers
+    /// hear of it once it has.
     async fn commit(
         self: &Arc<Self>,
         commits: Vec<(NodeId, vergent_consensus::Commit)>,
@@ -567,29 +574,31 @@ impl Strong {
                 local = Some(c);
                 continue;
             }
-            let this = self.clone();
-            tokio::spawn(async move {
-                let body = Body::PaxosCommit(wire::commit_to(&this.me, &c));
-                match tokio::time::timeout(STRONG_DEADLINE, this.remote(&to, body)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        debug!(peer = %to, error = %e, "commit not delivered; a later round or repair brings it")
-                    }
-                    Err(_) => debug!(peer = %to, "commit not delivered in time"),
-                }
-            });
+            let item = batch::Item {
+                msg: Message::Commit(c),
+                config: None,
+            };
+            // Not delivered: a later round, or repair, brings it.
+            self.tell(&to, item).await;
         }
         if let Some(c) = local {
             let this = self.clone();
-            tokio::task::spawn_blocking(move || this.on_commit(&c))
+            let unsynced = tokio::task::spawn_blocking(move || this.commit_unsynced(&c))
                 .await
                 .map_err(|e| StrongError::Task(e.to_string()))??;
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.wait_synced(unsynced) {
+                    debug!(error = %e, "a commit did not sync");
+                }
+            });
         }
         Ok(())
     }
 
-    /// Sends one prepare or accept to `to` and routes its reply back;
-    /// failures are silence (the round's quorum logic and deadline decide).
+    /// Sends one prepare or accept to `to` with its next batch and routes
+    /// the answer back; no answer is silence (the round's quorum logic and
+    /// deadline decide).
     async fn exchange(
         self: Arc<Self>,
         to: NodeId,
@@ -597,72 +606,16 @@ impl Strong {
         config: Held,
         tx: mpsc::Sender<Reply>,
     ) {
-        let reply = if to == self.me {
-            let this = self.clone();
-            let local = tokio::task::spawn_blocking(move || match msg {
-                Message::Prepare(p) => this
-                    .on_prepare(&p, Some(&config))
-                    .map(|r| Reply::Prepare(this.me.clone(), r)),
-                Message::Accept(a) => this
-                    .on_accept(&a, Some(&config))
-                    .map(|r| Reply::Accept(this.me.clone(), r)),
-                Message::Commit(_) => Err(StrongError::Task("commit routed as an exchange".into())),
-            })
-            .await;
-            match local {
-                Ok(Ok(r)) => r,
-                Ok(Err(StrongError::Forfeit)) => return,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "this node's acceptor failed");
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "this node's acceptor task failed");
-                    return;
-                }
-            }
-        } else {
-            let body = match &msg {
-                Message::Prepare(p) => Body::PaxosPrepare(wire::prepare_to(&self.me, p, &config)),
-                Message::Accept(a) => Body::PaxosAccept(wire::accept_to(&self.me, a, &config)),
-                Message::Commit(_) => return,
-            };
-            match self
-                .remote(&to, body)
-                .await
-                .and_then(|b| self.reply_of(&to, b))
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    debug!(peer = %to, error = %e, "no consensus reply");
-                    return;
-                }
-            }
+        let item = batch::Item {
+            msg,
+            config: Some(config),
+        };
+        let reply = match self.ask(&to, item).await {
+            Some(batch::ItemReply::Prepare(r)) => Reply::Prepare(to, r),
+            Some(batch::ItemReply::Accept(r)) => Reply::Accept(to, r),
+            Some(batch::ItemReply::Committed) | None => return,
         };
         let _ = tx.send(reply).await;
-    }
-
-    /// Decodes a peer's reply, checks it came from whom we asked, and adopts
-    /// a newer configuration it carries.
-    fn reply_of(&self, to: &NodeId, body: Body) -> Result<Reply, StrongError> {
-        let (from, reply, config) = match body {
-            Body::PaxosPrepareReply(r) => {
-                let (from, r, c) = wire::prepare_reply_from(r)?;
-                (from, Reply::Prepare(to.clone(), r), c)
-            }
-            Body::PaxosAcceptReply(r) => {
-                let (from, r, c) = wire::accept_reply_from(r)?;
-                (from, Reply::Accept(to.clone(), r), c)
-            }
-            _ => return Err(wire::WireError::Unexpected("not a consensus reply").into()),
-        };
-        if from != *to {
-            return Err(StrongError::NoAnswer(format!("{to} (answered as {from})")));
-        }
-        if let Some(c) = config {
-            self.voting.adopt(&self.store, &c)?;
-        }
-        Ok(reply)
     }
 
     /// One request-reply exchange with `to` over a stream of its own.

@@ -5,12 +5,14 @@
 
 use vergent_consensus::gc::Report;
 use vergent_consensus::{
-    Accept, AcceptReply, Accepted, Ballot, Commit, Prepare, PrepareReply, Promise, VotingConfig,
+    Accept, AcceptReply, Accepted, Ballot, Commit, Message, Prepare, PrepareReply, Promise,
+    VotingConfig,
 };
 use vergent_hlc::Timestamp;
 use vergent_types::{NodeId, Version};
 use vergent_wire::peer::v1 as pb;
 
+use super::batch::{Item, ItemReply};
 use super::voting::Held;
 
 /// A consensus message from a peer that does not make sense.
@@ -108,13 +110,13 @@ pub(crate) fn config_from(c: pb::VotingConfig) -> Result<Held, WireError> {
     })
 }
 
-pub(crate) fn prepare_to(from: &NodeId, m: &Prepare, config: &Held) -> pb::PaxosPrepare {
+pub(crate) fn prepare_to(from: &NodeId, m: &Prepare, config: Option<&Held>) -> pb::PaxosPrepare {
     pb::PaxosPrepare {
         from: from.to_string(),
         key: m.key.clone(),
         ballot: Some(ballot_to(&m.ballot)),
         epoch: m.epoch,
-        config: Some(config_to(config)),
+        config: config.map(config_to),
         peek: m.peek,
     }
 }
@@ -237,7 +239,7 @@ pub(crate) fn prepare_reply_from(
     Ok((from, reply, config))
 }
 
-pub(crate) fn accept_to(from: &NodeId, m: &Accept, config: &Held) -> pb::PaxosAccept {
+pub(crate) fn accept_to(from: &NodeId, m: &Accept, config: Option<&Held>) -> pb::PaxosAccept {
     pb::PaxosAccept {
         from: from.to_string(),
         key: m.key.clone(),
@@ -247,7 +249,7 @@ pub(crate) fn accept_to(from: &NodeId, m: &Accept, config: &Held) -> pb::PaxosAc
         commit: Some(version_to(&m.commit)),
         base: m.base.as_ref().map(version_to),
         next_promise: m.next_promise.as_ref().map(ballot_to),
-        config: Some(config_to(config)),
+        config: config.map(config_to),
     }
 }
 
@@ -372,6 +374,59 @@ pub(crate) fn gc_floor_from(b: Option<pb::Ballot>) -> Result<Ballot, WireError> 
     req_ballot(b, "floor")
 }
 
+/// One item of a batch, as sent.
+pub(crate) fn item_to(from: &NodeId, item: &Item) -> pb::PaxosItem {
+    use pb::paxos_item::Msg;
+    let config = item.config.as_ref();
+    let msg = match &item.msg {
+        Message::Prepare(p) => Msg::Prepare(prepare_to(from, p, config)),
+        Message::Accept(a) => Msg::Accept(accept_to(from, a, config)),
+        Message::Commit(c) => Msg::Commit(commit_to(from, c)),
+    };
+    pb::PaxosItem { msg: Some(msg) }
+}
+
+/// One item of a batch from `sender`, as received; an item that names
+/// another sender than its batch is refused.
+pub(crate) fn item_from(item: pb::PaxosItem, sender: &str) -> Result<Item, WireError> {
+    use pb::paxos_item::Msg;
+    let (from, msg, config) = match item.msg.ok_or(WireError::Missing("batch item"))? {
+        Msg::Prepare(m) => {
+            let (from, p, c) = prepare_from(m)?;
+            (from, Message::Prepare(p), c)
+        }
+        Msg::Accept(m) => {
+            let (from, a, c) = accept_from(m)?;
+            (from, Message::Accept(a), c)
+        }
+        Msg::Commit(m) => {
+            let (from, c) = commit_from(m)?;
+            (from, Message::Commit(c), None)
+        }
+    };
+    if from.as_str() != sender {
+        return Err(WireError::Unexpected("a batch item from another node"));
+    }
+    Ok(Item { msg, config })
+}
+
+/// The answer to one item of a batch (`None`: not answered), as sent.
+pub(crate) fn item_reply_to(
+    from: &NodeId,
+    reply: Option<&ItemReply>,
+    config: Option<&Held>,
+) -> pb::PaxosItemReply {
+    use pb::paxos_item_reply::Reply;
+    let reply = reply.map(|r| match r {
+        ItemReply::Prepare(r) => Reply::Prepare(prepare_reply_to(from, r, config)),
+        ItemReply::Accept(r) => Reply::Accept(accept_reply_to(from, r, config)),
+        ItemReply::Committed => Reply::Committed(pb::PaxosCommitted {
+            from: from.to_string(),
+        }),
+    });
+    pb::PaxosItemReply { reply }
+}
+
 pub(crate) fn encode(body: pb::frame::Body) -> Vec<u8> {
     prost::Message::encode_to_vec(&pb::Frame { body: Some(body) })
 }
@@ -412,7 +467,7 @@ mod tests {
                 peek,
             };
             let (from, back, cfg) =
-                prepare_from(prepare_to(&n("a"), &prepare, &config)).expect("ok");
+                prepare_from(prepare_to(&n("a"), &prepare, Some(&config))).expect("ok");
             assert_eq!((from, back, cfg), (n("a"), prepare, Some(config.clone())));
         }
 
@@ -459,7 +514,7 @@ mod tests {
             base: None,
             next_promise: Some(b(10, "a")),
         };
-        let (_, back, _) = accept_from(accept_to(&n("a"), &accept, &config)).expect("ok");
+        let (_, back, _) = accept_from(accept_to(&n("a"), &accept, Some(&config))).expect("ok");
         assert_eq!(back, accept);
         for reply in [
             AcceptReply::Accepted,
