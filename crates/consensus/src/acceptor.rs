@@ -202,8 +202,17 @@ pub fn handle_accept(
     let accepted_ballot = state.accepted.as_ref().map(|a| &a.ballot);
     let below_accepted = accepted_ballot.is_some_and(|a| msg.ballot <= *a);
     let lww_version = lww.map(|(v, _)| v);
+    // A voter that holds this very proposal (accepted, or committed into
+    // its record) voted for it while its base was current; a round
+    // completing it is not the guard's to refuse, or a proposal chosen
+    // before a newer eventual write arrived could never be completed.
+    let holds = state
+        .accepted
+        .as_ref()
+        .is_some_and(|a| a.commit == msg.commit)
+        || lww_version == Some(&msg.commit);
     // `None < Some(_)`: any record at all is newer than an absent base.
-    let newer_lww = lww_version.filter(|v| Some(*v) > msg.base.as_ref());
+    let newer_lww = lww_version.filter(|v| !holds && Some(*v) > msg.base.as_ref());
     if below_promise || below_accepted || newer_lww.is_some() {
         let reply = AcceptReply::Reject {
             promised: state.promised.clone(),
@@ -223,6 +232,7 @@ pub fn handle_accept(
             ballot: msg.ballot.clone(),
             value: msg.value.clone(),
             commit: msg.commit.clone(),
+            base: msg.base.clone(),
         }),
         committed: state.committed.clone(),
     };
@@ -361,6 +371,7 @@ mod tests {
                 ballot: b(9, "a"),
                 value: None,
                 commit: v(9),
+                base: None,
             }),
             committed: None,
         };
@@ -464,6 +475,7 @@ mod tests {
                 ballot: b(5, "a"),
                 value: Some(b"x".to_vec()),
                 commit: v(6),
+                base: None,
             }),
             committed: None,
         };
@@ -504,6 +516,7 @@ mod tests {
                 ballot: b(9, "a"),
                 value: None,
                 commit: v(9),
+                base: None,
             }),
             committed: None,
         };

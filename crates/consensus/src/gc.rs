@@ -175,6 +175,7 @@ mod tests {
             ballot: b(8),
             value: Some(b"v".to_vec()),
             commit: Version::new(Timestamp::from_u64(8), NodeId::new("n1").expect("id")),
+            base: None,
         });
         assert_eq!(reclaimable(&in_flight, &floor), None);
     }

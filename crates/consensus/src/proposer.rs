@@ -25,6 +25,19 @@
 //! be wrong: a write-back accepted by a minority, once completed by a later
 //! round, would outrank an eventual write it never saw.
 //!
+//! **Completing.** An accepted proposal of another round that is the
+//! state, and not known chosen, is completed first, as it was: same value,
+//! same version, and its own base, so the accept guard (a voter refuses a
+//! base older than its record) judges it by the state it was computed from.
+//! A voter already holding it accepts whatever its record. This matters
+//! when eventual writes mix in: a CAS accepted by a minority before a newer
+//! eventual write arrived, then observed by strong reads, must not be
+//! completed above that write later. When a blocking set of voters refuses
+//! a proposal for a newer record, it can never be chosen (their records
+//! only get newer): the round records it as dead, ignores it from then on
+//! and looks again at a higher ballot. A CAS whose condition holds on the
+//! completed proposal looks again too, and applies on top of it.
+//!
 //! **Honest outcomes.** Until an accept is sent nothing can be chosen, so a
 //! failure is [`Outcome::Contention`] or [`Outcome::Unavailable`]. After,
 //! any acceptor may hold the proposal (an `Accepted` reply can be lost, and
@@ -38,8 +51,8 @@ use vergent_hlc::{ClockError, Hlc, Timestamp};
 use vergent_types::{NodeId, Version};
 
 use crate::{
-    Accept, AcceptReply, Ballot, Commit, LwwRecord, Prepare, PrepareReply, Promise, QuorumTracker,
-    Value, VotingConfig,
+    Accept, AcceptReply, Accepted, Ballot, Commit, LwwRecord, Prepare, PrepareReply, Promise,
+    QuorumTracker, Value, VotingConfig,
 };
 
 /// What a CAS requires of the current state.
@@ -275,6 +288,9 @@ struct Proposal {
     value: Value,
     commit: Version,
     outcome: Outcome,
+    /// A completion of another round's proposal, after which this round's
+    /// own CAS still has to run (in a fresh phase 1).
+    then_apply: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -291,6 +307,9 @@ enum Phase {
         accepted_any: bool,
         /// Members whose refusal proves they never accepted this ballot.
         never_accepted: BTreeSet<NodeId>,
+        /// Members that refused because they hold a record newer than the
+        /// proposal's base: they never will accept it (see [`Round::dead`]).
+        stale: Box<QuorumTracker>,
     },
     Done,
 }
@@ -310,6 +329,16 @@ pub struct Round {
     /// The driver delivers each message at most once: see
     /// [`Self::assume_at_most_once_delivery`].
     at_most_once: bool,
+    /// Commit versions of proposals this round proved can never be chosen:
+    /// a blocking set of members refused them for a record newer than
+    /// their base. Such a voter's record never gets older, and every
+    /// completion of a proposal carries the proposal's own base, so it
+    /// refuses the proposal for good; phase 1 ignores them.
+    dead: BTreeSet<Version>,
+    /// Commit versions of other rounds' proposals this round completed
+    /// (a quorum accepted them at its ballot): chosen, so phase 1 takes them
+    /// as the state without completing them again.
+    completed: BTreeSet<Version>,
     /// Mutant: a read returns the state phase 1 computed without writing it back.
     #[cfg(feature = "mutants")]
     read_without_write_back: bool,
@@ -332,6 +361,8 @@ impl Round {
             phase: Phase::Done,
             out: VecDeque::new(),
             at_most_once: false,
+            dead: BTreeSet::new(),
+            completed: BTreeSet::new(),
             #[cfg(feature = "mutants")]
             read_without_write_back: false,
         };
@@ -346,7 +377,7 @@ impl Round {
         match req.cache {
             Some(c) => {
                 let observed = c.version.hlc;
-                round.start_accept(now_ms, hlc, Some((c.version, c.value)), observed);
+                round.start_accept(now_ms, hlc, Some((c.version, c.value)), observed, None);
             }
             // A read first looks without promising: when the replicas
             // agree, no acceptor writes anything for it.
@@ -472,12 +503,19 @@ impl Round {
     }
 
     /// Feeds `from`'s answer to this round's accept; late or stray replies are ignored.
-    pub fn handle_accept_reply(&mut self, _now_ms: u64, from: &NodeId, reply: AcceptReply) {
+    pub fn handle_accept_reply(
+        &mut self,
+        now_ms: u64,
+        hlc: &mut Hlc,
+        from: &NodeId,
+        reply: AcceptReply,
+    ) {
         let Phase::Accept {
             tracker,
             proposal,
             accepted_any,
             never_accepted,
+            stale,
         } = &mut self.phase
         else {
             return;
@@ -490,7 +528,7 @@ impl Round {
                 *accepted_any = true;
                 if tracker.is_reached() {
                     let proposal = proposal.clone();
-                    self.chosen(proposal);
+                    self.chosen(now_ms, hlc, proposal);
                     return;
                 }
             }
@@ -498,9 +536,21 @@ impl Round {
                 promised,
                 accepted,
                 committed,
-                newer_lww: _,
+                newer_lww,
             } => {
                 if !tracker.err(from) {
+                    return;
+                }
+                if newer_lww.is_some() {
+                    stale.err(from);
+                }
+                if stale.is_impossible() {
+                    // This proposal can never be chosen: look again
+                    // without it, at a higher ballot.
+                    self.dead.insert(proposal.commit.clone());
+                    self.saw(promised);
+                    self.saw(accepted);
+                    self.restart(now_ms, hlc);
                     return;
                 }
                 // Once an acceptor accepts a ballot, its accepted ballot or
@@ -623,14 +673,19 @@ impl Round {
         let mra = promises
             .values()
             .filter_map(|p| p.accepted.as_ref())
+            .filter(|a| !self.dead.contains(&a.commit))
             .max_by(|a, b| a.ballot.cmp(&b.ballot))
             .filter(|a| max_committed.is_none_or(|c| a.ballot > *c));
         let mut state: Option<LwwRecord> = mra.map(|a| (a.commit.clone(), a.value.clone()));
+        // Another round's proposal that is the state and not known chosen:
+        // completed first, on its own terms (see "Completing" above).
+        let mut adopted = mra.filter(|a| !self.completed.contains(&a.commit)).cloned();
         for p in promises.values() {
             if let Some(rec) = &p.lww
                 && state.as_ref().is_none_or(|(v, _)| rec.0 > *v)
             {
                 state = Some(rec.clone());
+                adopted = None;
             }
         }
         let observed = promises
@@ -667,16 +722,38 @@ impl Round {
             self.start_prepare(false);
             return;
         }
-        self.start_accept(now_ms, hlc, state, observed);
+        let completing = adopted.map(|a| (a, writes));
+        self.start_accept(now_ms, hlc, state, observed, completing);
     }
 
-    /// Stamps and broadcasts the proposal computed from `state`.
+    /// Starts over at a higher ballot, keeping what this round learned
+    /// ([`Self::dead`] proposals, completed ones).
+    fn restart(&mut self, now_ms: u64, hlc: &mut Hlc) {
+        let above = self
+            .highest_seen
+            .clone()
+            .unwrap_or_else(|| self.ballot.clone())
+            .max(self.ballot.clone());
+        match hlc.update(now_ms, above.hlc) {
+            Ok(t) => self.ballot = Ballot::new(t, self.proposer.clone()),
+            Err(e) => {
+                self.finish(Outcome::ClockSkew(e));
+                return;
+            }
+        }
+        self.start_prepare(false);
+    }
+
+    /// Stamps and broadcasts the proposal computed from `state`, or, when
+    /// `completing` names another round's proposal, that proposal as it was
+    /// (with whether this round's CAS must run after it).
     fn start_accept(
         &mut self,
         now_ms: u64,
         hlc: &mut Hlc,
         state: Option<LwwRecord>,
         observed: Timestamp,
+        completing: Option<(Accepted, bool)>,
     ) {
         let next_promise = self.ballot.next();
         // Past our own ballots too, so this node's next fresh ballot is
@@ -690,9 +767,30 @@ impl Round {
             }
         };
         let fresh = Version::new(stamp, self.proposer.clone());
-        let base = state.as_ref().map(|(v, _)| v.clone());
-        let (value, commit, outcome) = match (&self.op, state) {
-            (Op::Cas { expect, new }, state) if holds(expect, state.as_ref()) => (
+        let mut base = state.as_ref().map(|(v, _)| v.clone());
+        let mut then_apply = false;
+        let (value, commit, outcome) = match (completing, &self.op, state) {
+            (Some((mra, apply)), op, _) => {
+                // Under its own version and its own base: a voter holding a
+                // record newer than the state it was computed from refuses
+                // it unless it holds it already.
+                base = mra.base;
+                then_apply = apply;
+                let version = Some(mra.commit.clone());
+                let value = mra.value;
+                let outcome = match op {
+                    Op::Read => Outcome::Read {
+                        value: value.clone(),
+                        version,
+                    },
+                    Op::Cas { .. } => Outcome::NotApplied {
+                        value: value.clone(),
+                        version,
+                    },
+                };
+                (value, mra.commit, outcome)
+            }
+            (None, Op::Cas { expect, new }, state) if holds(expect, state.as_ref()) => (
                 new.clone(),
                 fresh.clone(),
                 Outcome::Applied {
@@ -700,7 +798,7 @@ impl Round {
                     version: fresh,
                 },
             ),
-            (op, state) => {
+            (None, op, state) => {
                 // A write-back re-proposes the state under its own version:
                 // the round writes nothing new, and a fresh version would let
                 // a write-back that landed on a minority outrank, once
@@ -737,15 +835,31 @@ impl Round {
                 value,
                 commit,
                 outcome,
+                then_apply,
             },
             accepted_any: false,
             never_accepted: BTreeSet::new(),
+            stale: Box::new(QuorumTracker::new(self.config.clone())),
         };
         self.broadcast(&Message::Accept(msg));
     }
 
-    /// A quorum accepted: report, remember the promise for 1 RTT, commit everywhere.
-    fn chosen(&mut self, proposal: Proposal) {
+    /// A quorum accepted: report, remember the promise for 1 RTT, commit
+    /// everywhere; or, after completing another round's proposal, commit it
+    /// and look again to run this round's CAS on top.
+    fn chosen(&mut self, now_ms: u64, hlc: &mut Hlc, proposal: Proposal) {
+        if proposal.then_apply {
+            self.completed.insert(proposal.commit.clone());
+            let msg = Commit {
+                key: self.key.clone(),
+                ballot: self.ballot.clone(),
+                value: proposal.value,
+                commit: proposal.commit,
+            };
+            self.broadcast(&Message::Commit(msg));
+            self.restart(now_ms, hlc);
+            return;
+        }
         self.out.push_back(RoundOutput::Cache {
             key: self.key.clone(),
             entry: Cached {
@@ -925,8 +1039,8 @@ mod tests {
         r.handle_prepare_reply(NOW, hlc, &n("a"), promise(None));
         r.handle_prepare_reply(NOW, hlc, &n("b"), promise(None));
         let second = drain(&mut r);
-        r.handle_accept_reply(NOW, &n("a"), AcceptReply::Accepted);
-        r.handle_accept_reply(NOW, &n("c"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, hlc, &n("a"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, hlc, &n("c"), AcceptReply::Accepted);
         (first, second, drain(&mut r))
     }
 
@@ -977,8 +1091,8 @@ mod tests {
         assert_eq!(acc[0].ballot, entry.ballot);
         assert_eq!(acc[0].base, Some(entry.version.clone()));
         assert!(acc[0].commit > entry.version);
-        r.handle_accept_reply(NOW, &n("b"), AcceptReply::Accepted);
-        r.handle_accept_reply(NOW, &n("c"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &mut hlc, &n("b"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &mut hlc, &n("c"), AcceptReply::Accepted);
         let out = drain(&mut r);
         assert!(matches!(done(&out), Some(Outcome::Applied { value: Some(v), .. }) if v == b"2"));
     }
@@ -1091,6 +1205,7 @@ mod tests {
             ballot: ballot(450, "q"),
             value: Some(b"pending".to_vec()),
             commit: ver(460, "q"),
+            base: None,
         };
         let mut r = start(&mut hlc, Op::Read, None);
         drain(&mut r);
@@ -1114,8 +1229,8 @@ mod tests {
             "completed under its own version"
         );
         let commit = acc[0].commit.clone();
-        r.handle_accept_reply(NOW, &n("a"), AcceptReply::Accepted);
-        r.handle_accept_reply(NOW, &n("b"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &mut hlc, &n("a"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &mut hlc, &n("b"), AcceptReply::Accepted);
         let out = drain(&mut r);
         assert_eq!(
             done(&out),
@@ -1145,6 +1260,7 @@ mod tests {
                 ballot: ballot(10_000, "s"),
                 value: Some(b"stale".to_vec()),
                 commit: ver(90_000, "s"),
+                base: None,
             }),
             committed: None,
             lww: None,
@@ -1188,6 +1304,228 @@ mod tests {
         assert!(holds(&Expect::Version(ver(5, "w")), Some(&rec)));
         assert!(!holds(&Expect::Version(ver(5, "w")), Some(&tomb)));
         assert!(holds(&Expect::Any, None));
+    }
+
+    /// Three acceptors' state and LWW records, driven by the real handlers.
+    struct Acceptors(BTreeMap<NodeId, (AcceptorState, Option<LwwRecord>)>);
+
+    impl Acceptors {
+        fn new(lww: Option<LwwRecord>) -> Self {
+            Self(
+                ["a", "b", "c"]
+                    .into_iter()
+                    .map(|x| (n(x), (AcceptorState::default(), lww.clone())))
+                    .collect(),
+            )
+        }
+
+        fn set_lww(&mut self, who: &[&str], rec: &LwwRecord) {
+            for w in who {
+                if let Some((_, lww)) = self.0.get_mut(&n(w)) {
+                    *lww = Some(rec.clone());
+                }
+            }
+        }
+
+        /// Delivers `r`'s messages to the acceptors in `reach` (the others'
+        /// are lost) and feeds back the replies, until the round is done
+        /// or sends nothing more; applies the commits it sends.
+        fn run(&mut self, r: &mut Round, hlc: &mut Hlc, reach: &[&str]) -> Option<Outcome> {
+            let mut outcome = None;
+            for _ in 0..20 {
+                let out = drain(r);
+                if out.is_empty() {
+                    break;
+                }
+                for o in out {
+                    let RoundOutput::Send { to, msg } = o else {
+                        if let RoundOutput::Done(d) = o {
+                            outcome = Some(d);
+                        }
+                        continue;
+                    };
+                    if !reach.contains(&to.as_str()) {
+                        continue;
+                    }
+                    let Some((state, lww)) = self.0.get_mut(&to) else {
+                        continue;
+                    };
+                    match msg {
+                        Message::Prepare(p) => {
+                            let (next, reply) = handle_prepare(state, lww.as_ref(), &p, 1);
+                            if let Some(s) = next {
+                                *state = s;
+                            }
+                            r.handle_prepare_reply(NOW, hlc, &to, reply);
+                        }
+                        Message::Accept(a) => {
+                            let (next, reply) = handle_accept(state, lww.as_ref(), &a, 1);
+                            if let Some(s) = next {
+                                *state = s;
+                            }
+                            r.handle_accept_reply(NOW, hlc, &to, reply);
+                        }
+                        Message::Commit(c) => {
+                            let effect = crate::handle_commit(state, &c);
+                            if lww.as_ref().is_none_or(|(v, _)| effect.lww.0 > *v) {
+                                *lww = Some(effect.lww.clone());
+                            }
+                            if let Some(s) = effect.state {
+                                *state = s;
+                            }
+                        }
+                    }
+                }
+            }
+            outcome
+        }
+    }
+
+    /// A CAS accepted by one acceptor before a newer eventual write reached
+    /// the others, whose round ended unknown. A strong read of the two others
+    /// returns the eventual write; a later round must not complete the CAS
+    /// above it (the chaos suite's mixed workload saw exactly this on 5 of
+    /// 20 seeds: the CAS's fresh version outranked the eventual write, so
+    /// strong reads went from the eventual value back to the CAS's, whose
+    /// condition was evaluated on the state before the eventual write).
+    #[test]
+    fn a_cas_accepted_by_a_minority_is_not_completed_above_a_newer_eventual_write_a_read_saw() {
+        let mut hlc = hlc();
+        let old = (ver(400, "w"), Some(b"old".to_vec()));
+        // A CAS round whose phase 1 reaches every acceptor and its accepts `a` alone.
+        let mut acc = Acceptors::new(Some(old.clone()));
+        let mut cas_round = start(&mut hlc, cas(Expect::Value(b"old".to_vec()), b"cas"), None);
+        let prepares = drain(&mut cas_round);
+        for o in &prepares {
+            if let RoundOutput::Send {
+                to,
+                msg: Message::Prepare(p),
+            } = o
+            {
+                let (state, lww) = acc.0.get_mut(to).expect("acceptor");
+                let (next, reply) = handle_prepare(state, lww.as_ref(), p, 1);
+                *state = next.expect("promise");
+                cas_round.handle_prepare_reply(NOW, &mut hlc, to, reply);
+            }
+        }
+        acc.run(&mut cas_round, &mut hlc, &["a"]);
+        cas_round.handle_timeout(NOW);
+        let pending = acc.0[&n("a")]
+            .0
+            .accepted
+            .clone()
+            .expect("a accepted the CAS");
+        assert_eq!(pending.value.as_deref(), Some(&b"cas"[..]));
+        // An eventual write, stamped below the CAS's version (another
+        // node's clock) but above its base, reaches `b` and `c`.
+        let eventual = (ver(NOW - 5, "e"), Some(b"eventual".to_vec()));
+        assert!(eventual.0 > old.0 && eventual.0 < pending.commit);
+        acc.set_lww(&["b", "c"], &eventual);
+        // A strong read through `b` and `c` returns it.
+        let mut read = start(&mut hlc, Op::Read, None);
+        let seen = acc.run(&mut read, &mut hlc, &["b", "c"]);
+        assert_eq!(
+            seen,
+            Some(Outcome::Read {
+                value: eventual.1.clone(),
+                version: Some(eventual.0.clone())
+            })
+        );
+        // A later read through `a` and `b` (and `c`) must not go back to the CAS.
+        let mut later = start(&mut hlc, Op::Read, None);
+        let seen = acc.run(&mut later, &mut hlc, &["a", "b", "c"]);
+        assert_eq!(
+            seen,
+            Some(Outcome::Read {
+                value: eventual.1.clone(),
+                version: Some(eventual.0.clone())
+            }),
+            "the read after one that saw the eventual write went back to the CAS's value"
+        );
+        // And the CAS can never be chosen now: every acceptor moved past it.
+        assert!(acc.0.values().all(|(s, _)| {
+            s.accepted
+                .as_ref()
+                .is_none_or(|a| a.commit != pending.commit)
+        }));
+    }
+
+    /// The same CAS accepted by a majority (`a`, `b`) before the eventual
+    /// write reached `b` and `c` was chosen: a later round completes it,
+    /// `b` accepting although its record is now newer than the CAS's base.
+    #[test]
+    fn a_chosen_cas_is_completed_although_a_newer_eventual_write_reached_its_acceptors() {
+        let mut hlc = hlc();
+        let old = (ver(400, "w"), Some(b"old".to_vec()));
+        let mut acc = Acceptors::new(Some(old.clone()));
+        let mut cas_round = start(&mut hlc, cas(Expect::Value(b"old".to_vec()), b"cas"), None);
+        let prepares = drain(&mut cas_round);
+        for o in &prepares {
+            if let RoundOutput::Send {
+                to,
+                msg: Message::Prepare(p),
+            } = o
+            {
+                let (state, lww) = acc.0.get_mut(to).expect("acceptor");
+                let (next, reply) = handle_prepare(state, lww.as_ref(), p, 1);
+                *state = next.expect("promise");
+                cas_round.handle_prepare_reply(NOW, &mut hlc, to, reply);
+            }
+        }
+        // The accepts reach `a` and `b`, but the replies and commits are lost.
+        let accepts: Vec<Accept> = accepts(&drain(&mut cas_round))
+            .into_iter()
+            .cloned()
+            .collect();
+        for who in ["a", "b"] {
+            let (state, lww) = acc.0.get_mut(&n(who)).expect("acceptor");
+            let (next, reply) = handle_accept(state, lww.as_ref(), &accepts[0], 1);
+            assert_eq!(reply, AcceptReply::Accepted);
+            *state = next.expect("accepted");
+        }
+        let chosen = accepts[0].commit.clone();
+        let eventual = (ver(NOW - 5, "e"), Some(b"eventual".to_vec()));
+        assert!(eventual.0 < chosen);
+        acc.set_lww(&["b", "c"], &eventual);
+        let mut later = start(&mut hlc, Op::Read, None);
+        let seen = acc.run(&mut later, &mut hlc, &["a", "b", "c"]);
+        assert_eq!(
+            seen,
+            Some(Outcome::Read {
+                value: Some(b"cas".to_vec()),
+                version: Some(chosen)
+            })
+        );
+    }
+
+    /// A CAS whose condition holds on another round's pending proposal
+    /// completes that proposal first, then applies on top of it.
+    #[test]
+    fn a_cas_on_top_of_a_pending_proposal_completes_it_then_applies() {
+        let mut hlc = hlc();
+        let old = (ver(400, "w"), Some(b"old".to_vec()));
+        let mut acc = Acceptors::new(Some(old));
+        let mut first = start(&mut hlc, cas(Expect::Value(b"old".to_vec()), b"one"), None);
+        let prepares = drain(&mut first);
+        for o in &prepares {
+            if let RoundOutput::Send {
+                to,
+                msg: Message::Prepare(p),
+            } = o
+            {
+                let (state, lww) = acc.0.get_mut(to).expect("acceptor");
+                let (next, reply) = handle_prepare(state, lww.as_ref(), p, 1);
+                *state = next.expect("promise");
+                first.handle_prepare_reply(NOW, &mut hlc, to, reply);
+            }
+        }
+        acc.run(&mut first, &mut hlc, &["a"]);
+        let mut second = start(&mut hlc, cas(Expect::Value(b"one".to_vec()), b"two"), None);
+        let outcome = acc.run(&mut second, &mut hlc, &["a", "b", "c"]);
+        assert!(
+            matches!(outcome, Some(Outcome::Applied { value: Some(ref v), .. }) if v == b"two"),
+            "{outcome:?}"
+        );
     }
 
     /// The mixed-mode resurrection the chaos suite's mixed workload found:
@@ -1275,12 +1613,23 @@ mod tests {
                 ballot: ballot(20, "q"),
                 value: None,
                 commit: ahead.clone(),
+                base: None,
             }),
             committed: None,
             lww: None,
             prior_promise: None,
         });
         r.handle_prepare_reply(NOW, &mut hlc, &n("b"), with_accepted);
+        // The pending proposal is completed first, as it was...
+        let out = drain(&mut r);
+        assert_eq!(accepts(&out)[0].commit, ahead);
+        r.handle_accept_reply(NOW, &mut hlc, &n("a"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &mut hlc, &n("b"), AcceptReply::Accepted);
+        let out = drain(&mut r);
+        assert_eq!(count(&out, |m| matches!(m, Message::Prepare(_))), 3);
+        // ...then the CAS, stamped above everything seen.
+        r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(Some((ahead.clone(), None))));
+        r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(Some((ver(10, "w"), None))));
         let out = drain(&mut r);
         let acc = accepts(&out);
         assert!(acc[0].commit > ahead);
@@ -1306,7 +1655,7 @@ mod tests {
         let mut r = start(&mut hlc, cas(Expect::Any, b"v"), None);
         r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
         r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
-        r.handle_accept_reply(NOW, &n("a"), AcceptReply::Accepted);
+        r.handle_accept_reply(NOW, &mut hlc, &n("a"), AcceptReply::Accepted);
         drain(&mut r);
         r.handle_timeout(NOW + 5_000);
         assert_eq!(drain(&mut r), vec![RoundOutput::Done(Outcome::Unknown)]);
@@ -1340,10 +1689,10 @@ mod tests {
         r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
         r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
         drain(&mut r);
-        r.handle_accept_reply(NOW, &n("a"), reject_accept(high.clone()));
-        r.handle_accept_reply(NOW, &n("b"), reject_accept(high.clone()));
+        r.handle_accept_reply(NOW, &mut hlc, &n("a"), reject_accept(high.clone()));
+        r.handle_accept_reply(NOW, &mut hlc, &n("b"), reject_accept(high.clone()));
         assert!(!r.is_done(), "c may hold the proposal: wait for it");
-        r.handle_accept_reply(NOW, &n("c"), reject_accept(high.clone()));
+        r.handle_accept_reply(NOW, &mut hlc, &n("c"), reject_accept(high.clone()));
         assert_eq!(
             drain(&mut r),
             vec![RoundOutput::Done(Outcome::Contention {
@@ -1355,15 +1704,15 @@ mod tests {
         r.handle_prepare_reply(NOW, &mut hlc, &n("a"), promise(None));
         r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
         drain(&mut r);
-        r.handle_accept_reply(NOW, &n("a"), reject_accept(high.clone()));
-        r.handle_accept_reply(NOW, &n("b"), reject_accept(high.clone()));
+        r.handle_accept_reply(NOW, &mut hlc, &n("a"), reject_accept(high.clone()));
+        r.handle_accept_reply(NOW, &mut hlc, &n("b"), reject_accept(high.clone()));
         let moved_on = AcceptReply::Reject {
             promised: Some(high.clone()),
             accepted: Some(high.clone()),
             committed: None,
             newer_lww: None,
         };
-        r.handle_accept_reply(NOW, &n("c"), moved_on);
+        r.handle_accept_reply(NOW, &mut hlc, &n("c"), moved_on);
         assert_eq!(
             drain(&mut r),
             vec![RoundOutput::Done(Outcome::Unknown)],
@@ -1387,10 +1736,10 @@ mod tests {
         r.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
         drain(&mut r);
         for m in ["a", "b"] {
-            r.handle_accept_reply(NOW, &n(m), moved_on.clone());
+            r.handle_accept_reply(NOW, &mut hlc, &n(m), moved_on.clone());
         }
         assert!(!r.is_done(), "c may still hold the proposal");
-        r.handle_accept_reply(NOW, &n("c"), moved_on.clone());
+        r.handle_accept_reply(NOW, &mut hlc, &n("c"), moved_on.clone());
         assert_eq!(
             drain(&mut r),
             vec![RoundOutput::Done(Outcome::Contention { retry_above: high })]
@@ -1401,7 +1750,7 @@ mod tests {
         u.handle_prepare_reply(NOW, &mut hlc, &n("b"), promise(None));
         drain(&mut u);
         for m in ["a", "b", "c"] {
-            u.handle_accept_reply(NOW, &n(m), moved_on.clone());
+            u.handle_accept_reply(NOW, &mut hlc, &n(m), moved_on.clone());
         }
         assert_eq!(drain(&mut u), vec![RoundOutput::Done(Outcome::Unknown)]);
     }

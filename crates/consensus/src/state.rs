@@ -20,6 +20,11 @@ pub struct Accepted {
     pub value: Value,
     /// The version the value gets in the LWW store once committed.
     pub commit: Version,
+    /// The version of the state the value was computed from (`None`: the
+    /// key was absent). A round that completes this proposal sends it as
+    /// its base, so a voter holding a newer record refuses it (see
+    /// [`crate::handle_accept`]).
+    pub base: Option<Version>,
 }
 
 /// An acceptor's per-key Paxos state, persisted (and fsynced) before any reply that depends on it.
@@ -33,25 +38,31 @@ pub struct AcceptorState {
     pub committed: Option<Ballot>,
 }
 
-/// The format written by [`AcceptorState::encode`].
+/// The first format: an accepted proposal without its base.
 const FORMAT_V1: u8 = 1;
+/// The format written by [`AcceptorState::encode`]: V1 plus the accepted proposal's base.
+const FORMAT_V2: u8 = 2;
 
 impl AcceptorState {
     /// Encodes the state: format byte, then each field behind a presence tag.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_V1];
+        let mut out = vec![FORMAT_V2];
         put_opt(&mut out, self.promised.as_ref(), put_ballot);
         put_opt(&mut out, self.accepted.as_ref(), |out, a| {
             put_ballot(out, &a.ballot);
             put_value(out, &a.value);
             put_version(out, &a.commit);
+            put_opt(out, a.base.as_ref(), put_version);
         });
         put_opt(&mut out, self.committed.as_ref(), put_ballot);
         out
     }
 
-    /// Decodes [`Self::encode`]'s output; any malformed input is an error, never a panic.
+    /// Decodes [`Self::encode`]'s output (and the first format, whose
+    /// proposals take their commit version as their base: completing one
+    /// is then never refused for a newer record, as before the base was
+    /// kept); any malformed input is an error, never a panic.
     ///
     /// # Errors
     ///
@@ -59,16 +70,25 @@ impl AcceptorState {
     /// bad tag or node id, or trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let (&format, rest) = bytes.split_first().ok_or(Error::Empty)?;
-        if format != FORMAT_V1 {
+        if format != FORMAT_V1 && format != FORMAT_V2 {
             return Err(Error::UnknownFormat(format));
         }
         let mut r = Reader(rest);
         let promised = r.opt(Reader::ballot)?;
         let accepted = r.opt(|r| {
+            let ballot = r.ballot()?;
+            let value = r.value()?;
+            let commit = r.version()?;
+            let base = if format == FORMAT_V1 {
+                Some(commit.clone())
+            } else {
+                r.opt(Reader::version)?
+            };
             Ok(Accepted {
-                ballot: r.ballot()?,
-                value: r.value()?,
-                commit: r.version()?,
+                ballot,
+                value,
+                commit,
+                base,
             })
         })?;
         let committed = r.opt(Reader::ballot)?;
@@ -193,16 +213,19 @@ mod tests {
     }
 
     fn state() -> impl Strategy<Value = AcceptorState> {
+        let version =
+            || (any::<u64>(), node()).prop_map(|(t, n)| Version::new(Timestamp::from_u64(t), n));
         let accepted = (
             ballot(),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
-            any::<u64>(),
-            node(),
+            version(),
+            proptest::option::of(version()),
         )
-            .prop_map(|(ballot, value, t, n)| Accepted {
+            .prop_map(|(ballot, value, commit, base)| Accepted {
                 ballot,
                 value,
-                commit: Version::new(Timestamp::from_u64(t), n),
+                commit,
+                base,
             });
         (
             proptest::option::of(ballot()),
@@ -233,7 +256,11 @@ mod tests {
         #[test]
         fn garbage_input_errors_or_decodes_but_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(s) = AcceptorState::decode(&bytes) {
-                prop_assert_eq!(s.encode(), bytes);
+                if bytes[0] == FORMAT_V2 {
+                    prop_assert_eq!(s.encode(), bytes);
+                } else {
+                    prop_assert_eq!(AcceptorState::decode(&s.encode()), Ok(s));
+                }
             }
         }
     }
@@ -261,6 +288,22 @@ mod tests {
 
     #[test]
     fn default_state_encodes_to_format_byte_and_three_absent_tags() {
-        assert_eq!(AcceptorState::default().encode(), vec![1, 0, 0, 0]);
+        assert_eq!(AcceptorState::default().encode(), vec![2, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_first_format_proposal_decodes_with_its_commit_as_its_base() {
+        let commit = Version::new(Timestamp::from_u64(7), NodeId::new("n").expect("id"));
+        let mut v1 = vec![FORMAT_V1, 0, 1];
+        put_ballot(
+            &mut v1,
+            &Ballot::new(Timestamp::from_u64(5), NodeId::new("p").expect("id")),
+        );
+        put_value(&mut v1, &Some(b"x".to_vec()));
+        put_version(&mut v1, &commit);
+        v1.push(0);
+        let s = AcceptorState::decode(&v1).expect("a first-format record decodes");
+        let a = s.accepted.expect("accepted");
+        assert_eq!((a.commit.clone(), a.base), (commit.clone(), Some(commit)));
     }
 }

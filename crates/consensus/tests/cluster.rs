@@ -346,8 +346,9 @@ impl Cluster {
             Payload::Accepted(reply) => {
                 if let Some(p) = self.proposer_for(&env.to, env.round) {
                     let now = self.now(p);
-                    if let Some((_, round, _, _)) = &mut self.proposers[p].round {
-                        round.handle_accept_reply(now, &env.from, reply);
+                    let pr = &mut self.proposers[p];
+                    if let Some((_, round, _, _)) = &mut pr.round {
+                        round.handle_accept_reply(now, &mut pr.hlc, &env.from, reply);
                     }
                     self.pump(p);
                 }
@@ -466,7 +467,9 @@ impl Cluster {
                             Payload::Prepared(r) => {
                                 round.handle_prepare_reply(now, &mut hlc, &env.from, r)
                             }
-                            Payload::Accepted(r) => round.handle_accept_reply(now, &env.from, r),
+                            Payload::Accepted(r) => {
+                                round.handle_accept_reply(now, &mut hlc, &env.from, r)
+                            }
                             Payload::Request(_) => {}
                         }
                     }

@@ -531,7 +531,9 @@ impl Cas {
                 if *op_no != env.op {
                     return;
                 }
-                round.handle_accept_reply(now(c), &acceptor_id(env.acceptor), reply);
+                let mut hlc = Hlc::with_floor(HlcConfig::default(), client.hlc);
+                round.handle_accept_reply(now(c), &mut hlc, &acceptor_id(env.acceptor), reply);
+                client.hlc = hlc.last();
                 self.pump(state, c);
             }
         }
@@ -563,12 +565,14 @@ impl Cas {
                 }),
                 Payload::Accepted(reply) => live(&client.round).is_some_and(|mut round| {
                     let before = round.clone();
+                    let mut hlc = Hlc::with_floor(HlcConfig::default(), client.hlc);
                     round.handle_accept_reply(
                         now(env.client),
+                        &mut hlc,
                         &acceptor_id(env.acceptor),
                         reply.clone(),
                     );
-                    round != before
+                    round != before || hlc.last() != client.hlc
                 }),
                 Payload::Request(Message::Commit(m)) => {
                     let acc = &acceptors[env.acceptor];

@@ -473,6 +473,7 @@ mod tests {
                 ballot: ballot.clone(),
                 value: Some(b"old".to_vec()),
                 commit: Version::new(Timestamp::from_u64(6), node),
+                base: None,
             }),
             ..committed
         };

@@ -553,7 +553,7 @@ impl Strong {
             };
             self.clock.with_hlc(&self.store, |hlc, now| match reply {
                 Some(Reply::Prepare(from, r)) => round.handle_prepare_reply(now, hlc, &from, r),
-                Some(Reply::Accept(from, r)) => round.handle_accept_reply(now, &from, r),
+                Some(Reply::Accept(from, r)) => round.handle_accept_reply(now, hlc, &from, r),
                 None => round.handle_timeout(now),
             })?;
         }

@@ -161,6 +161,7 @@ fn accepted_to(a: &Accepted) -> pb::PaxosAccepted {
         ballot: Some(ballot_to(&a.ballot)),
         value: a.value.clone(),
         commit: Some(version_to(&a.commit)),
+        base: a.base.as_ref().map(version_to),
     }
 }
 
@@ -169,6 +170,7 @@ fn accepted_from(a: pb::PaxosAccepted) -> Result<Accepted, WireError> {
         ballot: req_ballot(a.ballot, "accepted ballot")?,
         value: a.value,
         commit: req_version(a.commit, "accepted commit version")?,
+        base: opt_version(a.base)?,
     })
 }
 
@@ -477,6 +479,7 @@ mod tests {
                     ballot: b(3, "c"),
                     value: None,
                     commit: v(4, "c"),
+                    base: Some(v(2, "d")),
                 }),
                 committed: Some(b(2, "b")),
                 lww: Some((v(1, "a"), Some(b"x".to_vec()))),

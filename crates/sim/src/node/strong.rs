@@ -364,7 +364,9 @@ impl SimNode {
             Reply::Prepare(r) => a
                 .round
                 .handle_prepare_reply(physical, &mut self.hlc, &self.id, r),
-            Reply::Accept(r) => a.round.handle_accept_reply(physical, &self.id, r),
+            Reply::Accept(r) => a
+                .round
+                .handle_accept_reply(physical, &mut self.hlc, &self.id, r),
         }
     }
 
@@ -552,7 +554,9 @@ impl SimNode {
                     a.round
                         .handle_prepare_reply(physical, &mut self.hlc, &from, r)
                 }
-                Reply::Accept(r) => a.round.handle_accept_reply(physical, &from, r),
+                Reply::Accept(r) => a
+                    .round
+                    .handle_accept_reply(physical, &mut self.hlc, &from, r),
             }
         }
         self.drive(now, &key, history);
