@@ -480,26 +480,26 @@ async fn run(
             .await?,
         ),
     };
-    let converge = wait_converged(&ids, &final_clients, deadline, || {
-        match nemesis.revive(start) {
-            Ok(started) if !started.is_empty() => {
-                eprintln!(
-                    "vergent-chaos: {} was down after healing; restarted",
-                    started.join(", ")
-                );
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("vergent-chaos: failed to restart a node: {e:#}"),
+    let mut revive = || match nemesis.revive(start) {
+        Ok(started) if !started.is_empty() => {
+            eprintln!(
+                "vergent-chaos: {} was down after healing; restarted",
+                started.join(", ")
+            );
         }
-    })
-    .await;
-    let converge_time = settle_from.elapsed();
+        Ok(_) => {}
+        Err(e) => eprintln!("vergent-chaos: failed to restart a node: {e:#}"),
+    };
+    let mut converge = wait_converged(&ids, &final_clients, deadline, &mut revive).await;
     // An `ONE` write still on its way when the first final reads ran may
     // win by last-writer-wins afterwards, as the contract allows; the mixed
-    // workload compares the converged state with reads taken after it.
+    // workload compares the converged state with reads taken after it. Those
+    // reads may themselves decide a proposal still pending at a minority
+    // (one the first reads' quorums did not include), and its commit then
+    // spreads: the replicas are compared once they converged again.
     let final_reads = match (args.workload, final_reads, &converge) {
-        (Workload::Mixed, Some(_), Ok(_)) => Some(
-            strong::final_reads(
+        (Workload::Mixed, Some(_), Ok(_)) => {
+            let reads = strong::final_reads(
                 &final_clients[0],
                 &ids[0],
                 shape.keys,
@@ -507,10 +507,13 @@ async fn run(
                 &strong_history,
                 deadline,
             )
-            .await?,
-        ),
+            .await?;
+            converge = wait_converged(&ids, &final_clients, deadline, &mut revive).await;
+            Some(reads)
+        }
         (_, reads, _) => reads,
     };
+    let converge_time = settle_from.elapsed();
     let mut readings = Vec::new();
     for (id, c) in ids.iter().zip(&final_clients) {
         if let Ok(s) = c.status().await {
