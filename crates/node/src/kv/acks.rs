@@ -2,10 +2,10 @@
 //! filled by the replication senders (peer layer), read by writes at
 //! `quorum` and `all`, which wait on it instead of sending the data twice.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// Refused entries remembered per peer; the oldest are forgotten first
 /// (a write waits seconds at most, so only recent positions matter).
@@ -13,20 +13,44 @@ const REFUSED_KEPT: usize = 4096;
 
 /// Each peer's acknowledged position in the local write log, by node id,
 /// and the entries it acknowledged without storing them.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct LogAcks {
     acked: Mutex<HashMap<String, u64>>,
     refused: Mutex<HashMap<String, BTreeSet<u64>>>,
-    /// Bumped on every change, so waiters re-check without polling.
-    changed: watch::Sender<u64>,
+    /// Writes waiting for acknowledgements, by their log entry: an ack wakes
+    /// only the writes whose entry it newly covers, not every waiter (64
+    /// clients' writes each woken by every ack cost more than the writes).
+    waiting: Mutex<BTreeMap<u64, Vec<Arc<Notify>>>>,
 }
 
-impl Default for LogAcks {
-    fn default() -> Self {
-        Self {
-            acked: Mutex::new(HashMap::new()),
-            refused: Mutex::new(HashMap::new()),
-            changed: watch::Sender::new(0),
+/// A write's registration for wake-ups (see [`LogAcks::watch`]);
+/// unregisters when dropped.
+pub(crate) struct AckWatch<'a> {
+    acks: &'a LogAcks,
+    seq: u64,
+    notify: Arc<Notify>,
+}
+
+impl AckWatch<'_> {
+    /// Returns once an acknowledgement newly covered the entry (at once if
+    /// one did since the last call).
+    pub(crate) async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for AckWatch<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self
+            .acks
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = waiting.get_mut(&self.seq) {
+            list.retain(|n| !Arc::ptr_eq(n, &self.notify));
+            if list.is_empty() {
+                waiting.remove(&self.seq);
+            }
         }
     }
 }
@@ -38,19 +62,26 @@ impl LogAcks {
     /// starts again from what that store acknowledged, and a write must not
     /// count a copy that is gone.
     pub(crate) fn record(&self, peer: &str, up_to: u64) {
-        let moved = {
+        let before = {
             let mut acked = self.acked.lock().unwrap_or_else(PoisonError::into_inner);
             // Every replication ack lands here: allocate the peer's name once.
             match acked.get_mut(peer) {
-                Some(at) => std::mem::replace(at, up_to) != up_to,
+                Some(at) => std::mem::replace(at, up_to),
                 None => {
                     acked.insert(peer.to_string(), up_to);
-                    true
+                    0
                 }
             }
         };
-        if moved {
-            self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        // Only a move up makes a write newly held; a move down (a wiped
+        // peer's new session) only takes copies away.
+        if up_to > before {
+            let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            for list in waiting.range(before + 1..=up_to).map(|(_, l)| l) {
+                for n in list {
+                    n.notify_one();
+                }
+            }
         }
     }
 
@@ -87,31 +118,68 @@ impl LogAcks {
                 .is_some_and(|s| s.contains(&seq))
     }
 
-    /// Changes whenever an acknowledgement moves.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
+    /// Registers for a wake-up whenever a peer's acknowledgement newly
+    /// covers entry `seq`; check [`Self::holds`] after registering, so no
+    /// acknowledgement in between is missed.
+    pub(crate) fn watch(&self, seq: u64) -> AckWatch<'_> {
+        let notify = Arc::new(Notify::new());
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(seq)
+            .or_default()
+            .push(notify.clone());
+        AckWatch {
+            acks: self,
+            seq,
+            notify,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
     use super::*;
 
     #[test]
     fn an_ack_is_set_not_raised_so_a_wiped_peer_counts_again_from_zero() {
         let acks = LogAcks::default();
-        let mut rx = acks.subscribe();
         assert!(!acks.holds("b", 1));
         acks.record("b", 10);
         assert!(acks.holds("b", 10));
         assert!(!acks.holds("b", 11));
-        assert!(rx.has_changed().expect("open"));
-        rx.mark_unchanged();
-        acks.record("b", 10);
-        assert!(!rx.has_changed().expect("open"), "no move, no wake-up");
         acks.record("b", 3);
         assert!(!acks.holds("b", 10), "a wiped store's new session");
-        assert!(rx.has_changed().expect("open"));
+    }
+
+    /// Whether `w` was woken (a stored wake-up is taken).
+    fn woken(w: &AckWatch<'_>) -> bool {
+        let mut f = std::pin::pin!(w.changed());
+        let waker = std::task::Waker::noop();
+        f.as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+            .is_ready()
+    }
+
+    #[test]
+    fn an_ack_wakes_only_the_writes_whose_entries_it_newly_covers() {
+        let acks = LogAcks::default();
+        acks.record("b", 4);
+        let (w5, w9) = (acks.watch(5), acks.watch(9));
+        acks.record("b", 6);
+        assert!(woken(&w5) && !woken(&w9), "6 covers 5, not 9");
+        acks.record("c", 9);
+        assert!(woken(&w5) && woken(&w9), "a first ack from c covers both");
+        acks.record("b", 6);
+        acks.record("b", 2);
+        assert!(!woken(&w5) && !woken(&w9), "no move up, no wake-up");
+        drop(w9);
+        assert!(
+            !acks.waiting.lock().expect("lock").contains_key(&9),
+            "unregistered"
+        );
     }
 
     #[test]

@@ -159,10 +159,9 @@ impl Strong {
         };
         let mut tracker = WriteTracker::new(level, config);
         tracker.handle_durable(&self.me);
-        let mut changed = self.acks.subscribe();
+        let changed = self.acks.watch(seq);
         let members = tracker.config().members();
         loop {
-            changed.mark_unchanged();
             for m in members.iter().filter(|m| **m != self.me) {
                 if self.acks.holds(m.as_str(), seq) {
                     tracker.handle_durable(m);
@@ -172,11 +171,7 @@ impl Strong {
                 return Ok(());
             }
             tokio::select! {
-                r = changed.changed() => {
-                    if r.is_err() {
-                        return Err(StrongError::Task("acknowledgements ended".into()));
-                    }
-                }
+                () = changed.changed() => {}
                 () = tokio::time::sleep_until(deadline) => {
                     return Err(StrongError::LevelUnknown {
                         level: level_name(level),
