@@ -67,6 +67,21 @@ pub(crate) const NODE_RULES: &[Rule] = &[
         to: "*",
         why: "the status snapshots are plain data that every layer may fill or read",
     },
+    Rule {
+        from: "metrics",
+        to: "*",
+        why: "the event metrics are plain counters that every layer may record into",
+    },
+    Rule {
+        from: "http",
+        to: "peer",
+        why: "the operations frontend reads peer state only through the status snapshots",
+    },
+    Rule {
+        from: "http",
+        to: "api",
+        why: "the two frontends are independent; they share the layers below",
+    },
 ];
 
 /// Every check of this module, over the workspace at `root`.

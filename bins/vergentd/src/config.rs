@@ -37,6 +37,11 @@ pub(crate) struct Cli {
     /// Address other nodes and clients use to reach this node (HOST:PORT).
     #[arg(long, env = "VERGENT_ADVERTISE")]
     advertise: Option<SocketAddr>,
+    /// Serve /metrics (Prometheus), /health and /ready over plain HTTP on
+    /// this address (e.g. 127.0.0.1:9101; keep it on loopback or a private
+    /// network) [default: not served].
+    #[arg(long, env = "VERGENT_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
     /// Seed peers, HOST:PORT, several after one flag (`--peers a:1 b:2`) or comma-separated.
     #[arg(long, num_args = 1.., value_delimiter = ',', env = "VERGENT_PEERS")]
     peers: Option<Vec<String>>,
@@ -152,6 +157,7 @@ struct FileConfig {
     port: Option<u16>,
     bind: Option<IpAddr>,
     advertise: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     peers: Option<Vec<String>>,
     data_dir: Option<PathBuf>,
     log_level: Option<String>,
@@ -282,6 +288,7 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     );
     node.node_id = node_id;
     node.advertise = cli.advertise.or(file.advertise);
+    node.http_addr = cli.http_addr.or(file.http_addr);
     node.peers = cli.peers.or(file.peers).unwrap_or_default();
     node.limits = limits;
     node.fsync = fsync;

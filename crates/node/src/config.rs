@@ -18,6 +18,9 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Address the gRPC API listens on (TCP).
     pub listen: SocketAddr,
+    /// Address of the operations endpoint (plain HTTP: `/metrics`,
+    /// `/health`, `/ready`); none when `None`.
+    pub http_addr: Option<SocketAddr>,
     /// Address other nodes and clients should use; defaults to `listen`.
     pub advertise: Option<SocketAddr>,
     /// Seed peers (`host:port`), validated at startup.
@@ -110,6 +113,7 @@ impl NodeConfig {
             node_id: None,
             data_dir,
             listen,
+            http_addr: None,
             advertise: None,
             peers: Vec::new(),
             tls,

@@ -20,6 +20,7 @@ use crate::clock::NodeClock;
 use crate::datadir::{DirLock, prepare_and_lock};
 use crate::identity::NodeIdentity;
 use crate::kv::{Availability, Change, Feed, LocalKv};
+use crate::metrics::Metrics;
 use crate::peer::PeerCtx;
 use crate::workers::Workers;
 use crate::{NodeConfig, StartError};
@@ -53,6 +54,13 @@ pub struct NodeHandle {
     store: Arc<Store>,
     /// The storage failure that stopped the node, if one did.
     failure: Arc<std::sync::OnceLock<String>>,
+    /// The operations endpoint, when one was asked for: its address, the
+    /// token that stops it and its task.
+    http: Option<(
+        SocketAddr,
+        CancellationToken,
+        JoinHandle<std::io::Result<()>>,
+    )>,
     _lock: DirLock,
 }
 
@@ -156,6 +164,15 @@ impl Node {
             ),
         }
 
+        // Bound before anything runs, so a taken port fails the start.
+        let http_listener = match config.http_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -204,10 +221,11 @@ impl Node {
             shutdown.clone(),
         );
         let kv = Arc::new(kv);
+        let metrics = Arc::new(Metrics::new());
         let workers = Workers::default();
         workers.spawn(
             "writer",
-            crate::kv::writer::run(writer_queue, Arc::downgrade(&kv)),
+            crate::kv::writer::run(writer_queue, Arc::downgrade(&kv), metrics.clone()),
         );
         let peers = Arc::new(PeerCtx::new(
             &kv,
@@ -245,6 +263,7 @@ impl Node {
                 gc_after: config.paxos_gc_after,
                 acks: kv.log_acks().clone(),
                 limits: *kv.limits(),
+                metrics: metrics.clone(),
             })
             .map_err(|e| StartError::Voting(e.to_string()))?,
         );
@@ -291,23 +310,52 @@ impl Node {
             kv: kv.clone(),
             strong: strong.clone(),
             defaults: Defaults::of(&config),
+            metrics: metrics.clone(),
         })
         .max_decoding_message_size(max_message)
         // A get returns one value; a scan stops near its byte budget.
         .max_encoding_message_size(max_message + 2 * crate::kv::SCAN_MAX_BYTES);
+        let connections = Arc::new(crate::incoming::ConnectionStats::default());
+        let http = match http_listener {
+            Some(listener) => {
+                let addr = listener.local_addr().map_err(|source| StartError::Bind {
+                    addr: config.http_addr.unwrap_or(local_addr),
+                    source,
+                })?;
+                let state = Arc::new(crate::http::HttpState {
+                    metrics: metrics.clone(),
+                    identity: identity.clone(),
+                    kv: Arc::downgrade(&kv),
+                    strong: Arc::downgrade(&strong),
+                    peers: Arc::downgrade(&peers)
+                        as std::sync::Weak<dyn crate::status::StatusSource>,
+                    workers: workers.clone(),
+                    connections: connections.clone(),
+                    shutdown: shutdown.clone(),
+                    failure: failure.clone(),
+                });
+                // Outlives the drain, so /ready says "draining" meanwhile.
+                let stop = CancellationToken::new();
+                let task = tokio::spawn(crate::http::serve(listener, state, stop.clone()));
+                info!(addr = %addr, "operations endpoint (/metrics, /health, /ready) listening");
+                Some((addr, stop, task))
+            }
+            None => None,
+        };
         let cluster = ClusterServer::new(ClusterApi {
             identity,
             kv: kv.clone(),
             peers,
             workers,
             strong,
+            metrics,
         });
 
         let incoming = crate::incoming::tls_incoming(
             listener,
             tls,
             connection_limits,
-            Arc::new(crate::incoming::ConnectionStats::default()),
+            connections,
             shutdown.clone(),
         );
         let signal = {
@@ -350,6 +398,7 @@ impl Node {
             drain_timeout: config.drain_timeout,
             store,
             failure,
+            http,
             _lock: lock,
         })
     }
@@ -371,6 +420,11 @@ impl NodeHandle {
     /// The address the API is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the operations endpoint is bound to, if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(addr, _, _)| *addr)
     }
 
     /// A token that stops the node when cancelled (e.g. from a signal handler).
@@ -411,6 +465,15 @@ impl NodeHandle {
                 }
             }
             Err(_) => warn!("store still referenced after shutdown; releasing the data dir anyway"),
+        }
+        if let Some((_, stop, task)) = self.http.take() {
+            stop.cancel();
+            match tokio::time::timeout(Duration::from_secs(2), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => warn!(error = %e, "operations endpoint stopped with an error"),
+                Ok(Err(e)) => warn!(error = %e, "operations endpoint task failed"),
+                Err(_) => warn!("operations endpoint did not stop in 2s"),
+            }
         }
         info!("node stopped");
     }

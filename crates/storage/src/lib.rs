@@ -25,6 +25,7 @@ mod sync;
 pub use error::{Error, StampError};
 pub use record::{DecodeError, Record};
 pub use store::{
-    Applied, FailureHook, FsyncPolicy, KeyState, LeafVersions, LogEntry, MemoryUsage, Mutation,
-    Observer, ScanBounds, ScanPage, Store, StoreOptions, SyncHook, Unsynced, Written,
+    Applied, EngineStats, FailureHook, FsyncPolicy, IoStats, KeyState, LeafVersions, LogEntry,
+    MemoryUsage, Mutation, Observer, ScanBounds, ScanPage, Store, StoreOptions, SyncHook, Unsynced,
+    Written,
 };

@@ -213,6 +213,38 @@ pub struct Store {
     /// in commit order per key; published once durable.
     pending: Mutex<VecDeque<PendingChange>>,
     sync_hook: Option<SyncHook>,
+    /// WAL syncs of group commit since open, and the nanoseconds they took.
+    wal_syncs: AtomicU64,
+    wal_sync_nanos: AtomicU64,
+}
+
+/// The write-ahead log's syncs since the store opened (see [`Store::io_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Group-commit syncs of the WAL (each covers every write before it).
+    pub wal_syncs: u64,
+    /// Time spent in those syncs, in nanoseconds.
+    pub wal_sync_nanos: u64,
+}
+
+/// What the storage engine's background work looks like now (see
+/// [`Store::engine_stats`]): compaction debt and write stalls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Bytes compaction estimates it must rewrite to reach its shape.
+    pub pending_compaction_bytes: u64,
+    /// Compactions running now.
+    pub running_compactions: u64,
+    /// Memtable flushes running now.
+    pub running_flushes: u64,
+    /// Memtables full and waiting to be flushed, over every column family.
+    pub immutable_memtables: u64,
+    /// Whether writes are stopped until compaction catches up.
+    pub write_stopped: bool,
+    /// The rate writes are slowed to, bytes per second (0: not slowed).
+    pub delayed_write_rate: u64,
+    /// Size of every table file, in bytes.
+    pub sst_bytes: u64,
 }
 
 /// Memory held by the storage engine, in bytes (see [`Store::memory`]).
@@ -390,6 +422,8 @@ impl Store {
             first_seq: AtomicU64::new(first_seq),
             log_seq: Mutex::new(last_seq + 1),
             durable_seq: AtomicU64::new(last_seq),
+            wal_syncs: AtomicU64::new(0),
+            wal_sync_nanos: AtomicU64::new(0),
             pending: Mutex::new(VecDeque::new()),
             sync_hook: None,
         })
@@ -1097,6 +1131,37 @@ impl Store {
         }
     }
 
+    /// The WAL syncs group commit did since the store opened.
+    pub fn io_stats(&self) -> IoStats {
+        IoStats {
+            wal_syncs: self.wal_syncs.load(Ordering::Relaxed),
+            wal_sync_nanos: self.wal_sync_nanos.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Compaction debt and write stalls, as the engine reports them now.
+    pub fn engine_stats(&self) -> EngineStats {
+        let all = [CF_DATA, CF_LOG, CF_META, CF_INDEX, CF_DIGEST, CF_PAXOS];
+        let prop = |cf: &str, name: &str| {
+            self.db
+                .property_int_value_cf(self.cf(cf), name)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
+        let sum = |name: &str| all.iter().map(|cf| prop(cf, name)).sum::<u64>();
+        EngineStats {
+            pending_compaction_bytes: sum("rocksdb.estimate-pending-compaction-bytes"),
+            // Database-wide properties: any column family reads them.
+            running_compactions: prop(CF_DATA, "rocksdb.num-running-compactions"),
+            running_flushes: prop(CF_DATA, "rocksdb.num-running-flushes"),
+            immutable_memtables: sum("rocksdb.num-immutable-mem-table"),
+            write_stopped: prop(CF_DATA, "rocksdb.is-write-stopped") != 0,
+            delayed_write_rate: prop(CF_DATA, "rocksdb.actual-delayed-write-rate"),
+            sst_bytes: sum("rocksdb.total-sst-files-size"),
+        }
+    }
+
     /// Lists metadata entries whose name starts with `prefix`.
     pub fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
         let start = meta_key(prefix);
@@ -1400,7 +1465,11 @@ impl Store {
                 if let Some(hook) = &self.sync_hook {
                     hook();
                 }
+                let started = std::time::Instant::now();
                 self.db.flush_wal(true).map_err(|e| e.to_string())?;
+                let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.wal_syncs.fetch_add(1, Ordering::Relaxed);
+                self.wal_sync_nanos.fetch_add(took, Ordering::Relaxed);
                 self.durable_seq.fetch_max(covered, Ordering::Release);
                 Ok(())
             })

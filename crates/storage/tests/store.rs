@@ -939,3 +939,23 @@ fn consensus_states_are_listed_in_key_order_from_a_resume_point() {
     let keys: Vec<&[u8]> = rest.iter().map(|(k, _)| k.as_slice()).collect();
     assert_eq!(keys, [b"c".as_slice(), b"d"]);
 }
+
+#[test]
+fn group_commit_counts_each_wal_sync_and_its_time_and_engine_stats_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    assert_eq!(store.fsync_policy(), FsyncPolicy::Group);
+    let before = store.io_stats();
+    for i in 0..3u64 {
+        store
+            .write(b"k", put("v"), stamp_as(v(10 + i, "a")))
+            .expect("put");
+    }
+    let after = store.io_stats();
+    // Each write waited for its own group sync: nothing ran concurrently.
+    assert_eq!(after.wal_syncs - before.wal_syncs, 3);
+    assert!(after.wal_sync_nanos > before.wal_sync_nanos);
+    let engine = store.engine_stats();
+    assert!(!engine.write_stopped);
+    assert_eq!(engine.delayed_write_rate, 0);
+}

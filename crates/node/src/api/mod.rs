@@ -15,6 +15,7 @@ use vergent_wire::api::v1 as pb;
 
 use crate::identity::NodeIdentity;
 use crate::kv::LocalKv;
+use crate::metrics::{Metrics, RequestLabels, grpc_code_name};
 use crate::status::{StatusSource, WorkerState};
 use crate::strong::{Strong, StrongError};
 use crate::workers::Workers;
@@ -30,6 +31,8 @@ pub(crate) struct KvApi {
     pub(crate) strong: Arc<Strong>,
     /// The levels a request that names none is served at.
     pub(crate) defaults: Defaults,
+    /// Where requests are counted.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// The server's default consistency levels (`--default-read-consistency`,
@@ -70,6 +73,9 @@ fn counted(c: pb::Consistency) -> Option<Level> {
     }
 }
 
+/// The stream of a watch.
+type WatchEvents = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
 /// Implements the `Cluster` service.
 #[derive(Clone)]
 pub(crate) struct ClusterApi {
@@ -81,6 +87,8 @@ pub(crate) struct ClusterApi {
     pub(crate) workers: Workers,
     /// The voting configuration, for status.
     pub(crate) strong: Arc<Strong>,
+    /// Where requests are counted.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 fn entry_of(key: Vec<u8>, record: Record) -> pb::Entry {
@@ -174,9 +182,98 @@ impl KvApi {
     }
 }
 
+/// The label of a request's level: what it asked for, else `default`.
+fn level_label(raw: i32, default: pb::Consistency) -> &'static str {
+    match ApiError::check_consistency(raw, default) {
+        Ok(pb::Consistency::One) => "one",
+        Ok(pb::Consistency::Quorum) => "quorum",
+        Ok(pb::Consistency::All) => "all",
+        Ok(pb::Consistency::Serial) => "serial",
+        Ok(pb::Consistency::Unspecified) | Err(_) => "invalid",
+    }
+}
+
+/// The outcome label of an answer: `OK`, else the Vergent error code, else
+/// the gRPC code.
+fn code_label<T>(r: &Result<T, Status>) -> &'static str {
+    match r {
+        Ok(_) => "OK",
+        Err(st) => pb::ErrorCode::from_status(st)
+            .map_or_else(|| grpc_code_name(st.code()), |c| c.as_str_name()),
+    }
+}
+
+/// Counts and times one request, whatever its outcome.
+async fn observed<T>(
+    metrics: &Metrics,
+    op: &'static str,
+    consistency: &'static str,
+    served: impl Future<Output = Result<T, Status>>,
+) -> Result<T, Status> {
+    let started = std::time::Instant::now();
+    let r = served.await;
+    metrics.request(
+        RequestLabels {
+            op,
+            consistency,
+            code: code_label(&r),
+        },
+        started.elapsed().as_secs_f64(),
+    );
+    r
+}
+
 #[tonic::async_trait]
 impl pb::kv_server::Kv for KvApi {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let level = level_label(req.get_ref().consistency, self.defaults.read);
+        observed(&self.metrics, "get", level, self.serve_get(req)).await
+    }
+
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let level = level_label(req.get_ref().consistency, self.defaults.write);
+        observed(&self.metrics, "put", level, self.serve_put(req)).await
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let level = level_label(req.get_ref().consistency, self.defaults.write);
+        observed(&self.metrics, "delete", level, self.serve_delete(req)).await
+    }
+
+    async fn scan(
+        &self,
+        req: Request<pb::ScanRequest>,
+    ) -> Result<Response<pb::ScanResponse>, Status> {
+        let level = level_label(req.get_ref().consistency, pb::Consistency::One);
+        observed(&self.metrics, "scan", level, self.serve_scan(req)).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        req: Request<pb::CompareAndSetRequest>,
+    ) -> Result<Response<pb::CompareAndSetResponse>, Status> {
+        observed(&self.metrics, "cas", "serial", self.serve_cas(req)).await
+    }
+
+    type WatchStream = WatchEvents;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        // Counted when opened; the stream's life is not a latency.
+        observed(&self.metrics, "watch", "one", self.serve_watch(req)).await
+    }
+}
+
+impl KvApi {
+    async fn serve_get(
+        &self,
+        req: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let req = req.into_inner();
         let consistency =
             ApiError::check_consistency(req.consistency, self.defaults.read).map_err(to_status)?;
@@ -212,7 +309,10 @@ impl pb::kv_server::Kv for KvApi {
         Ok(Response::new(resp))
     }
 
-    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+    async fn serve_put(
+        &self,
+        req: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
         let req = req.into_inner();
         let consistency =
             ApiError::check_consistency(req.consistency, self.defaults.write).map_err(to_status)?;
@@ -261,7 +361,7 @@ impl pb::kv_server::Kv for KvApi {
         }))
     }
 
-    async fn delete(
+    async fn serve_delete(
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
@@ -290,7 +390,7 @@ impl pb::kv_server::Kv for KvApi {
         }))
     }
 
-    async fn scan(
+    async fn serve_scan(
         &self,
         req: Request<pb::ScanRequest>,
     ) -> Result<Response<pb::ScanResponse>, Status> {
@@ -329,7 +429,7 @@ impl pb::kv_server::Kv for KvApi {
         }))
     }
 
-    async fn compare_and_set(
+    async fn serve_cas(
         &self,
         req: Request<pb::CompareAndSetRequest>,
     ) -> Result<Response<pb::CompareAndSetResponse>, Status> {
@@ -372,12 +472,10 @@ impl pb::kv_server::Kv for KvApi {
         }))
     }
 
-    type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
-
-    async fn watch(
+    async fn serve_watch(
         &self,
         req: Request<pb::WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
+    ) -> Result<Response<WatchEvents>, Status> {
         let watch = self.kv.watch(req.into_inner().prefix);
         // Pulled by the transport as the client reads: a watcher holds no
         // queue of its own, only its cursor into the shared, bounded feed.
@@ -416,6 +514,41 @@ impl pb::cluster_server::Cluster for ClusterApi {
         &self,
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::ConfigChangeResponse>, Status> {
+        observed(
+            &self.metrics,
+            "remove_member",
+            "",
+            self.serve_remove_member(req),
+        )
+        .await
+    }
+
+    async fn declare_strict(
+        &self,
+        req: Request<pb::DeclareStrictRequest>,
+    ) -> Result<Response<pb::ConfigChangeResponse>, Status> {
+        observed(
+            &self.metrics,
+            "declare_strict",
+            "",
+            self.serve_declare_strict(req),
+        )
+        .await
+    }
+
+    async fn status(
+        &self,
+        req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        observed(&self.metrics, "status", "", self.serve_status(req)).await
+    }
+}
+
+impl ClusterApi {
+    async fn serve_remove_member(
+        &self,
+        req: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::ConfigChangeResponse>, Status> {
         let id = vergent_types::NodeId::new(req.into_inner().node_id)
             .map_err(|e| to_status(ApiError::BadRequest(format!("node_id: {e}"))))?;
         let held =
@@ -436,7 +569,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
         Ok(Response::new(change_of(change)))
     }
 
-    async fn declare_strict(
+    async fn serve_declare_strict(
         &self,
         req: Request<pb::DeclareStrictRequest>,
     ) -> Result<Response<pb::ConfigChangeResponse>, Status> {
@@ -458,7 +591,7 @@ impl pb::cluster_server::Cluster for ClusterApi {
         Ok(Response::new(change_of(change)))
     }
 
-    async fn status(
+    async fn serve_status(
         &self,
         _req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {

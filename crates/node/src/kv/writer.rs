@@ -14,6 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use vergent_storage::{Mutation, Written};
 
 use super::{KvError, LocalKv};
+use crate::metrics::Metrics;
 
 /// Most writes in one group: bounds the locks a group holds and the batch a
 /// slow disk can build up.
@@ -108,7 +109,7 @@ pub(crate) struct Queue(mpsc::Receiver<Request>);
 ///
 /// Holds the service only weakly between groups, so it never keeps a
 /// stopped node's store open.
-pub(crate) async fn run(Queue(mut rx): Queue, kv: Weak<LocalKv>) {
+pub(crate) async fn run(Queue(mut rx): Queue, kv: Weak<LocalKv>, metrics: Arc<Metrics>) {
     let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for a slot before collecting: what queues up meanwhile joins
@@ -130,6 +131,7 @@ pub(crate) async fn run(Queue(mut rx): Queue, kv: Weak<LocalKv>) {
         let Some(kv) = kv.upgrade() else {
             return;
         };
+        metrics.write_group(group.len());
         tokio::task::spawn_blocking(move || {
             commit(&kv, group);
             drop(slot);

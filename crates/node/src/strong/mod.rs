@@ -48,6 +48,7 @@ use vergent_wire::peer::v1::frame::Body;
 use crate::clock::NodeClock;
 use crate::kv::acks::LogAcks;
 use crate::kv::{Availability, KvError};
+use crate::metrics::Metrics;
 use crate::status::MemberInfo;
 pub(crate) use voting::{Held, Voting};
 
@@ -205,6 +206,8 @@ pub(crate) struct Strong {
     synced: Mutex<BTreeSet<NodeId>>,
     /// Consensus messages waiting for the next batch to each acceptor.
     outboxes: batch::Outboxes,
+    /// Rounds and their round trips, for `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Strong {
@@ -237,6 +240,22 @@ pub(crate) struct StrongSetup {
     pub(crate) acks: Arc<LogAcks>,
     /// Size limits of the local service.
     pub(crate) limits: Limits,
+    /// Where rounds are counted.
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+/// How a round ended, as `/metrics` labels it.
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Applied { .. } => "applied",
+        Outcome::NotApplied { .. } => "not_applied",
+        Outcome::Read { .. } => "read",
+        Outcome::Contention { .. } => "contention",
+        Outcome::Unavailable { .. } => "unavailable",
+        Outcome::Unknown => "unknown",
+        Outcome::StaleConfig { .. } => "stale_config",
+        Outcome::ClockSkew(_) => "clock_skew",
+    }
 }
 
 fn stripe(key: &[u8]) -> usize {
@@ -267,6 +286,7 @@ impl Strong {
             ),
             synced: Mutex::new(BTreeSet::new()),
             outboxes: batch::Outboxes::default(),
+            metrics: setup.metrics,
             voting: Voting::load(&setup.store, setup.me.clone(), setup.expected)?,
             store: setup.store,
             clock: setup.clock,
@@ -515,6 +535,8 @@ impl Strong {
         let mut sends = JoinSet::new();
         let mut commits = Vec::new();
         let mut outcome = None;
+        // Round trips: each switch between prepares and accepts starts one.
+        let (mut phase, mut round_trips) = (None, 0u32);
         loop {
             while let Some(out) = round.poll_output() {
                 match out {
@@ -523,6 +545,11 @@ impl Strong {
                         msg: Message::Commit(c),
                     } => commits.push((to, c)),
                     RoundOutput::Send { to, msg } => {
+                        let this_phase = matches!(msg, Message::Accept(_));
+                        if phase != Some(this_phase) {
+                            phase = Some(this_phase);
+                            round_trips += 1;
+                        }
                         let (this, tx, config) = (self.clone(), tx.clone(), config.clone());
                         sends.spawn(async move { this.exchange(to, msg, config, tx).await });
                     }
@@ -537,6 +564,7 @@ impl Strong {
             }
             if let Some(o) = outcome {
                 drop(sends);
+                self.metrics.consensus_round(outcome_name(&o), round_trips);
                 self.commit(commits).await?;
                 return Ok(o);
             }
