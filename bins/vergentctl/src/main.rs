@@ -76,9 +76,10 @@ struct ConnectArgs {
     /// Name expected in the node's certificate (default: the address's host).
     #[arg(long)]
     server_name: Option<String>,
-    /// Run this command and exit instead of opening the shell (repeatable).
+    /// Run this command and exit instead of opening the shell (repeatable;
+    /// stops at the first that fails). Its words may be any bytes.
     #[arg(short = 'e', long = "execute")]
-    execute: Vec<String>,
+    execute: Vec<std::ffi::OsString>,
     /// Time allowed for each request.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -132,7 +133,12 @@ fn connect(args: ConnectArgs) -> ExitCode {
     let code = if args.execute.is_empty() {
         shell.run()
     } else {
-        shell.run_commands(&args.execute)
+        let commands: Vec<Vec<u8>> = args
+            .execute
+            .into_iter()
+            .map(std::ffi::OsString::into_encoded_bytes)
+            .collect();
+        shell.run_commands(&commands)
     };
     ExitCode::from(code)
 }

@@ -5,6 +5,7 @@
 //! line and never ends the shell; when reading from a pipe, the exit code is 1
 //! if any command failed.
 
+use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
@@ -44,46 +45,48 @@ Commands:
   exit | quit | \\q                 leave (Ctrl-D works too)
 Quote values with spaces: put greeting \"hello world\"";
 
-/// A parsed shell command.
+/// A parsed shell command. Keys and values are bytes, as the API takes them.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Cmd {
     Put {
-        key: String,
-        value: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
         ttl: Option<Duration>,
         consistency: Option<Consistency>,
     },
     Get {
-        key: String,
+        key: Vec<u8>,
         verbose: bool,
+        /// `--raw`: the value's bytes alone, no newline, no escaping.
+        raw: bool,
         consistency: Option<Consistency>,
     },
     Delete {
-        key: String,
+        key: Vec<u8>,
         consistency: Option<Consistency>,
     },
     Cas {
-        key: String,
+        key: Vec<u8>,
         expect: CasExpect,
         /// `None`: delete.
-        new: Option<String>,
+        new: Option<Vec<u8>>,
     },
     /// Show (`None`) or set the session's consistency level.
     Consistency(Option<Consistency>),
     /// `keyspace strict PREFIX`.
     Strict {
-        prefix: String,
+        prefix: Vec<u8>,
     },
     /// `member remove ID`.
     RemoveMember {
         id: String,
     },
     Scan {
-        prefix: String,
+        prefix: Vec<u8>,
         limit: u32,
     },
     Watch {
-        prefix: String,
+        prefix: Vec<u8>,
     },
     Status,
     Members,
@@ -98,18 +101,19 @@ pub(crate) enum CasExpect {
     /// `--absent`.
     Absent,
     /// This value.
-    Value(String),
+    Value(Vec<u8>),
 }
 
 /// Parses a level name as cqlsh's `CONSISTENCY` takes it (any case).
-fn level(name: &str) -> Result<Consistency, String> {
-    match name.to_ascii_lowercase().as_str() {
-        "one" => Ok(Consistency::One),
-        "quorum" => Ok(Consistency::Quorum),
-        "all" => Ok(Consistency::All),
-        "serial" => Ok(Consistency::Serial),
+fn level(name: &[u8]) -> Result<Consistency, String> {
+    match name.to_ascii_lowercase().as_slice() {
+        b"one" => Ok(Consistency::One),
+        b"quorum" => Ok(Consistency::Quorum),
+        b"all" => Ok(Consistency::All),
+        b"serial" => Ok(Consistency::Serial),
         _ => Err(format!(
-            "unknown consistency level {name:?}: one, quorum, all or serial"
+            "unknown consistency level {}: one, quorum, all or serial",
+            quote(name)
         )),
     }
 }
@@ -126,36 +130,108 @@ pub(crate) fn level_name(c: Consistency) -> &'static str {
 
 /// Splits `--consistency LEVEL` and `--serial` out of `args`.
 fn take_level(
-    args: Vec<String>,
+    args: Vec<Vec<u8>>,
     usage: &str,
-) -> Result<(Vec<String>, Option<Consistency>), String> {
+) -> Result<(Vec<Vec<u8>>, Option<Consistency>), String> {
     let (mut rest, mut consistency) = (Vec::new(), None);
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
-        match a.as_str() {
-            "--consistency" => {
+        match a.as_slice() {
+            b"--consistency" => {
                 let l = it.next().ok_or(format!("usage: {usage}"))?;
                 consistency = Some(level(&l)?);
             }
-            "--serial" => consistency = Some(Consistency::Serial),
+            b"--serial" => consistency = Some(Consistency::Serial),
             _ => rest.push(a),
         }
     }
     Ok((rest, consistency))
 }
 
+/// Splits a line into words.
+///
+/// Blanks (space, tab) separate words. Single quotes keep every byte as it
+/// is; double quotes keep bytes too but read the escapes `\xNN` (any byte),
+/// `\n`, `\r`, `\t`, `\\` and `\"`. Outside quotes every byte but a blank and
+/// a quote stands for itself, a backslash included (as redis-cli reads it).
+/// Quoted and unquoted parts next to each other make one word.
+///
+/// Not `shlex`: a POSIX shell has no `\xNN`, and escapes must be read in the
+/// same pass that finds the quotes (after `shlex`, `"\\x41"` and `"\x41"`
+/// would be the same text).
+pub(crate) fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    const UNBALANCED: &str = "unbalanced quotes";
+    let mut words = Vec::new();
+    let mut word: Option<Vec<u8>> = None;
+    let mut it = line.iter().copied();
+    while let Some(b) = it.next() {
+        match b {
+            b' ' | b'\t' => words.extend(word.take()),
+            b'\'' => {
+                let w = word.get_or_insert_with(Vec::new);
+                loop {
+                    match it.next().ok_or(UNBALANCED)? {
+                        b'\'' => break,
+                        c => w.push(c),
+                    }
+                }
+            }
+            b'"' => {
+                let w = word.get_or_insert_with(Vec::new);
+                loop {
+                    match it.next().ok_or(UNBALANCED)? {
+                        b'"' => break,
+                        b'\\' => w.push(unescape(&mut it)?),
+                        c => w.push(c),
+                    }
+                }
+            }
+            c => word.get_or_insert_with(Vec::new).push(c),
+        }
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+/// Reads the escape after a backslash inside double quotes.
+fn unescape(it: &mut impl Iterator<Item = u8>) -> Result<u8, String> {
+    match it.next().ok_or("unbalanced quotes")? {
+        b'x' => {
+            let hex = |d: Option<u8>| d.and_then(|d| char::from(d).to_digit(16));
+            match (hex(it.next()), hex(it.next())) {
+                // Two hex digits make at most 0xff.
+                (Some(hi), Some(lo)) => Ok(u8::try_from(hi * 16 + lo).unwrap_or(u8::MAX)),
+                _ => Err("\\x takes two hex digits, e.g. \"\\x00\"".into()),
+            }
+        }
+        b'n' => Ok(b'\n'),
+        b'r' => Ok(b'\r'),
+        b't' => Ok(b'\t'),
+        b'\\' => Ok(b'\\'),
+        b'"' => Ok(b'"'),
+        other => Err(format!(
+            "unknown escape {} in double quotes: use \\xNN, \\n, \\r, \\t, \\\\ or \\\"",
+            quote(&[b'\\', other])
+        )),
+    }
+}
+
+/// A word as text, for command names, flags and node ids.
+fn utf8(word: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(word).map_err(|_| format!("{} is not UTF-8 text", quote(word)))
+}
+
 /// Parses one input line.
-pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
-    // psql's quit; checked before splitting, which would eat the backslash.
-    if line.trim() == "\\q" {
+pub(crate) fn parse(line: &[u8]) -> Result<Cmd, String> {
+    // psql's quit.
+    if line.trim_ascii() == b"\\q" {
         return Ok(Cmd::Exit);
     }
-    let words = shlex::split(line).ok_or("unbalanced quotes")?;
-    let mut it = words.into_iter();
+    let mut it = split(line)?.into_iter();
     let Some(cmd) = it.next() else {
         return Ok(Cmd::Empty);
     };
-    let args: Vec<String> = it.collect();
+    let args: Vec<Vec<u8>> = it.collect();
     let arity = |n: usize, usage: &str| {
         if args.len() == n {
             Ok(())
@@ -163,24 +239,26 @@ pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
             Err(format!("usage: {usage}"))
         }
     };
-    match cmd.to_ascii_lowercase().as_str() {
-        "put" | "set" => {
+    let name = cmd.to_ascii_lowercase();
+    match name.as_slice() {
+        b"put" | b"set" => {
             let usage = "put KEY VALUE [--ttl DURATION] [--consistency LEVEL]";
             let (args, consistency) = take_level(args, usage)?;
             let (mut pos, mut ttl) = (Vec::new(), None);
             let mut it = args.into_iter();
             while let Some(a) = it.next() {
-                if a == "--ttl" {
+                if a == b"--ttl" {
                     let d = it.next().ok_or(format!("usage: {usage}"))?;
+                    let d = utf8(&d)?;
                     ttl = Some(
-                        humantime::parse_duration(&d)
+                        humantime::parse_duration(d)
                             .map_err(|e| format!("invalid --ttl {d:?}: {e}"))?,
                     );
                 } else {
                     pos.push(a);
                 }
             }
-            let [key, value]: [String; 2] =
+            let [key, value]: [Vec<u8>; 2] =
                 pos.try_into().map_err(|_| format!("usage: {usage}"))?;
             Ok(Cmd::Put {
                 key,
@@ -189,127 +267,181 @@ pub(crate) fn parse(line: &str) -> Result<Cmd, String> {
                 consistency,
             })
         }
-        "get" | "getv" => {
-            let usage = "get [-v] [--serial | --consistency LEVEL] KEY";
+        b"get" | b"getv" => {
+            let usage = "get [-v | --raw] [--serial | --consistency LEVEL] KEY";
             let (args, consistency) = take_level(args, usage)?;
-            let mut verbose = cmd.eq_ignore_ascii_case("getv");
+            let mut verbose = name == b"getv";
+            let mut raw = false;
             let mut keys = Vec::new();
             for a in args {
-                if a == "-v" {
-                    verbose = true;
-                } else {
-                    keys.push(a);
+                match a.as_slice() {
+                    b"-v" => verbose = true,
+                    b"--raw" => raw = true,
+                    _ => keys.push(a),
                 }
             }
-            let [key]: [String; 1] = keys.try_into().map_err(|_| format!("usage: {usage}"))?;
+            if raw && verbose {
+                return Err("get: --raw prints the value alone; it does not go with -v".into());
+            }
+            let [key]: [Vec<u8>; 1] = keys.try_into().map_err(|_| format!("usage: {usage}"))?;
             Ok(Cmd::Get {
                 key,
                 verbose,
+                raw,
                 consistency,
             })
         }
-        "delete" | "del" => {
+        b"delete" | b"del" => {
             let usage = "delete KEY [--consistency LEVEL]";
             let (args, consistency) = take_level(args, usage)?;
-            let [key]: [String; 1] = args.try_into().map_err(|_| format!("usage: {usage}"))?;
+            let [key]: [Vec<u8>; 1] = args.try_into().map_err(|_| format!("usage: {usage}"))?;
             Ok(Cmd::Delete { key, consistency })
         }
-        "cas" => {
+        b"cas" => {
             let usage = "cas KEY EXPECTED NEW | cas KEY --absent NEW | cas KEY EXPECTED --delete";
-            let absent = args.iter().any(|a| a == "--absent");
-            let delete = args.iter().any(|a| a == "--delete");
-            let pos: Vec<String> = args
+            let absent = args.iter().any(|a| a == b"--absent");
+            let delete = args.iter().any(|a| a == b"--delete");
+            let pos: Vec<Vec<u8>> = args
                 .into_iter()
-                .filter(|a| a != "--absent" && a != "--delete")
+                .filter(|a| a != b"--absent" && a != b"--delete")
                 .collect();
             let wrong = || format!("usage: {usage}");
-            match (absent, delete, pos.as_slice()) {
-                (false, false, [key, expected, new]) => Ok(Cmd::Cas {
-                    key: key.clone(),
-                    expect: CasExpect::Value(expected.clone()),
-                    new: Some(new.clone()),
-                }),
-                (true, false, [key, new]) => Ok(Cmd::Cas {
-                    key: key.clone(),
-                    expect: CasExpect::Absent,
-                    new: Some(new.clone()),
-                }),
-                (false, true, [key, expected]) => Ok(Cmd::Cas {
-                    key: key.clone(),
-                    expect: CasExpect::Value(expected.clone()),
-                    new: None,
-                }),
-                (true, true, [key]) => Ok(Cmd::Cas {
-                    key: key.clone(),
-                    expect: CasExpect::Absent,
-                    new: None,
-                }),
-                _ => Err(wrong()),
-            }
+            let (key, expect, new) = match (absent, delete, pos.as_slice()) {
+                (false, false, [key, expected, new]) => {
+                    (key, CasExpect::Value(expected.clone()), Some(new))
+                }
+                (true, false, [key, new]) => (key, CasExpect::Absent, Some(new)),
+                (false, true, [key, expected]) => (key, CasExpect::Value(expected.clone()), None),
+                (true, true, [key]) => (key, CasExpect::Absent, None),
+                _ => return Err(wrong()),
+            };
+            Ok(Cmd::Cas {
+                key: key.clone(),
+                expect,
+                new: new.cloned(),
+            })
         }
-        "member" => match args.as_slice() {
-            [sub, id] if sub == "remove" => Ok(Cmd::RemoveMember { id: id.clone() }),
+        b"member" => match args.as_slice() {
+            [sub, id] if sub == b"remove" => Ok(Cmd::RemoveMember {
+                id: utf8(id)?.to_string(),
+            }),
             _ => Err("usage: member remove ID".into()),
         },
-        "keyspace" => match args.as_slice() {
-            [sub, prefix] if sub == "strict" => Ok(Cmd::Strict {
-                prefix: prefix.clone(),
-            }),
+        b"keyspace" => match <[Vec<u8>; 2]>::try_from(args) {
+            Ok([sub, prefix]) if sub == b"strict" => Ok(Cmd::Strict { prefix }),
             _ => Err("usage: keyspace strict PREFIX".into()),
         },
-        "consistency" => match args.as_slice() {
+        b"consistency" => match args.as_slice() {
             [] => Ok(Cmd::Consistency(None)),
             [l] => Ok(Cmd::Consistency(Some(level(l)?))),
             _ => Err("usage: consistency [one|serial|quorum|all]".into()),
         },
-        "scan" => {
+        b"scan" => {
             let usage = "scan [PREFIX] [LIMIT]";
             if args.len() > 2 {
                 return Err(format!("usage: {usage}"));
             }
             let limit = match args.get(1) {
-                Some(l) => l
-                    .parse()
-                    .map_err(|_| format!("invalid LIMIT {l:?}: expected a number"))?,
+                Some(l) => std::str::from_utf8(l)
+                    .ok()
+                    .and_then(|l| l.parse().ok())
+                    .ok_or_else(|| format!("invalid LIMIT {}: expected a number", quote(l)))?,
                 None => 100,
             };
             Ok(Cmd::Scan {
-                prefix: args.first().cloned().unwrap_or_default(),
+                prefix: args.into_iter().next().unwrap_or_default(),
                 limit,
             })
         }
-        "watch" => {
+        b"watch" => {
             if args.len() > 1 {
                 return Err("usage: watch [PREFIX]".into());
             }
             Ok(Cmd::Watch {
-                prefix: args.first().cloned().unwrap_or_default(),
+                prefix: args.into_iter().next().unwrap_or_default(),
             })
         }
-        "status" => {
+        b"status" => {
             arity(0, "status")?;
             Ok(Cmd::Status)
         }
-        "members" => {
+        b"members" => {
             arity(0, "members")?;
             Ok(Cmd::Members)
         }
-        "help" | "?" => Ok(Cmd::Help),
-        "exit" | "quit" => Ok(Cmd::Exit),
-        other => Err(format!("unknown command {other:?}; type help")),
+        b"help" | b"?" => Ok(Cmd::Help),
+        b"exit" | b"quit" => Ok(Cmd::Exit),
+        _ => Err(format!("unknown command {}; type help", quote(&cmd))),
     }
 }
 
-/// Shows bytes as UTF-8 text when they are, escaping them otherwise.
-pub(crate) fn show(bytes: &[u8]) -> String {
+/// Shows bytes to a reader: as they are when they are printable UTF-8 text,
+/// else [`quote`]d, the form [`split`] reads back.
+///
+/// The two forms never meet: text shown as it is never starts with `"`, and
+/// is neither empty nor `(nil)`; everything else is quoted. So the text
+/// `foo\x41` shows as `foo\x41` while `foo` and the byte 0x41 show as
+/// `fooA`; the byte 0xff shows as `"\xff"`, and the text `"\xff"` as
+/// `"\"\\xff\""`.
+pub(crate) fn show(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        Ok(s) if !s.chars().any(|c| c.is_control() && c != '\t') => s.to_string(),
-        _ => bytes.escape_ascii().to_string(),
+        Ok(s)
+            if !s.is_empty()
+                && !s.starts_with('"')
+                && s != "(nil)"
+                && !s.chars().any(char::is_control) =>
+        {
+            Cow::Borrowed(s)
+        }
+        _ => Cow::Owned(quote(bytes)),
     }
+}
+
+/// Bytes as a double-quoted string in the shell's own syntax (redis-cli
+/// style): printable UTF-8 as it is; `"`, `\`, newline, return and tab as
+/// `\"`, `\\`, `\n`, `\r`, `\t`; every other control character and every
+/// byte that is not UTF-8 as `\xNN`.
+pub(crate) fn quote(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => {
+                    for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                        let _ = write!(out, "\\x{b:02x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn version_text(v: &vergent_client::Version) -> String {
     format!("hlc={} origin={}", v.hlc, v.origin)
+}
+
+/// How a line that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ran {
+    /// It ran.
+    Done,
+    /// A `get` found no value: an answer, but exit code 1 in `-e` mode.
+    Missing,
+    /// `exit`, `quit` or `\\q`.
+    Exit,
 }
 
 /// The shell: a client, a runtime to drive it, and a prompt.
@@ -348,16 +480,19 @@ impl Shell {
         given.unwrap_or(self.level.get())
     }
 
-    /// Runs the `-e` commands in order; stops at the first failure.
-    pub(crate) fn run_commands(&self, commands: &[String]) -> u8 {
+    /// Runs the `-e` commands in order; stops at the first failure. A `get`
+    /// that finds nothing is no failure, but makes the exit code 1.
+    pub(crate) fn run_commands(&self, commands: &[Vec<u8>]) -> u8 {
+        let mut status = 0;
         for line in commands {
-            match self.run_line(line) {
-                Ok(true) => {}
-                Ok(false) => return 0,
+            match self.run_line(line, None) {
+                Ok(Ran::Done) => {}
+                Ok(Ran::Missing) => status = exit::ERROR,
+                Ok(Ran::Exit) => break,
                 Err(code) => return code,
             }
         }
-        0
+        status
     }
 
     /// Reads commands from the terminal (with line editing and history) or,
@@ -366,17 +501,30 @@ impl Shell {
         if std::io::stdin().is_terminal() {
             self.run_interactive()
         } else {
-            self.run_piped()
+            self.run_piped(std::io::stdin().lock())
         }
     }
 
-    fn run_piped(&self) -> u8 {
+    /// Runs every line of `input`, read as bytes: lines end at `\n`, a `\r`
+    /// before it is dropped. A line that cannot be parsed or run is reported
+    /// with its number and the next one runs; the exit code is then the
+    /// worst of them.
+    fn run_piped(&self, input: impl BufRead) -> u8 {
         let mut status = 0;
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            match self.run_line(&line) {
-                Ok(true) => {}
-                Ok(false) => break,
+        for (i, line) in input.split(b'\n').enumerate() {
+            let mut line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: cannot read line {} of stdin: {e}", i + 1);
+                    return status.max(exit::ERROR);
+                }
+            };
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            match self.run_line(&line, Some(i + 1)) {
+                Ok(Ran::Done | Ran::Missing) => {}
+                Ok(Ran::Exit) => break,
                 Err(code) => status = status.max(code),
             }
         }
@@ -406,7 +554,7 @@ impl Shell {
                     if !line.trim().is_empty() {
                         let _ = editor.add_history_entry(line.as_str());
                     }
-                    if let Ok(false) = self.run_line(&line) {
+                    if let Ok(Ran::Exit) = self.run_line(line.as_bytes(), None) {
                         break;
                     }
                 }
@@ -424,23 +572,25 @@ impl Shell {
         0
     }
 
-    /// Runs one line. `Ok(false)` means exit; `Err(code)` a failed command.
-    fn run_line(&self, line: &str) -> Result<bool, u8> {
+    /// Runs one line (number `at` of piped input); `Err` holds the exit code
+    /// of a line that failed, after its one `error:` line on stderr.
+    fn run_line(&self, line: &[u8], at: Option<usize>) -> Result<Ran, u8> {
+        let at = at.map(|n| format!(" (line {n})")).unwrap_or_default();
         let cmd = match parse(line) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {e}{at}");
                 return Err(exit::ERROR);
             }
         };
         if cmd == Cmd::Exit {
-            return Ok(false);
+            return Ok(Ran::Exit);
         }
         match self.runtime.block_on(self.execute(cmd)) {
-            Ok(()) => Ok(true),
+            Ok(ran) => Ok(ran),
             Err(e) => {
-                eprintln!("error: {}", describe(&e));
                 let _ = std::io::stdout().flush();
+                eprintln!("error: {}{at}", describe(&e));
                 Err(if e.is_connection() {
                     exit::CONNECT
                 } else {
@@ -450,7 +600,7 @@ impl Shell {
         }
     }
 
-    async fn execute(&self, cmd: Cmd) -> Result<(), Error> {
+    async fn execute(&self, cmd: Cmd) -> Result<Ran, Error> {
         let c = &self.client;
         let mut out = std::io::stdout().lock();
         match cmd {
@@ -475,11 +625,9 @@ impl Shell {
             Cmd::Cas { key, expect, new } => {
                 let expect = match expect {
                     CasExpect::Absent => Expect::Absent,
-                    CasExpect::Value(v) => Expect::Value(v.into_bytes()),
+                    CasExpect::Value(v) => Expect::Value(v),
                 };
-                let r = c
-                    .compare_and_set(key, expect, new.map(String::into_bytes))
-                    .await?;
+                let r = c.compare_and_set(key, expect, new).await?;
                 // Neither outcome is an error: a CAS that finds something
                 // else is an answer, and exits 0 in -e and pipe mode too.
                 match (&r.applied, &r.value, &r.version) {
@@ -529,12 +677,13 @@ impl Shell {
                 let v = &change.voting;
                 let _ = writeln!(
                     out,
-                    "OK strict prefix {prefix:?}: configuration epoch {} (voters {}; strict {})",
+                    "OK strict prefix {}: configuration epoch {} (voters {}; strict {})",
+                    quote(&prefix),
                     v.epoch,
                     v.voters.join(", "),
                     v.strict_prefixes
                         .iter()
-                        .map(|p| format!("{:?}", show(p)))
+                        .map(|p| quote(p))
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
@@ -562,10 +711,21 @@ impl Shell {
             Cmd::Get {
                 key,
                 verbose,
+                raw,
                 consistency,
             } => match c.get_with(key, Some(self.level_for(consistency))).await? {
                 None => {
-                    let _ = writeln!(out, "(nil)");
+                    if raw {
+                        // Nothing on stdout: the value's bytes are all it gets.
+                        eprintln!("(nil)");
+                    } else {
+                        let _ = writeln!(out, "(nil)");
+                    }
+                    return Ok(Ran::Missing);
+                }
+                Some(e) if raw => {
+                    let _ = out.write_all(&e.value);
+                    let _ = out.flush();
                 }
                 Some(e) => {
                     let _ = writeln!(out, "{}", show(&e.value));
@@ -765,10 +925,10 @@ impl Shell {
             }
             Cmd::Exit | Cmd::Empty => {}
         }
-        Ok(())
+        Ok(Ran::Done)
     }
 
-    async fn watch(&self, prefix: String) -> Result<(), Error> {
+    async fn watch(&self, prefix: Vec<u8>) -> Result<(), Error> {
         let mut stream = self.client.watch(prefix).await?;
         eprintln!("watching; Ctrl-C to stop");
         let ctrl_c = tokio::signal::ctrl_c();
@@ -799,11 +959,7 @@ fn voting_text(s: &vergent_client::NodeStatus) -> String {
         Some(v) => {
             let mut t = format!("epoch {}, voters {}", v.epoch, v.voters.join(", "));
             if !v.strict_prefixes.is_empty() {
-                let strict: Vec<String> = v
-                    .strict_prefixes
-                    .iter()
-                    .map(|p| format!("{:?}", show(p)))
-                    .collect();
+                let strict: Vec<String> = v.strict_prefixes.iter().map(|p| quote(p)).collect();
                 t.push_str(&format!("; strict prefixes {}", strict.join(", ")));
             }
             if !v.joining.is_empty() {
@@ -842,7 +998,7 @@ mod tests {
     use super::*;
 
     fn ok(line: &str) -> Cmd {
-        parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+        parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line:?}: {e}"))
     }
 
     #[test]
@@ -879,6 +1035,7 @@ mod tests {
             Cmd::Get {
                 key: "foo".into(),
                 verbose: false,
+                raw: false,
                 consistency: None
             }
         );
@@ -887,6 +1044,7 @@ mod tests {
             Cmd::Get {
                 key: "foo".into(),
                 verbose: true,
+                raw: false,
                 consistency: None
             }
         );
@@ -895,6 +1053,7 @@ mod tests {
             Cmd::Get {
                 key: "foo".into(),
                 verbose: true,
+                raw: false,
                 consistency: None
             }
         );
@@ -961,6 +1120,7 @@ mod tests {
             Cmd::Get {
                 key: "k".into(),
                 verbose: false,
+                raw: false,
                 consistency: Some(Consistency::Serial)
             }
         );
@@ -969,6 +1129,7 @@ mod tests {
             Cmd::Get {
                 key: "k".into(),
                 verbose: true,
+                raw: false,
                 consistency: Some(Consistency::Serial)
             }
         );
@@ -1012,7 +1173,7 @@ mod tests {
             ("consistency sometimes", "unknown consistency level"),
             ("get k --consistency", "usage: get"),
         ] {
-            let err = parse(line).expect_err(line);
+            let err = parse(line.as_bytes()).expect_err(line);
             assert!(err.contains(want), "{line:?} gave {err:?}");
         }
     }
@@ -1028,16 +1189,125 @@ mod tests {
             ("scan p notanumber", "invalid LIMIT"),
             ("put k v --ttl soon", "invalid --ttl"),
         ] {
-            let err = parse(line).expect_err(line);
+            let err = parse(line.as_bytes()).expect_err(line);
             assert!(err.contains(want), "{line:?} gave {err:?}");
             assert!(!err.contains('\n'));
         }
     }
 
+    /// The words of `line`, each shown as [`quote`] shows it.
+    fn words(line: &[u8]) -> Vec<String> {
+        split(line)
+            .unwrap_or_else(|e| panic!("{}: {e}", quote(line)))
+            .iter()
+            .map(|w| quote(w))
+            .collect()
+    }
+
     #[test]
-    fn binary_bytes_are_escaped_and_text_is_shown_as_is() {
-        assert_eq!(show(b"hello world"), "hello world");
-        assert_eq!(show("héllo".as_bytes()), "héllo");
-        assert_eq!(show(&[0xff, b'a', 0]), "\\xffa\\x00");
+    fn words_split_on_blanks_quotes_keep_them_and_any_byte_is_a_word_byte() {
+        for (line, want) in [
+            (&b"put k v"[..], &[r#""put""#, r#""k""#, r#""v""#][..]),
+            (b"  put\tk   v  ", &[r#""put""#, r#""k""#, r#""v""#]),
+            (b"put 'a b' \"c d\"", &[r#""put""#, r#""a b""#, r#""c d""#]),
+            (b"put k \"\"", &[r#""put""#, r#""k""#, r#""""#]),
+            (b"a\"b c\"'d'", &[r#""ab cd""#]),
+            (
+                b"put bin \xff\xfe",
+                &[r#""put""#, r#""bin""#, r#""\xff\xfe""#],
+            ),
+            // Outside quotes a backslash is an ordinary byte.
+            (br"put k foo\x41", &[r#""put""#, r#""k""#, r#""foo\\x41""#]),
+            (
+                br"put k 'a\x41\n'",
+                &[r#""put""#, r#""k""#, r#""a\\x41\\n""#],
+            ),
+            (b"", &[]),
+        ] {
+            assert_eq!(words(line), want, "{}", quote(line));
+        }
+    }
+
+    #[test]
+    fn double_quotes_read_escapes_for_any_byte() {
+        for (line, want) in [
+            (&br#""a\x00b""#[..], &b"a\x00b"[..]),
+            (br#""\xff\xFE""#, b"\xff\xfe"),
+            (br#""\x41""#, b"A"),
+            (br#""\\x41""#, br"\x41"),
+            (br#""say \"hi\"""#, br#"say "hi""#),
+            (br#""\n\r\t\\""#, b"\n\r\t\\"),
+            (br#""it's""#, b"it's"),
+        ] {
+            assert_eq!(
+                split(line).expect("splits"),
+                vec![want.to_vec()],
+                "{}",
+                quote(line)
+            );
+        }
+        for (line, want) in [
+            (&br#"put k "\x4""#[..], "\\x takes two hex digits"),
+            (br#"put k "\xzz""#, "\\x takes two hex digits"),
+            (br#"put k "\q""#, r#"unknown escape "\\q" in double quotes"#),
+            (br#"put k "a\"#, "unbalanced quotes"),
+            (b"put k 'a", "unbalanced quotes"),
+        ] {
+            let err = split(line).expect_err(&quote(line));
+            assert!(err.contains(want), "{} gave {err:?}", quote(line));
+            assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn printable_text_is_shown_as_is_and_anything_else_quoted_and_escaped() {
+        for (bytes, want) in [
+            (&b"hello world"[..], "hello world"),
+            ("héllo".as_bytes(), "héllo"),
+            // The text `foo\x41` and the bytes `foo` 0x41 differ on screen.
+            (br"foo\x41", r"foo\x41"),
+            (b"foo\x41", "fooA"),
+            (b"\xff\xfe", r#""\xff\xfe""#),
+            (&[0xff, b'a', 0], r#""\xffa\x00""#),
+            (b"a\tb", r#""a\tb""#),
+            (b"line\n", r#""line\n""#),
+            ("é\u{7f}".as_bytes(), r#""é\x7f""#),
+            (b"", r#""""#),
+            (b"(nil)", r#""(nil)""#),
+            // Text that looks like a quoted display is quoted itself.
+            (br#""\xff""#, r#""\"\\xff\"""#),
+            (br"back\slash", r"back\slash"),
+        ] {
+            assert_eq!(show(bytes), want, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_display_reads_back_as_the_same_bytes() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            "héllo wörld".into(),
+            br#"say "hi" \ bye"#.to_vec(),
+            "\u{85}\u{202e}".into(),
+        ];
+        for a in 0..=255u8 {
+            cases.push(vec![a]);
+            for b in 0..=255u8 {
+                cases.push(vec![a, b]);
+            }
+        }
+        for bytes in cases {
+            let shown = quote(&bytes);
+            assert_eq!(
+                split(shown.as_bytes()).expect("a display splits"),
+                vec![bytes.clone()],
+                "{shown}"
+            );
+            let shown = show(&bytes);
+            if shown.starts_with('"') {
+                assert_eq!(split(shown.as_bytes()).expect("splits"), vec![bytes]);
+            } else {
+                assert_eq!(shown.as_bytes(), bytes);
+            }
+        }
     }
 }
