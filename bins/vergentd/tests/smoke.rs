@@ -545,3 +545,38 @@ fn a_failed_fsync_stops_the_node_and_a_restart_keeps_every_acknowledged_write() 
     rt.block_on(client.put("after", "ok"))
         .expect("a restarted node takes writes");
 }
+
+#[test]
+fn vergentd_refuses_to_start_with_a_certificate_that_cannot_serve_and_creates_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = common::Certs::generate(&tmp.path().join("certs"));
+    let data = tmp.path().join("data");
+    // A client certificate (EKU clientAuth only): no client could complete
+    // a handshake with a node presenting it.
+    let args = [
+        "--port",
+        "0",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--tls-certfile",
+        certs.client.cert.to_str().expect("utf8"),
+        "--tls-keyfile",
+        certs.client.key.to_str().expect("utf8"),
+        "--tls-cafile",
+        certs.ca.to_str().expect("utf8"),
+    ];
+    let (child, log) = spawn_vergentd(&args);
+    let out = common::wait_output(child, Duration::from_secs(30));
+    let text = log.lock().expect("log").clone();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("not a node certificate") && text.contains("server authentication"),
+        "{text}"
+    );
+    assert!(text.contains("vergentctl gen-cert"), "{text}");
+    assert!(!text.contains("ready"), "{text}");
+    assert!(
+        !data.join("db").exists(),
+        "no store must be created when refusing to start"
+    );
+}

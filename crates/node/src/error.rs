@@ -45,6 +45,19 @@ pub enum StartError {
     /// TLS material could not be loaded.
     #[error("TLS: {0}")]
     Tls(#[from] vergent_tls::Error),
+    /// The certificate given to the node is not a node certificate: without
+    /// server authentication no client could complete a handshake with it.
+    #[error(
+        "TLS: {path} is not a node certificate: its extended key usage lacks server authentication \
+         (a node needs both server and client authentication; this one is a {role} certificate), \
+         so no client or peer could connect; create one with `vergentctl gen-cert --role node`"
+    )]
+    NotANodeCertificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// The role its key usage grants.
+        role: vergent_tls::Role,
+    },
     /// The peer transport (QUIC on the same port, UDP) could not start.
     #[error("peer transport: {0}")]
     Transport(#[from] vergent_transport::Error),

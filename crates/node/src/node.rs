@@ -74,8 +74,15 @@ impl Node {
             validate_peer(peer)?;
         }
         check_limits(&config.limits)?;
-        let lock = prepare_and_lock(&config.data_dir)?;
+        // Checked before anything is created on disk.
         let identity = vergent_tls::Identity::load(&config.tls)?;
+        if identity.role() != vergent_tls::Role::Node {
+            return Err(StartError::NotANodeCertificate {
+                path: config.tls.cert.clone(),
+                role: identity.role(),
+            });
+        }
+        let lock = prepare_and_lock(&config.data_dir)?;
         let tls = Arc::new(vergent_tls::server_config(&identity, &[b"h2"])?);
 
         let fd_limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
