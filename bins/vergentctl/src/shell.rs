@@ -6,7 +6,7 @@
 //! if any command failed.
 
 use std::borrow::Cow;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -50,7 +50,7 @@ Quote values with spaces: put greeting \"hello world\"";
 pub(crate) enum Cmd {
     Put {
         key: Vec<u8>,
-        value: Vec<u8>,
+        value: ValueFrom,
         ttl: Option<Duration>,
         consistency: Option<Consistency>,
     },
@@ -93,6 +93,18 @@ pub(crate) enum Cmd {
     Help,
     Exit,
     Empty,
+}
+
+/// Where `put` takes its value from.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ValueFrom {
+    /// The argument.
+    Arg(Vec<u8>),
+    /// `--value-file FILE`: the file's bytes.
+    File(std::path::PathBuf),
+    /// `--stdin`: all of stdin's bytes (redis-cli's `-x`); `-e` mode only,
+    /// once per run.
+    Stdin,
 }
 
 /// What a `cas` line requires of the key.
@@ -242,24 +254,42 @@ pub(crate) fn parse(line: &[u8]) -> Result<Cmd, String> {
     let name = cmd.to_ascii_lowercase();
     match name.as_slice() {
         b"put" | b"set" => {
-            let usage = "put KEY VALUE [--ttl DURATION] [--consistency LEVEL]";
+            let usage = "put KEY (VALUE | --value-file FILE | --stdin) [--ttl DURATION] \
+                         [--consistency LEVEL]";
             let (args, consistency) = take_level(args, usage)?;
-            let (mut pos, mut ttl) = (Vec::new(), None);
+            let (mut pos, mut ttl, mut from) = (Vec::new(), None, None);
             let mut it = args.into_iter();
             while let Some(a) = it.next() {
-                if a == b"--ttl" {
-                    let d = it.next().ok_or(format!("usage: {usage}"))?;
-                    let d = utf8(&d)?;
-                    ttl = Some(
-                        humantime::parse_duration(d)
-                            .map_err(|e| format!("invalid --ttl {d:?}: {e}"))?,
-                    );
-                } else {
-                    pos.push(a);
+                match a.as_slice() {
+                    b"--ttl" => {
+                        let d = it.next().ok_or(format!("usage: {usage}"))?;
+                        let d = utf8(&d)?;
+                        ttl = Some(
+                            humantime::parse_duration(d)
+                                .map_err(|e| format!("invalid --ttl {d:?}: {e}"))?,
+                        );
+                    }
+                    b"--value-file" | b"--stdin" if from.is_some() => {
+                        return Err("put: give one of VALUE, --value-file or --stdin".into());
+                    }
+                    b"--value-file" => {
+                        let f = it.next().ok_or(format!("usage: {usage}"))?;
+                        from = Some(ValueFrom::File(utf8(&f)?.into()));
+                    }
+                    b"--stdin" => from = Some(ValueFrom::Stdin),
+                    _ => pos.push(a),
                 }
             }
-            let [key, value]: [Vec<u8>; 2] =
-                pos.try_into().map_err(|_| format!("usage: {usage}"))?;
+            let (key, value) = match (from, <[Vec<u8>; 2]>::try_from(pos)) {
+                (None, Ok([key, value])) => (key, ValueFrom::Arg(value)),
+                (Some(from), Err(pos)) if pos.len() == 1 => {
+                    (pos.into_iter().next().unwrap_or_default(), from)
+                }
+                (Some(_), Ok(_)) => {
+                    return Err("put: give one of VALUE, --value-file or --stdin".into());
+                }
+                _ => return Err(format!("usage: {usage}")),
+            };
             Ok(Cmd::Put {
                 key,
                 value,
@@ -444,12 +474,40 @@ enum Ran {
     Exit,
 }
 
+/// Why a line failed.
+enum Failed {
+    /// The shell could not do it (a file it could not read, say).
+    Local(String),
+    /// The node refused it, or could not be reached.
+    Client(Error),
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Self {
+        Self::Client(e)
+    }
+}
+
+/// Where the commands come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// A terminal, with line editing.
+    Interactive,
+    /// Lines from a pipe or file on stdin.
+    Piped,
+    /// `-e` arguments; stdin is free for `put --stdin`.
+    Execute,
+}
+
 /// The shell: a client, a runtime to drive it, and a prompt.
 pub(crate) struct Shell {
     client: Client,
     runtime: tokio::runtime::Runtime,
     /// The session's level for put/get/delete (`consistency LEVEL`).
     level: Cell<Consistency>,
+    mode: Cell<Mode>,
+    /// A `put --stdin` consumed stdin.
+    stdin_read: Cell<bool>,
 }
 
 impl Shell {
@@ -458,6 +516,8 @@ impl Shell {
             client,
             runtime,
             level: Cell::new(Consistency::One),
+            mode: Cell::new(Mode::Interactive),
+            stdin_read: Cell::new(false),
         }
     }
 
@@ -483,6 +543,7 @@ impl Shell {
     /// Runs the `-e` commands in order; stops at the first failure. A `get`
     /// that finds nothing is no failure, but makes the exit code 1.
     pub(crate) fn run_commands(&self, commands: &[Vec<u8>]) -> u8 {
+        self.mode.set(Mode::Execute);
         let mut status = 0;
         for line in commands {
             match self.run_line(line, None) {
@@ -510,6 +571,7 @@ impl Shell {
     /// with its number and the next one runs; the exit code is then the
     /// worst of them.
     fn run_piped(&self, input: impl BufRead) -> u8 {
+        self.mode.set(Mode::Piped);
         let mut status = 0;
         for (i, line) in input.split(b'\n').enumerate() {
             let mut line = match line {
@@ -586,21 +648,52 @@ impl Shell {
         if cmd == Cmd::Exit {
             return Ok(Ran::Exit);
         }
-        match self.runtime.block_on(self.execute(cmd)) {
-            Ok(ran) => Ok(ran),
-            Err(e) => {
-                let _ = std::io::stdout().flush();
-                eprintln!("error: {}{at}", describe(&e));
-                Err(if e.is_connection() {
-                    exit::CONNECT
-                } else {
-                    exit::ERROR
-                })
+        let (message, code) = match self.runtime.block_on(self.execute(cmd)) {
+            Ok(ran) => return Ok(ran),
+            Err(Failed::Local(message)) => (message, exit::ERROR),
+            Err(Failed::Client(e)) if e.is_connection() => (describe(&e), exit::CONNECT),
+            Err(Failed::Client(e)) => (describe(&e), exit::ERROR),
+        };
+        let _ = std::io::stdout().flush();
+        eprintln!("error: {message}{at}");
+        Err(code)
+    }
+
+    /// `put`'s value: the argument, a file's bytes or stdin's.
+    fn read_value(&self, from: ValueFrom) -> Result<Vec<u8>, Failed> {
+        let local = |m: String| Failed::Local(m);
+        match from {
+            ValueFrom::Arg(v) => Ok(v),
+            ValueFrom::File(path) => std::fs::read(&path)
+                .map_err(|e| local(format!("cannot read --value-file {}: {e}", path.display()))),
+            ValueFrom::Stdin => {
+                if self.mode.get() != Mode::Execute {
+                    return Err(local(
+                        "put --stdin works with -e only: here stdin holds the commands".into(),
+                    ));
+                }
+                if self.stdin_read.replace(true) {
+                    return Err(local(
+                        "stdin was already read by an earlier put --stdin".into(),
+                    ));
+                }
+                let stdin = std::io::stdin();
+                if stdin.is_terminal() {
+                    return Err(local(
+                        "put --stdin: stdin is a terminal; pipe or redirect the value in".into(),
+                    ));
+                }
+                let mut value = Vec::new();
+                stdin
+                    .lock()
+                    .read_to_end(&mut value)
+                    .map_err(|e| local(format!("cannot read stdin: {e}")))?;
+                Ok(value)
             }
         }
     }
 
-    async fn execute(&self, cmd: Cmd) -> Result<Ran, Error> {
+    async fn execute(&self, cmd: Cmd) -> Result<Ran, Failed> {
         let c = &self.client;
         let mut out = std::io::stdout().lock();
         match cmd {
@@ -610,6 +703,7 @@ impl Shell {
                 ttl,
                 consistency,
             } => {
+                let value = self.read_value(value)?;
                 let v = c
                     .put_with(
                         key,
@@ -1007,7 +1101,7 @@ mod tests {
             ok("put foo bar"),
             Cmd::Put {
                 key: "foo".into(),
-                value: "bar".into(),
+                value: ValueFrom::Arg("bar".into()),
                 ttl: None,
                 consistency: None
             }
@@ -1016,7 +1110,7 @@ mod tests {
             ok(r#"put greeting "hello world""#),
             Cmd::Put {
                 key: "greeting".into(),
-                value: "hello world".into(),
+                value: ValueFrom::Arg("hello world".into()),
                 ttl: None,
                 consistency: None
             }
@@ -1025,7 +1119,7 @@ mod tests {
             ok("put k v --ttl 30s"),
             Cmd::Put {
                 key: "k".into(),
-                value: "v".into(),
+                value: ValueFrom::Arg("v".into()),
                 ttl: Some(Duration::from_secs(30)),
                 consistency: None
             }
@@ -1137,7 +1231,7 @@ mod tests {
             ok("put k v --consistency ALL"),
             Cmd::Put {
                 key: "k".into(),
-                value: "v".into(),
+                value: ValueFrom::Arg("v".into()),
                 ttl: None,
                 consistency: Some(Consistency::All)
             }
@@ -1192,6 +1286,37 @@ mod tests {
             let err = parse(line.as_bytes()).expect_err(line);
             assert!(err.contains(want), "{line:?} gave {err:?}");
             assert!(!err.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn put_takes_its_value_from_an_argument_a_file_or_stdin() {
+        let put = |value| Cmd::Put {
+            key: b"k".to_vec(),
+            value,
+            ttl: None,
+            consistency: None,
+        };
+        assert_eq!(
+            ok("put k --value-file /tmp/v.bin"),
+            put(ValueFrom::File("/tmp/v.bin".into()))
+        );
+        assert_eq!(ok("put k --stdin"), put(ValueFrom::Stdin));
+        assert_eq!(ok(r#"put k "\x00""#), put(ValueFrom::Arg(vec![0])));
+        for line in [
+            "put k v --stdin",
+            "put k --stdin --value-file f",
+            "put k v --value-file f",
+        ] {
+            let err = parse(line.as_bytes()).expect_err(line);
+            assert!(
+                err.contains("one of VALUE, --value-file or --stdin"),
+                "{line:?} gave {err:?}"
+            );
+        }
+        for line in ["put k --value-file", "put --stdin", "put k"] {
+            let err = parse(line.as_bytes()).expect_err(line);
+            assert!(err.starts_with("usage: put"), "{line:?} gave {err:?}");
         }
     }
 

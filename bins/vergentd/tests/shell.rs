@@ -130,3 +130,70 @@ fn a_raw_byte_value_from_a_pipe_round_trips_exactly() {
     assert!(got.status.success(), "{}", show(&got));
     assert_eq!(got.stdout, value, "{}", show(&got));
 }
+
+#[test]
+fn a_missing_key_exits_1_in_execute_mode_and_prints_nil_while_a_script_goes_on() {
+    let node = Node::start();
+    let out = node.execute(&[b"get nothing-here"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(text(&out.stdout), "(nil)\n", "{}", show(&out));
+    assert!(
+        !text(&out.stderr).contains("error"),
+        "a miss is an answer, not an error: {}",
+        show(&out)
+    );
+    // --raw: nothing on stdout, so a script's captured value is empty.
+    let out = node.execute(&[b"get --raw nothing-here"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+    // A miss does not stop later -e commands, but still sets the exit code.
+    let out = node.execute(&[b"get nothing-here", b"put k v", b"get k"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", show(&out));
+    assert_eq!((lines[0], lines[2]), ("(nil)", "v"), "{}", show(&out));
+    // A found key exits 0.
+    let out = node.execute(&[b"get k"]);
+    assert!(out.status.success(), "{}", show(&out));
+    // Piped scripts print (nil) and go on; a miss alone does not fail them.
+    let out = node.script(b"get nothing-here\nget k\n");
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(text(&out.stdout), "(nil)\nv\n", "{}", show(&out));
+}
+
+#[test]
+fn put_takes_a_value_file_or_stdin_as_bytes_and_refuses_stdin_that_holds_the_script() {
+    let node = Node::start();
+    let value: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+    let file = node._tmp.path().join("value.bin");
+    std::fs::write(&file, &value).expect("write value file");
+    let mut put = b"put from-file --value-file ".to_vec();
+    put.extend_from_slice(file.to_str().expect("utf-8 path").as_bytes());
+    let out = node.execute(&[&put]);
+    assert!(out.status.success(), "{}", show(&out));
+    let got = node.execute(&[b"get --raw from-file"]);
+    assert_eq!(got.stdout, value, "{}", show(&got));
+
+    // redis-cli -x: the value is all of stdin, newlines included.
+    let out = node.ctl(&[b"-e", b"put from-stdin --stdin"], b"two\nlines\n\xff");
+    assert!(out.status.success(), "{}", show(&out));
+    let got = node.execute(&[b"get --raw from-stdin"]);
+    assert_eq!(got.stdout, b"two\nlines\n\xff", "{}", show(&got));
+
+    // In a piped script stdin is the script: refused, with the line number.
+    let out = node.script(b"put k --stdin\nput k --value-file /nonexistent/v\nput k ok\n");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error: put --stdin works with -e only") && err.contains("(line 1)"),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        err.contains("error: cannot read --value-file /nonexistent/v") && err.contains("(line 2)"),
+        "{}",
+        show(&out)
+    );
+    assert!(text(&out.stdout).starts_with("OK hlc="), "{}", show(&out));
+}
