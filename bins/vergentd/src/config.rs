@@ -2,13 +2,14 @@
 //! file, merged with precedence flags > environment > file > defaults.
 
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
-use vergent_node::{ConsistencyLevel, NodeConfig};
+use vergent_node::{ConsistencyLevel, NodeConfig, RateLimitConfig};
 use vergent_storage::FsyncPolicy;
 use vergent_tls::TlsFiles;
 use vergent_types::{Limits, NodeId};
@@ -127,6 +128,15 @@ pub(crate) struct Cli {
     /// (default 256, fewer when file descriptors are scarce).
     #[arg(long, env = "VERGENT_MAX_HANDSHAKES")]
     max_handshakes: Option<usize>,
+    /// Requests per second each client connection may sustain; more are
+    /// refused with RESOURCE_EXHAUSTED and a retry hint (0: unlimited)
+    /// [default: 0].
+    #[arg(long, env = "VERGENT_RATE_LIMIT")]
+    rate_limit: Option<u32>,
+    /// Requests a client connection may send at once above the rate
+    /// [default: the rate].
+    #[arg(long, env = "VERGENT_RATE_BURST")]
+    rate_burst: Option<u32>,
     /// No longer needed (accepted so old scripts keep working): peers never
     /// purge a delete this node has not confirmed, so a node down for any
     /// time rejoins with its data.
@@ -189,6 +199,8 @@ struct FileConfig {
     block_cache_bytes: Option<usize>,
     max_connections: Option<usize>,
     max_handshakes: Option<usize>,
+    rate_limit: Option<u32>,
+    rate_burst: Option<u32>,
     allow_stale_rejoin: Option<bool>,
 }
 
@@ -360,6 +372,21 @@ pub(crate) fn resolve(cli: Cli) -> anyhow::Result<Settings> {
     }
     node.max_connections = cli.max_connections.or(file.max_connections);
     node.max_handshakes = cli.max_handshakes.or(file.max_handshakes);
+    let rate = cli.rate_limit.or(file.rate_limit).unwrap_or(0);
+    let burst = cli.rate_burst.or(file.rate_burst);
+    node.rate_limit = match (NonZeroU32::new(rate), burst) {
+        (None, Some(_)) => bail!("--rate-burst needs --rate-limit (requests per second, above 0)"),
+        (None, None) => None,
+        (Some(per_second), burst) => Some(RateLimitConfig {
+            per_second,
+            burst: match burst {
+                None => per_second,
+                Some(b) => NonZeroU32::new(b).context(
+                    "--rate-burst must be at least 1 (the requests a connection may send at once)",
+                )?,
+            },
+        }),
+    };
     if let Some(n) = cli.block_cache_bytes.or(file.block_cache_bytes) {
         node.block_cache_bytes = n;
     }
@@ -413,6 +440,41 @@ mod tests {
         assert_eq!(s.node.listen.port(), 2003);
         assert_eq!(s.node.peers, ["127.0.0.1:2001", "127.0.0.1:2002"]);
         assert_eq!(s.log_level, "debug");
+    }
+
+    #[test]
+    fn rate_limit_and_http_addr_flags_parse_and_a_burst_without_a_rate_is_refused() {
+        let mut args = vec!["--data-dir", "/tmp/d", "--http-addr", "127.0.0.1:9101"];
+        args.extend_from_slice(&TLS);
+        let s = parse(&args).expect("parses");
+        assert_eq!(s.node.rate_limit, None, "unlimited by default");
+        assert_eq!(s.node.http_addr, Some(([127, 0, 0, 1], 9101).into()));
+        let mut limited = args.clone();
+        limited.extend_from_slice(&["--rate-limit", "100"]);
+        let r = parse(&limited)
+            .expect("parses")
+            .node
+            .rate_limit
+            .expect("set");
+        assert_eq!(
+            (r.per_second.get(), r.burst.get()),
+            (100, 100),
+            "burst defaults to the rate"
+        );
+        limited.extend_from_slice(&["--rate-burst", "20"]);
+        let r = parse(&limited)
+            .expect("parses")
+            .node
+            .rate_limit
+            .expect("set");
+        assert_eq!(r.burst.get(), 20);
+        let mut burst_only = args.clone();
+        burst_only.extend_from_slice(&["--rate-burst", "20"]);
+        let err = parse(&burst_only).expect_err("refused");
+        assert!(
+            format!("{err:#}").contains("--rate-burst needs --rate-limit"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -141,3 +141,69 @@ fn ready_is_503_with_the_reason_while_a_node_bootstraps_and_200_once_it_serves()
         code == 200 && body == "ready\n"
     });
 }
+
+#[test]
+fn a_connection_over_its_rate_limit_is_refused_with_a_retry_hint_while_another_is_served() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = common::Certs::generate(&tmp.path().join("certs"));
+    let http = vergent_testkit::free_ports(1);
+    let http_addr = format!("127.0.0.1:{}", http[0]);
+    let node = common::Proc::start(
+        &certs,
+        &tmp.path().join("data"),
+        &[
+            "--rate-limit",
+            "2",
+            "--rate-burst",
+            "5",
+            "--http-addr",
+            &http_addr,
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let connect = || async {
+            let mut c = vergent_client::ClientConfig::new(node.addr.clone(), certs.client.clone());
+            c.request_timeout = Duration::from_secs(10);
+            vergent_client::Client::connect(c).await.expect("connect")
+        };
+        let busy = connect().await;
+        let (mut ok, mut refused) = (0usize, 0usize);
+        // Far faster than 2 per second: the burst passes, the rest is refused.
+        for i in 0..20 {
+            match busy.put(format!("k{i}"), "v").await {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    assert_eq!(
+                        e.code(),
+                        Some(vergent_client::ErrorCode::RateLimited),
+                        "{e}"
+                    );
+                    assert!(e.to_string().contains("retry in"), "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        // Connecting asks for the node's status: one token of the burst.
+        assert!((4..=6).contains(&ok), "{ok} admitted");
+        assert_eq!(ok + refused, 20);
+        let refused = u32::try_from(refused).expect("small");
+        // Another connection has a bucket of its own.
+        let other = connect().await;
+        other
+            .put("other", "v")
+            .await
+            .expect("another connection is served");
+        // Nothing refused was stored.
+        let page = other.scan_all("k").await.expect("scan");
+        assert_eq!(page.len(), ok, "only admitted puts are stored");
+        let body = wait_http(&http_addr, "/metrics", |c, _| c == 200);
+        assert_eq!(
+            series_value(
+                &body,
+                r#"vergent_requests_total{op="put",consistency="one",code="RATE_LIMITED"}"#
+            ),
+            Some(f64::from(refused))
+        );
+    });
+}

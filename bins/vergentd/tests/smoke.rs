@@ -549,7 +549,7 @@ fn a_failed_fsync_stops_the_node_and_a_restart_keeps_every_acknowledged_write() 
 #[test]
 fn vergentd_refuses_to_start_with_a_certificate_that_cannot_serve_and_creates_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let certs = common::Certs::generate(&tmp.path().join("certs"));
+    let certs = Certs::generate(&tmp.path().join("certs"));
     let data = tmp.path().join("data");
     // A client certificate (EKU clientAuth only): no client could complete
     // a handshake with a node presenting it.

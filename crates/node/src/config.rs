@@ -21,6 +21,10 @@ pub struct NodeConfig {
     /// Address of the operations endpoint (plain HTTP: `/metrics`,
     /// `/health`, `/ready`); none when `None`.
     pub http_addr: Option<SocketAddr>,
+    /// Requests per second each client connection may sustain, and its
+    /// burst; unlimited when `None`. Over it a request is refused with
+    /// `RESOURCE_EXHAUSTED` (`RATE_LIMITED`) and a retry hint.
+    pub rate_limit: Option<RateLimitConfig>,
     /// Address other nodes and clients should use; defaults to `listen`.
     pub advertise: Option<SocketAddr>,
     /// Seed peers (`host:port`), validated at startup.
@@ -69,6 +73,15 @@ pub struct NodeConfig {
     pub default_write_consistency: ConsistencyLevel,
 }
 
+/// A per-connection request rate limit (see [`NodeConfig::rate_limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Requests per second sustained.
+    pub per_second: std::num::NonZeroU32,
+    /// Requests at once after a quiet spell.
+    pub burst: std::num::NonZeroU32,
+}
+
 /// A default consistency level for eventual operations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConsistencyLevel {
@@ -114,6 +127,7 @@ impl NodeConfig {
             data_dir,
             listen,
             http_addr: None,
+            rate_limit: None,
             advertise: None,
             peers: Vec::new(),
             tls,

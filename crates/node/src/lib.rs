@@ -37,7 +37,7 @@ mod status;
 mod strong;
 mod workers;
 
-pub use config::{ConsistencyLevel, NodeConfig};
+pub use config::{ConsistencyLevel, NodeConfig, RateLimitConfig};
 pub use error::StartError;
 pub use node::{Node, NodeHandle};
 pub use peer::repair::RepairSettings;

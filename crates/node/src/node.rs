@@ -312,12 +312,16 @@ impl Node {
 
         // Leave room above the value limit for the key and framing, so an
         // oversized value gets our clear limit error, not a transport error.
+        let limit = config
+            .rate_limit
+            .map(|r| Arc::new(crate::api::limit::RateLimit::new(r.per_second, r.burst)));
         let max_message = config.limits.max_value_bytes + config.limits.max_key_bytes + (64 << 10);
         let kv_server = KvServer::new(KvApi {
             kv: kv.clone(),
             strong: strong.clone(),
             defaults: Defaults::of(&config),
             metrics: metrics.clone(),
+            limit: limit.clone(),
         })
         .max_decoding_message_size(max_message)
         // A get returns one value; a scan stops near its byte budget.
@@ -356,6 +360,7 @@ impl Node {
             workers,
             strong,
             metrics,
+            limit,
         });
 
         let incoming = crate::incoming::tls_incoming(

@@ -34,3 +34,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// Response metadata key that carries the [`api::v1::ErrorCode`] name of a failed call.
 pub const ERROR_CODE_METADATA: &str = "vergent-error-code";
+
+/// Response metadata key of a refusal that may be retried later: the
+/// milliseconds to wait first (a rate-limited request).
+pub const RETRY_AFTER_METADATA: &str = "vergent-retry-after-ms";

@@ -3,6 +3,7 @@
 //! status snapshots. Protocol details (messages, consistency levels, status
 //! codes) live here and nowhere else.
 
+pub(crate) mod limit;
 pub(crate) mod status;
 
 use std::pin::Pin;
@@ -19,6 +20,7 @@ use crate::metrics::{Metrics, RequestLabels, grpc_code_name};
 use crate::status::{StatusSource, WorkerState};
 use crate::strong::{Strong, StrongError};
 use crate::workers::Workers;
+use limit::RateLimit;
 use status::{ApiError, to_status};
 use vergent_consensus::Expect;
 use vergent_consensus::levels::Level;
@@ -33,6 +35,8 @@ pub(crate) struct KvApi {
     pub(crate) defaults: Defaults,
     /// Where requests are counted.
     pub(crate) metrics: Arc<Metrics>,
+    /// The per-connection rate limit, if one is set.
+    pub(crate) limit: Option<Arc<RateLimit>>,
 }
 
 /// The server's default consistency levels (`--default-read-consistency`,
@@ -89,6 +93,8 @@ pub(crate) struct ClusterApi {
     pub(crate) strong: Arc<Strong>,
     /// Where requests are counted.
     pub(crate) metrics: Arc<Metrics>,
+    /// The per-connection rate limit, if one is set.
+    pub(crate) limit: Option<Arc<RateLimit>>,
 }
 
 fn entry_of(key: Vec<u8>, record: Record) -> pb::Entry {
@@ -203,6 +209,20 @@ fn code_label<T>(r: &Result<T, Status>) -> &'static str {
     }
 }
 
+/// Refuses a request over its connection's rate limit.
+fn admit<T>(limit: Option<&RateLimit>, req: &Request<T>) -> Result<(), Status> {
+    let (Some(limit), Some(conn)) = (limit, req.remote_addr()) else {
+        return Ok(());
+    };
+    limit.admit(conn).map_err(|retry_after| {
+        to_status(ApiError::RateLimited {
+            per_second: limit.per_second.get(),
+            burst: limit.burst.get(),
+            retry_after,
+        })
+    })
+}
+
 /// Counts and times one request, whatever its outcome.
 async fn observed<T>(
     metrics: &Metrics,
@@ -227,12 +247,20 @@ async fn observed<T>(
 impl pb::kv_server::Kv for KvApi {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let level = level_label(req.get_ref().consistency, self.defaults.read);
-        observed(&self.metrics, "get", level, self.serve_get(req)).await
+        observed(&self.metrics, "get", level, async {
+            admit(self.limit.as_deref(), &req)?;
+            self.serve_get(req).await
+        })
+        .await
     }
 
     async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
         let level = level_label(req.get_ref().consistency, self.defaults.write);
-        observed(&self.metrics, "put", level, self.serve_put(req)).await
+        observed(&self.metrics, "put", level, async {
+            admit(self.limit.as_deref(), &req)?;
+            self.serve_put(req).await
+        })
+        .await
     }
 
     async fn delete(
@@ -240,7 +268,11 @@ impl pb::kv_server::Kv for KvApi {
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let level = level_label(req.get_ref().consistency, self.defaults.write);
-        observed(&self.metrics, "delete", level, self.serve_delete(req)).await
+        observed(&self.metrics, "delete", level, async {
+            admit(self.limit.as_deref(), &req)?;
+            self.serve_delete(req).await
+        })
+        .await
     }
 
     async fn scan(
@@ -248,14 +280,22 @@ impl pb::kv_server::Kv for KvApi {
         req: Request<pb::ScanRequest>,
     ) -> Result<Response<pb::ScanResponse>, Status> {
         let level = level_label(req.get_ref().consistency, pb::Consistency::One);
-        observed(&self.metrics, "scan", level, self.serve_scan(req)).await
+        observed(&self.metrics, "scan", level, async {
+            admit(self.limit.as_deref(), &req)?;
+            self.serve_scan(req).await
+        })
+        .await
     }
 
     async fn compare_and_set(
         &self,
         req: Request<pb::CompareAndSetRequest>,
     ) -> Result<Response<pb::CompareAndSetResponse>, Status> {
-        observed(&self.metrics, "cas", "serial", self.serve_cas(req)).await
+        observed(&self.metrics, "cas", "serial", async {
+            admit(self.limit.as_deref(), &req)?;
+            self.serve_cas(req).await
+        })
+        .await
     }
 
     type WatchStream = WatchEvents;
@@ -265,7 +305,11 @@ impl pb::kv_server::Kv for KvApi {
         req: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         // Counted when opened; the stream's life is not a latency.
-        observed(&self.metrics, "watch", "one", self.serve_watch(req)).await
+        observed(&self.metrics, "watch", "one", async {
+            admit(self.limit.as_deref(), &req)?;
+            self.serve_watch(req).await
+        })
+        .await
     }
 }
 
@@ -540,7 +584,11 @@ impl pb::cluster_server::Cluster for ClusterApi {
         &self,
         req: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        observed(&self.metrics, "status", "", self.serve_status(req)).await
+        observed(&self.metrics, "status", "", async {
+            admit(self.limit.as_deref(), &req)?;
+            self.serve_status(req).await
+        })
+        .await
     }
 }
 

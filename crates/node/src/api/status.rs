@@ -28,6 +28,19 @@ pub(crate) enum ApiError {
     /// A strong operation failed or its outcome is unknown.
     #[error(transparent)]
     Strong(#[from] StrongError),
+    /// The connection is over its request rate limit; nothing was done.
+    #[error(
+        "rate limit: this connection may send {per_second} requests per second (bursts of {burst}); nothing was done, retry in {} ms",
+        retry_after.as_millis().max(1)
+    )]
+    RateLimited {
+        /// The sustained rate allowed.
+        per_second: u32,
+        /// The burst allowed.
+        burst: u32,
+        /// How long until the next request would be admitted.
+        retry_after: std::time::Duration,
+    },
 }
 
 impl ApiError {
@@ -81,6 +94,7 @@ pub(crate) fn to_status(e: ApiError) -> Status {
         }
         ApiError::Kv(KvError::Fenced(_)) => (Code::Unavailable, ErrorCode::Fenced),
         ApiError::StrictKeyspace(_) => (Code::FailedPrecondition, ErrorCode::StrongKeyspace),
+        ApiError::RateLimited { .. } => (Code::ResourceExhausted, ErrorCode::RateLimited),
         ApiError::Strong(s) => match s {
             StrongError::NoConfig(_) => (Code::Unavailable, ErrorCode::NoVotingConfig),
             StrongError::Unavailable { .. } => (Code::Unavailable, ErrorCode::NotEnoughVoters),
@@ -106,7 +120,15 @@ pub(crate) fn to_status(e: ApiError) -> Status {
     if matches!(code, Code::Internal | Code::DataLoss) {
         tracing::error!(error = %msg, "request failed");
     }
-    error_code.attach(Status::new(code, msg))
+    let mut status = error_code.attach(Status::new(code, msg));
+    if let ApiError::RateLimited { retry_after, .. } = &e
+        && let Ok(v) = retry_after.as_millis().max(1).to_string().parse()
+    {
+        status
+            .metadata_mut()
+            .insert(vergent_wire::RETRY_AFTER_METADATA, v);
+    }
+    status
 }
 
 #[cfg(test)]
@@ -122,6 +144,33 @@ mod tests {
         assert_eq!(st.code(), Code::InvalidArgument);
         assert_eq!(ErrorCode::from_status(&st), Some(ErrorCode::ValueTooLarge));
         assert!(st.message().contains("limit is 4 bytes"));
+    }
+
+    #[test]
+    fn a_rate_limited_request_is_resource_exhausted_with_a_retry_hint() {
+        let st = to_status(ApiError::RateLimited {
+            per_second: 100,
+            burst: 20,
+            retry_after: std::time::Duration::from_micros(7_500),
+        });
+        assert_eq!(st.code(), Code::ResourceExhausted);
+        assert_eq!(ErrorCode::from_status(&st), Some(ErrorCode::RateLimited));
+        assert_eq!(
+            st.metadata()
+                .get(vergent_wire::RETRY_AFTER_METADATA)
+                .and_then(|v| v.to_str().ok()),
+            Some("7")
+        );
+        assert!(
+            st.message().contains("100 requests per second"),
+            "{}",
+            st.message()
+        );
+        assert!(
+            st.message().contains("nothing was done"),
+            "{}",
+            st.message()
+        );
     }
 
     #[test]
