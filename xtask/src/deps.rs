@@ -1,6 +1,7 @@
 //! System packages the build needs: libclang (RocksDB's bindgen) and a C++
-//! compiler (RocksDB itself). Installed with apt-get when root on Debian;
-//! otherwise the exact command is printed.
+//! compiler (RocksDB itself); and those the tests need: the chaos suite's
+//! fault tools and a Prometheus server. Installed with apt-get when root on
+//! Debian; otherwise the exact command is printed.
 
 use std::path::Path;
 use std::process::Command;
@@ -101,6 +102,15 @@ pub(crate) fn ensure_chaos_tools() -> anyhow::Result<()> {
         return Ok(());
     }
     install(&missing)
+}
+
+/// Installs what the tests need beyond the build: a Prometheus server (the
+/// monitoring test scrapes a cluster with it). Says the command otherwise.
+pub(crate) fn ensure_test_tools() -> anyhow::Result<()> {
+    if has_cmd("prometheus", "--version") || std::env::var_os("VERGENT_TEST_PROMETHEUS").is_some() {
+        return Ok(());
+    }
+    install(&["prometheus"])
 }
 
 fn install(missing: &[&str]) -> anyhow::Result<()> {

@@ -31,7 +31,8 @@ commands:
                  start N local nodes (default 3) replicating to each other, and open the shell
   stop           stop the nodes started by `run`
   test           everything CI checks: fmt, clippy, tests, docs, crate layering, tidy rules
-  deps           install the system packages the build needs (libclang, a C++ compiler)
+  deps           install the system packages the build and the tests need (libclang, a C++
+                 compiler, openssl, the chaos fault tools, prometheus)
   chaos [--release] [--out DIR] [--nodes N] [--duration 60s] [--seed S | --seeds N]
         [--faults LIST] [--tombstone-grace D]
                  fault-injection suite: N real nodes in a network namespace of their own
@@ -57,7 +58,9 @@ fn main() -> std::process::ExitCode {
         Some("run") => run::run(&args[1..]),
         Some("stop") => run::stop(),
         Some("test") => test::test(&args[1..]),
-        Some("deps") => deps::ensure(),
+        Some("deps") => deps::ensure()
+            .and_then(|()| deps::ensure_chaos_tools())
+            .and_then(|()| deps::ensure_test_tools()),
         Some("chaos") => chaos::chaos(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("-h" | "--help" | "help") | None => {

@@ -28,6 +28,8 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
     // strace, nftables and faketime: the fsync-failure smoke test and the
     // chaos run use them.
     crate::deps::ensure_chaos_tools()?;
+    // Prometheus: the monitoring test scrapes a cluster with it.
+    crate::deps::ensure_test_tools()?;
     let quick = args.iter().any(|a| a == "--quick");
     sh(cargo().args(["fmt", "--all", "--", "--check"]))?;
     check_layering()?;
