@@ -83,6 +83,11 @@ struct ConnectArgs {
     /// Time allowed for each request.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// How results are printed: text for people, or json (JSON Lines: one
+    /// object per result on stdout, trailers on stderr). `format json|text`
+    /// changes it within the shell.
+    #[arg(long, value_enum, default_value_t = shell::Format::Text)]
+    format: shell::Format,
 }
 
 fn main() -> ExitCode {
@@ -129,7 +134,7 @@ fn connect(args: ConnectArgs) -> ExitCode {
             });
         }
     };
-    let shell = shell::Shell::new(client, runtime);
+    let shell = shell::Shell::new(client, runtime, args.format);
     let code = if args.execute.is_empty() {
         shell.run()
     } else {

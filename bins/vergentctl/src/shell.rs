@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use indicatif::HumanBytes;
 use rustyline::error::ReadlineError;
+use serde_json::{Map, Value, json};
 use std::cell::Cell;
 
 use vergent_client::{Client, Consistency, Error, Expect, PutOptions};
@@ -73,6 +74,8 @@ pub(crate) enum Cmd {
     },
     /// Show (`None`) or set the session's consistency level.
     Consistency(Option<Consistency>),
+    /// Show (`None`) or set the session's output format.
+    Format(Option<Format>),
     /// `keyspace strict PREFIX`.
     Strict {
         prefix: Vec<u8>,
@@ -366,6 +369,12 @@ pub(crate) fn parse(line: &[u8]) -> Result<Cmd, String> {
             [l] => Ok(Cmd::Consistency(Some(level(l)?))),
             _ => Err("usage: consistency [one|serial|quorum|all]".into()),
         },
+        b"format" => match args.as_slice() {
+            [] => Ok(Cmd::Format(None)),
+            [f] if f.eq_ignore_ascii_case(b"text") => Ok(Cmd::Format(Some(Format::Text))),
+            [f] if f.eq_ignore_ascii_case(b"json") => Ok(Cmd::Format(Some(Format::Json))),
+            _ => Err("usage: format [text|json]".into()),
+        },
         b"scan" => {
             let usage = "scan [PREFIX] [LIMIT]";
             if args.len() > 2 {
@@ -463,6 +472,171 @@ fn version_text(v: &vergent_client::Version) -> String {
     format!("hlc={} origin={}", v.hlc, v.origin)
 }
 
+/// How results are printed (`--format`, or `format` in the shell).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// For people: `(nil)`, aligned tables, trailers such as `(2 entries)`.
+    #[default]
+    Text,
+    /// JSON Lines: one object per result line on stdout; trailers go to
+    /// stderr.
+    Json,
+}
+
+/// Writes one JSON Lines object.
+fn emit(out: &mut impl Write, v: &Value) {
+    let _ = writeln!(out, "{v}");
+}
+
+/// Sets `name` to `bytes` as a JSON string when they are UTF-8, else sets
+/// `name_b64` to their standard base64: exactly one of the two is present,
+/// and its name says how to read it.
+fn bytes_field(o: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => o.insert(name.into(), s.into()),
+        Err(_) => o.insert(format!("{name}_b64"), base64(bytes).into()),
+    };
+}
+
+/// Standard base64 (RFC 4648 section 4, padded), for bytes in JSON.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `hlc` and `origin` of a version.
+fn version_fields(o: &mut Map<String, Value>, v: &vergent_client::Version) {
+    o.insert("hlc".into(), v.hlc.to_string().into());
+    o.insert("origin".into(), v.origin.to_string().into());
+}
+
+/// A `get` or `scan` result.
+fn entry_json(e: &vergent_client::Entry) -> Value {
+    let mut o = Map::new();
+    bytes_field(&mut o, "key", &e.key);
+    o.insert("found".into(), true.into());
+    bytes_field(&mut o, "value", &e.value);
+    version_fields(&mut o, &e.version);
+    o.insert("expires_at_ms".into(), e.expires_at_ms.into());
+    o.insert("consistency".into(), level_name(e.consistency).into());
+    o.into()
+}
+
+/// A voting configuration; strict prefixes as objects with `prefix` or
+/// `prefix_b64`.
+fn voting_json(v: &vergent_client::VotingConfig) -> Value {
+    let strict: Vec<Value> = v
+        .strict_prefixes
+        .iter()
+        .map(|p| {
+            let mut o = Map::new();
+            bytes_field(&mut o, "prefix", p);
+            o.into()
+        })
+        .collect();
+    json!({
+        "epoch": v.epoch,
+        "voters": v.voters,
+        "joining": v.joining,
+        "strict_prefixes": strict,
+    })
+}
+
+/// `status` as one object: what the text shows, in base units (ms, bytes).
+fn status_json(s: &vergent_client::NodeStatus, session: Consistency) -> Value {
+    let m = &s.storage_memory;
+    json!({
+        "node_id": s.node_id,
+        "version": s.version,
+        "address": s.advertise_addr,
+        "uptime_ms": u64::try_from(s.uptime.as_millis()).unwrap_or(u64::MAX),
+        "keys": s.key_count,
+        "hlc": s.hlc_now.to_string(),
+        "fsync": s.fsync_policy,
+        "data_dir": s.data_dir,
+        "peers": s.peers,
+        "log_first_seq": s.log_first_seq,
+        "log_last_seq": s.log_last_seq,
+        "replication": s.replication.iter().map(|(peer, cursor, lag)| {
+            json!({"peer": peer, "cursor": cursor, "lag": lag})
+        }).collect::<Vec<_>>(),
+        "state": s.state,
+        "catching_up": s.catching_up,
+        "voting": s.voting.as_ref().map(voting_json),
+        "voting_pending": s.voting_pending,
+        "paxos_records": s.paxos_records,
+        "consistency": level_name(session),
+        "purged": s.purged,
+        "purge_held_back": s.purge_held_back.as_ref().map(|(why, since_ms)| {
+            json!({"reason": why, "since_ms": since_ms})
+        }),
+        "fenced": s.fenced,
+        "refused": {
+            "records": s.refused_records,
+            "too_old_for_log": s.records_too_old_for_log,
+            "peers": s.refused_peers,
+        },
+        "workers": s.workers.iter().map(|w| {
+            json!({"name": w.name, "state": w.state, "error": w.error})
+        }).collect::<Vec<_>>(),
+        "memory": {
+            "memtables_bytes": m.memtables,
+            "block_cache_bytes": m.block_cache,
+            "block_cache_capacity_bytes": m.block_cache_capacity,
+            "table_readers_bytes": m.table_readers,
+        },
+        "repairs": s.repairs.iter().map(|r| json!({
+            "peer_id": r.peer_id,
+            "last_repair_ms": r.last_repair_ms,
+            "sessions": r.sessions,
+            "differing_buckets": r.differing_buckets,
+            "keys_received": r.keys_received,
+            "keys_sent": r.keys_sent,
+            "bytes": r.bytes,
+            "last_error": r.last_error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `members`: one object per member as this node sees it.
+fn members_json(s: &vergent_client::NodeStatus) -> Vec<Value> {
+    let voter = |id: &str| {
+        s.voting
+            .as_ref()
+            .is_some_and(|v| v.voters.iter().chain(&v.joining).any(|x| x == id))
+    };
+    s.members
+        .iter()
+        .map(|m| {
+            json!({
+                "node_id": m.node_id,
+                "addr": m.addr,
+                "state": m.state,
+                "incarnation": m.incarnation,
+                "voter": voter(&m.node_id),
+                "since_ms": m.since_ms,
+                "this_node": m.node_id == s.node_id,
+            })
+        })
+        .collect()
+}
+
 /// How a line that did not fail ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ran {
@@ -506,17 +680,20 @@ pub(crate) struct Shell {
     /// The session's level for put/get/delete (`consistency LEVEL`).
     level: Cell<Consistency>,
     mode: Cell<Mode>,
+    /// How results are printed.
+    format: Cell<Format>,
     /// A `put --stdin` consumed stdin.
     stdin_read: Cell<bool>,
 }
 
 impl Shell {
-    pub(crate) fn new(client: Client, runtime: tokio::runtime::Runtime) -> Self {
+    pub(crate) fn new(client: Client, runtime: tokio::runtime::Runtime, format: Format) -> Self {
         Self {
             client,
             runtime,
             level: Cell::new(Consistency::One),
             mode: Cell::new(Mode::Interactive),
+            format: Cell::new(format),
             stdin_read: Cell::new(false),
         }
     }
@@ -695,6 +872,7 @@ impl Shell {
 
     async fn execute(&self, cmd: Cmd) -> Result<Ran, Failed> {
         let c = &self.client;
+        let json = self.format.get() == Format::Json;
         let mut out = std::io::stdout().lock();
         match cmd {
             Cmd::Put {
@@ -714,7 +892,11 @@ impl Shell {
                         },
                     )
                     .await?;
-                let _ = writeln!(out, "OK hlc={}", v.hlc);
+                if json {
+                    emit(&mut out, &json!({"ok": true, "hlc": v.hlc.to_string()}));
+                } else {
+                    let _ = writeln!(out, "OK hlc={}", v.hlc);
+                }
             }
             Cmd::Cas { key, expect, new } => {
                 let expect = match expect {
@@ -724,6 +906,21 @@ impl Shell {
                 let r = c.compare_and_set(key, expect, new).await?;
                 // Neither outcome is an error: a CAS that finds something
                 // else is an answer, and exits 0 in -e and pipe mode too.
+                if json {
+                    let mut o = Map::new();
+                    o.insert("applied".into(), r.applied.into());
+                    if !r.applied {
+                        o.insert("found".into(), r.value.is_some().into());
+                    }
+                    if let Some(value) = r.value.as_deref().filter(|_| !r.applied) {
+                        bytes_field(&mut o, "value", value);
+                    }
+                    if let Some(v) = &r.version {
+                        version_fields(&mut o, v);
+                    }
+                    emit(&mut out, &o.into());
+                    return Ok(Ran::Done);
+                }
                 match (&r.applied, &r.value, &r.version) {
                     (true, _, Some(v)) => {
                         let _ = writeln!(out, "OK hlc={}", v.hlc);
@@ -751,6 +948,19 @@ impl Shell {
                 let before = c.status().await?.voting;
                 let change = c.remove_member(id.clone()).await?;
                 let v = &change.voting;
+                if json {
+                    emit(
+                        &mut out,
+                        &json!({
+                            "ok": true,
+                            "removed": id,
+                            "voters_before": before.map(|b| b.voters),
+                            "voting": voting_json(v),
+                            "unconfirmed": change.unconfirmed,
+                        }),
+                    );
+                    return Ok(Ran::Done);
+                }
                 let _ = writeln!(
                     out,
                     "OK removed {id}: voters {} -> {} (epoch {})",
@@ -769,6 +979,15 @@ impl Shell {
             Cmd::Strict { prefix } => {
                 let change = c.declare_strict(prefix.clone()).await?;
                 let v = &change.voting;
+                if json {
+                    let mut o = Map::new();
+                    o.insert("ok".into(), true.into());
+                    bytes_field(&mut o, "prefix", &prefix);
+                    o.insert("voting".into(), voting_json(v));
+                    o.insert("unconfirmed".into(), change.unconfirmed.into());
+                    emit(&mut out, &o.into());
+                    return Ok(Ran::Done);
+                }
                 let _ = writeln!(
                     out,
                     "OK strict prefix {}: configuration epoch {} (voters {}; strict {})",
@@ -791,6 +1010,29 @@ impl Shell {
                     );
                 }
             }
+            Cmd::Format(f) => {
+                if let Some(f) = f {
+                    self.format.set(f);
+                }
+                let name = match self.format.get() {
+                    Format::Text => "text",
+                    Format::Json => "json",
+                };
+                if self.format.get() == Format::Json {
+                    emit(&mut out, &json!({ "format": name }));
+                } else {
+                    let _ = writeln!(out, "Output format is {name}.");
+                }
+            }
+            Cmd::Consistency(l) if json => {
+                if let Some(l) = l {
+                    self.level.set(l);
+                }
+                emit(
+                    &mut out,
+                    &json!({"consistency": level_name(self.level.get())}),
+                );
+            }
             Cmd::Consistency(None) => {
                 let _ = writeln!(
                     out,
@@ -807,11 +1049,19 @@ impl Shell {
                 verbose,
                 raw,
                 consistency,
-            } => match c.get_with(key, Some(self.level_for(consistency))).await? {
+            } => match c
+                .get_with(&key[..], Some(self.level_for(consistency)))
+                .await?
+            {
                 None => {
                     if raw {
                         // Nothing on stdout: the value's bytes are all it gets.
                         eprintln!("(nil)");
+                    } else if json {
+                        let mut o = Map::new();
+                        bytes_field(&mut o, "key", &key);
+                        o.insert("found".into(), false.into());
+                        emit(&mut out, &o.into());
                     } else {
                         let _ = writeln!(out, "(nil)");
                     }
@@ -821,6 +1071,7 @@ impl Shell {
                     let _ = out.write_all(&e.value);
                     let _ = out.flush();
                 }
+                Some(e) if json => emit(&mut out, &entry_json(&e)),
                 Some(e) => {
                     let _ = writeln!(out, "{}", show(&e.value));
                     if verbose {
@@ -838,15 +1089,25 @@ impl Shell {
                 let d = c
                     .delete_with(key, Some(self.level_for(consistency)))
                     .await?;
-                let _ = writeln!(out, "OK hlc={}", d.version.hlc);
+                if json {
+                    emit(
+                        &mut out,
+                        &json!({"ok": true, "hlc": d.version.hlc.to_string(), "existed": d.existed}),
+                    );
+                } else {
+                    let _ = writeln!(out, "OK hlc={}", d.version.hlc);
+                }
             }
             Cmd::Scan { prefix, limit } => {
                 let page = c.scan(prefix, None, limit).await?;
                 for e in &page.entries {
-                    let _ = writeln!(out, "{}\t{}", show(&e.key), show(&e.value));
+                    if json {
+                        emit(&mut out, &entry_json(e));
+                    } else {
+                        let _ = writeln!(out, "{}\t{}", show(&e.key), show(&e.value));
+                    }
                 }
-                let _ = writeln!(
-                    out,
+                let trailer = format!(
                     "({} {}{})",
                     page.entries.len(),
                     if page.entries.len() == 1 {
@@ -860,10 +1121,21 @@ impl Shell {
                         ""
                     }
                 );
+                // In JSON, stdout holds the entries alone.
+                if json {
+                    let _ = out.flush();
+                    eprintln!("{trailer}");
+                } else {
+                    let _ = writeln!(out, "{trailer}");
+                }
             }
             Cmd::Watch { prefix } => {
                 drop(out);
                 self.watch(prefix).await?;
+            }
+            Cmd::Status if json => {
+                let s = c.status().await?;
+                emit(&mut out, &status_json(&s, self.level.get()));
             }
             Cmd::Status => {
                 let s = c.status().await?;
@@ -976,6 +1248,12 @@ impl Shell {
                     );
                 }
             }
+            Cmd::Members if json => {
+                let s = c.status().await?;
+                for m in members_json(&s) {
+                    emit(&mut out, &m);
+                }
+            }
             Cmd::Members => {
                 let s = c.status().await?;
                 let _ = writeln!(out, "voting configuration: {}", voting_text(&s));
@@ -1034,10 +1312,20 @@ impl Shell {
                     let Some(ev) = ev else { return Ok(()) };
                     let ev = ev?;
                     let source = if ev.local { "local" } else { "remote" };
-                    let line = match &ev.value {
+                    let line = if self.format.get() == Format::Json {
+                        let mut o = Map::new();
+                        o.insert("op".into(), if ev.value.is_some() { "put" } else { "delete" }.into());
+                        bytes_field(&mut o, "key", &ev.key);
+                        if let Some(v) = &ev.value {
+                            bytes_field(&mut o, "value", v);
+                        }
+                        version_fields(&mut o, &ev.version);
+                        o.insert("source".into(), source.into());
+                        Value::from(o).to_string()
+                    } else { match &ev.value {
                         Some(v) => format!("PUT {} {} {} {source}", show(&ev.key), show(v), version_text(&ev.version)),
                         None => format!("DELETE {} {} {source}", show(&ev.key), version_text(&ev.version)),
-                    };
+                    }};
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "{line}");
                     let _ = out.flush();
@@ -1318,6 +1606,33 @@ mod tests {
             let err = parse(line.as_bytes()).expect_err(line);
             assert!(err.starts_with("usage: put"), "{line:?} gave {err:?}");
         }
+    }
+
+    #[test]
+    fn json_bytes_are_a_string_when_utf8_and_base64_otherwise() {
+        for (bytes, want) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (b"fooba", "Zm9vYmE="),
+            (b"foobar", "Zm9vYmFy"),
+            (b"\xff\xfe", "//4="),
+            (b"\xfb\xff\xbf", "+/+/"),
+        ] {
+            assert_eq!(base64(bytes), want, "{bytes:?}");
+        }
+        let mut o = Map::new();
+        bytes_field(&mut o, "key", "héllo\n".as_bytes());
+        bytes_field(&mut o, "value", b"\xff\xfe");
+        assert_eq!(
+            Value::from(o).to_string(),
+            r#"{"key":"héllo\n","value_b64":"//4="}"#
+        );
+        assert_eq!(ok("format json"), Cmd::Format(Some(Format::Json)));
+        assert_eq!(ok("FORMAT Text"), Cmd::Format(Some(Format::Text)));
+        assert_eq!(ok("format"), Cmd::Format(None));
     }
 
     /// The words of `line`, each shown as [`quote`] shows it.

@@ -197,3 +197,168 @@ fn put_takes_a_value_file_or_stdin_as_bytes_and_refuses_stdin_that_holds_the_scr
     );
     assert!(text(&out.stdout).starts_with("OK hlc="), "{}", show(&out));
 }
+
+/// Every stdout line of `out` as a JSON value; panics on any that is not.
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    text(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}\n{}", show(out)))
+        })
+        .collect()
+}
+
+/// Waits, with a deadline, until the lone node formed its voting
+/// configuration (which `cas` needs), as its JSON status shows.
+fn wait_formed(node: &Node) {
+    let start = std::time::Instant::now();
+    loop {
+        let out = node.ctl(&[b"--format", b"json", b"-e", b"status"], b"");
+        if out.status.success() && !json_lines(&out)[0]["voting"].is_null() {
+            return;
+        }
+        assert!(
+            start.elapsed() < common::DEADLINE,
+            "no voting configuration within {:?}: {}",
+            common::DEADLINE,
+            show(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn json_output_parses_for_get_scan_status_members_and_the_writes() {
+    let node = Node::start();
+    wait_formed(&node);
+    let script = br#"put text hello
+put "bin\xff" "\xff\xfe"
+get text
+get "bin\xff"
+get missing
+scan
+status
+members
+delete text
+cas c --absent 1
+cas c 5 6
+consistency quorum
+format
+"#;
+    let out = node.ctl(&[b"--format", b"json"], script);
+    assert!(out.status.success(), "{}", show(&out));
+    let v = json_lines(&out);
+    assert_eq!(v.len(), 14, "{}", show(&out));
+    for put in &v[0..2] {
+        assert_eq!(put["ok"], true, "{put}");
+        assert!(
+            put["hlc"].as_str().is_some_and(|h| h.starts_with("20")),
+            "{put}"
+        );
+    }
+    assert_eq!(v[2]["key"], "text");
+    assert_eq!(v[2]["value"], "hello");
+    assert_eq!(v[2]["found"], true);
+    assert_eq!(v[2]["origin"], "node-a");
+    assert_eq!(v[2]["consistency"], "ONE");
+    // Bytes that are not UTF-8 come as base64, under a name that says so.
+    assert_eq!(v[3]["key_b64"], "Ymlu/w==", "{}", v[3]);
+    assert_eq!(v[3]["value_b64"], "//4=", "{}", v[3]);
+    assert!(v[3].get("value").is_none(), "{}", v[3]);
+    assert_eq!(v[4], serde_json::json!({"key": "missing", "found": false}));
+    // Scan: one object per entry, in key order; the count on stderr.
+    assert_eq!(v[5]["key_b64"], "Ymlu/w==", "{}", v[5]);
+    assert_eq!(v[6]["key"], "text", "{}", v[6]);
+    assert!(text(&out.stderr).contains("(2 entries)"), "{}", show(&out));
+    let status = &v[7];
+    assert_eq!(status["node_id"], "node-a", "{status}");
+    assert_eq!(status["keys"], 2, "{status}");
+    assert_eq!(status["state"], "serving", "{status}");
+    assert!(
+        status["memory"]["block_cache_capacity_bytes"].as_u64() > Some(0),
+        "{status}"
+    );
+    assert!(
+        status["workers"].as_array().is_some_and(|w| !w.is_empty()),
+        "{status}"
+    );
+    assert_eq!(v[8]["node_id"], "node-a", "{}", v[8]);
+    assert_eq!(v[8]["this_node"], true, "{}", v[8]);
+    assert_eq!(v[8]["state"], "alive", "{}", v[8]);
+    assert_eq!(v[8]["voter"], true, "{}", v[8]);
+    assert_eq!(status["voting"]["voters"][0], "node-a", "{status}");
+    assert_eq!(v[9]["ok"], true, "{}", v[9]);
+    assert_eq!(v[9]["existed"], true, "{}", v[9]);
+    assert_eq!(v[10]["applied"], true, "{}", v[10]);
+    assert_eq!(v[11]["applied"], false, "{}", v[11]);
+    assert_eq!(v[11]["value"], "1", "{}", v[11]);
+    assert_eq!(v[12], serde_json::json!({"consistency": "QUORUM"}));
+    assert_eq!(v[13], serde_json::json!({"format": "json"}));
+}
+
+#[test]
+fn json_watch_prints_one_object_per_change_and_its_banner_on_stderr() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    let node = Node::start();
+    let tls = &node.certs.client;
+    let mut watch = Command::new(bin("vergentctl"))
+        .args(["connect", &node.proc.addr, "--tls-certfile"])
+        .arg(&tls.cert)
+        .arg("--tls-keyfile")
+        .arg(&tls.key)
+        .arg("--tls-cafile")
+        .arg(&tls.ca)
+        .args(["--format", "json", "-e", "watch app/"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let (out_tx, out_rx) = mpsc::channel();
+    let (err_tx, err_rx) = mpsc::channel();
+    for (pipe, tx) in [
+        (
+            Box::new(watch.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            out_tx,
+        ),
+        (Box::new(watch.stderr.take().expect("stderr")), err_tx),
+    ] {
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    // The banner comes once the watch is registered on the node.
+    let banner = err_rx
+        .recv_timeout(common::DEADLINE)
+        .expect("the watch printed its banner on stderr");
+    assert!(banner.starts_with("watching"), "{banner}");
+    let out = node.script(b"put app/a hello\nput app/b \"\\xff\"\ndelete app/a\n");
+    assert!(out.status.success(), "{}", show(&out));
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        let line = out_rx
+            .recv_timeout(common::DEADLINE)
+            .unwrap_or_else(|_| panic!("3 watch events, got {events:?}"));
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+        events.push(event);
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(events[0]["op"], "put");
+    assert_eq!(events[0]["key"], "app/a");
+    assert_eq!(events[0]["value"], "hello");
+    assert_eq!(events[0]["source"], "local");
+    assert_eq!(events[0]["origin"], "node-a");
+    assert_eq!(events[1]["value_b64"], "/w==", "{}", events[1]);
+    assert_eq!(events[2]["op"], "delete", "{}", events[2]);
+    assert!(events[2].get("value").is_none(), "{}", events[2]);
+}
