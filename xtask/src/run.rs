@@ -83,6 +83,14 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         dir.display()
     );
     eprintln!("connect with:\n  {connect}");
+    eprintln!(
+        "metrics and health (Prometheus /metrics, /health, /ready):\n  {}",
+        ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{}/metrics", http_port(*p)))
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
     eprintln!("stop with:\n  cargo xtask stop\n");
 
     if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
@@ -231,6 +239,11 @@ fn wait_serving(vergentctl: &Path, certs: &Path, ports: &[u16]) -> anyhow::Resul
     Ok(())
 }
 
+/// The operations endpoint of the node whose API is on `port`.
+pub(crate) fn http_port(port: u16) -> u16 {
+    port + 7000
+}
+
 /// Starts node `n` with its data and log in `dir` (plus `extra` flags) and
 /// waits until it is ready.
 pub(crate) fn start_node(
@@ -251,6 +264,8 @@ pub(crate) fn start_node(
         &port.to_string(),
         "--node-id",
         &format!("node-{n}"),
+        "--http-addr",
+        &format!("127.0.0.1:{}", http_port(port)),
     ])
     .arg("--data-dir")
     .arg(dir.join(format!("node-{n}")))
