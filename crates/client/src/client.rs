@@ -6,11 +6,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tonic::transport::{Channel, Endpoint};
+use tokio::time::Instant;
+use tonic::transport::Channel;
 use vergent_tls::TlsFiles;
 use vergent_types::Version;
 use vergent_wire::api::v1 as pb;
@@ -18,38 +15,53 @@ use vergent_wire::api::v1::cluster_client::ClusterClient;
 use vergent_wire::api::v1::kv_client::KvClient;
 
 use crate::Error;
+use crate::pool::{Connector, Pool, Slot};
+use crate::retry::{self, Op, RetryConfig};
 
 pub use pb::Consistency;
 
-/// How to reach a node.
+/// How to reach the cluster.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// `host:port` of the node's API.
-    pub endpoint: String,
+    /// `host:port` of nodes' APIs, in the order to try them: the client
+    /// uses the first that answers and fails over to the next when it cannot
+    /// serve (see the crate documentation).
+    pub endpoints: Vec<String>,
     /// Client certificate, key and cluster CA.
     pub tls: TlsFiles,
-    /// Name to verify in the node's certificate; defaults to the endpoint's host.
+    /// Name to verify in every node's certificate; defaults to each
+    /// endpoint's host.
     pub server_name: Option<String>,
-    /// Time allowed to establish the connection.
+    /// Time allowed to establish a connection.
     pub connect_timeout: Duration,
-    /// Time allowed for each unary call.
+    /// Time allowed for each call, every retry and wait included.
     pub request_timeout: Duration,
     /// This client's level for gets, puts and deletes that name none
     /// (`None`: the server's default, `--default-read-consistency` and
     /// `--default-write-consistency`, which is ONE unless set).
     pub consistency: Option<Consistency>,
+    /// How failed calls that may be repeated are repeated.
+    pub retry: RetryConfig,
 }
 
 impl ClientConfig {
-    /// A config with default timeouts (5 s to connect, 10 s per call).
+    /// A config for one node, with default timeouts (5 s to connect, 10 s
+    /// per call) and retries ([`RetryConfig::default`]).
     pub fn new(endpoint: impl Into<String>, tls: TlsFiles) -> Self {
+        Self::with_endpoints(vec![endpoint.into()], tls)
+    }
+
+    /// A config for several nodes, tried in this order, with default
+    /// timeouts and retries.
+    pub fn with_endpoints(endpoints: Vec<String>, tls: TlsFiles) -> Self {
         Self {
-            endpoint: endpoint.into(),
+            endpoints,
             tls,
             server_name: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             consistency: None,
+            retry: RetryConfig::default(),
         }
     }
 }
@@ -263,14 +275,14 @@ pub struct MemberStatus {
     pub since_ms: u64,
 }
 
-/// A connection to one node. Cheap to clone; clones share the connection.
+/// A client of the cluster through one endpoint at a time, failing over to
+/// the others. Cheap to clone; clones share the endpoints, the one in use
+/// and the connections.
 #[derive(Clone, Debug)]
 pub struct Client {
-    kv: KvClient<Channel>,
-    cluster: ClusterClient<Channel>,
-    channel: Channel,
-    endpoint: String,
+    pool: Arc<Pool>,
     timeout: Duration,
+    retry: RetryConfig,
     consistency: Option<Consistency>,
 }
 
@@ -279,78 +291,166 @@ fn version_of(v: Option<pb::Version>) -> Result<Version, Error> {
     Version::try_from(&v).map_err(|e| Error::InvalidResponse(e.to_string()))
 }
 
+fn kv(channel: Channel) -> KvClient<Channel> {
+    KvClient::new(channel).max_decoding_message_size(usize::MAX)
+}
+
+fn cluster(channel: Channel) -> ClusterClient<Channel> {
+    ClusterClient::new(channel)
+}
+
 impl Client {
-    /// Connects with mutual TLS and checks the node answers.
+    /// Connects with mutual TLS to the first endpoint that answers, in the
+    /// configured order, and checks it answers. When none does, the error
+    /// is the last endpoint's.
     pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
         vergent_tls::install_default_provider();
         let identity = vergent_tls::Identity::load(&config.tls)?;
         let tls = Arc::new(vergent_tls::client_config(&identity, &[b"h2"])?);
-        let (host, _port) = split_host_port(&config.endpoint)?;
-        let name = config.server_name.clone().unwrap_or(host);
-        let server_name = ServerName::try_from(name.clone())
-            .map_err(|_| Error::BadEndpoint(config.endpoint.clone()))?;
-        let endpoint = Endpoint::from_shared(format!("http://{}", config.endpoint))
-            .map_err(|_| Error::BadEndpoint(config.endpoint.clone()))?
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_while_idle(true);
-        let connector = TlsConnector::from(tls);
-        let addr = config.endpoint.clone();
-        let channel = endpoint
-            .connect_with_connector(tower::service_fn(move |_uri: http::Uri| {
-                let connector = connector.clone();
-                let server_name = server_name.clone();
-                let addr = addr.clone();
-                async move {
-                    let tcp = TcpStream::connect(&addr).await?;
-                    tcp.set_nodelay(true)?;
-                    let tls = connector.connect(server_name, tcp).await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(tls))
-                }
-            }))
-            .await
-            .map_err(|e| Error::Connect {
-                endpoint: config.endpoint.clone(),
-                reason: innermost(&e),
-            })?;
+        let connector = Connector {
+            tls,
+            server_name: config.server_name,
+            connect_timeout: config.connect_timeout,
+        };
         let client = Self {
-            kv: KvClient::new(channel.clone()).max_decoding_message_size(usize::MAX),
-            cluster: ClusterClient::new(channel.clone()),
-            channel,
-            endpoint: config.endpoint,
+            pool: Arc::new(Pool::new(connector, config.endpoints)?),
             timeout: config.request_timeout,
+            retry: config.retry,
             consistency: config.consistency,
         };
-        // In TLS 1.3 the server checks our certificate after the handshake
-        // completes on our side, so a refusal only shows on the first call.
-        client
-            .status()
-            .await
-            .map_err(|e| e.into_connect(&client.endpoint))?;
-        Ok(client)
-    }
-
-    /// The underlying gRPC channel, for other services on the node (health,
-    /// reflection).
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
-    }
-
-    /// The endpoint this client talks to.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    async fn call<T>(
-        &self,
-        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    ) -> Result<T, Error> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Err(_) => Err(Error::Timeout(self.timeout)),
-            Ok(Err(status)) => Err(Error::from_status(&self.endpoint, status)),
-            Ok(Ok(resp)) => Ok(resp.into_inner()),
+        let mut last = None;
+        for slot in client.pool.slots() {
+            // In TLS 1.3 the server checks our certificate after the
+            // handshake completes on our side, so a refusal only shows on
+            // the first call.
+            let deadline = Instant::now() + client.timeout;
+            match client
+                .attempt(&slot, deadline, |ch| async move {
+                    cluster(ch).status(pb::StatusRequest {}).await
+                })
+                .await
+            {
+                Ok(_) => {
+                    client.pool.use_slot(&slot);
+                    return Ok(client);
+                }
+                Err(e) => last = Some(e.into_connect(&slot.addr)),
+            }
         }
+        Err(last.unwrap_or_else(|| Error::BadEndpoint(String::new())))
+    }
+
+    /// The gRPC channel of the endpoint in use, for other services on the
+    /// node (health, reflection). It stays on that endpoint.
+    pub fn channel(&self) -> Channel {
+        // Every endpoint was checked to be a valid `host:port` when added.
+        self.pool
+            .channel_now()
+            .expect("endpoints in the pool are valid")
+    }
+
+    /// The endpoint in use: calls go there until it fails.
+    pub fn endpoint(&self) -> String {
+        self.pool.current().addr.clone()
+    }
+
+    /// Every endpoint, in the order they are tried.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.pool.slots().iter().map(|s| s.addr.clone()).collect()
+    }
+
+    /// Adds an endpoint, tried after the others; returns whether it is new.
+    /// Its connection is made when a call first needs it.
+    pub fn add_endpoint(&self, endpoint: impl Into<String>) -> Result<bool, Error> {
+        self.pool.add(endpoint.into())
+    }
+
+    /// Removes an endpoint; returns false if it is not there or is the only
+    /// one (a client keeps at least one). Calls under way on it finish; if
+    /// it was in use, the next endpoint is.
+    pub fn remove_endpoint(&self, endpoint: &str) -> bool {
+        self.pool.remove(endpoint)
+    }
+
+    /// Learns endpoints from the cluster: asks the node in use for its view
+    /// of the members and adds the address of every one that is alive or
+    /// suspect. Returns the endpoints added. (A node's advertised address
+    /// serves both its peers and clients.)
+    pub async fn discover(&self) -> Result<Vec<String>, Error> {
+        let status = self.status().await?;
+        let mut added = Vec::new();
+        for m in status.members {
+            if matches!(m.state.as_str(), "alive" | "suspect")
+                && !m.addr.is_empty()
+                && self.pool.add(m.addr.clone()).unwrap_or(false)
+            {
+                added.push(m.addr);
+            }
+        }
+        Ok(added)
+    }
+
+    /// Runs one call of kind `op`: sends it through the endpoint in use,
+    /// and after a failure fails over and repeats it as [`retry::decide`]
+    /// says, all before the call's deadline.
+    async fn run<T, F, Fut>(&self, op: Op, send: F) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.run_on(op, send).await.map(|(resp, _)| resp)
+    }
+
+    /// [`Self::run`], also returning the endpoint that answered.
+    async fn run_on<T, F, Fut>(&self, op: Op, mut send: F) -> Result<(T, Arc<Slot>), Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let slot = self.pool.current();
+            let error = match self.attempt(&slot, deadline, &mut send).await {
+                Ok(resp) => return Ok((resp, slot)),
+                Err(e) => e,
+            };
+            let time_left = deadline.saturating_duration_since(Instant::now());
+            let decision =
+                retry::decide(&self.retry, op, &error, attempts, time_left, rand::random());
+            if decision.fail_over {
+                self.pool.fail_over(&slot);
+            }
+            match decision.retry_after {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt through `slot`, connecting it first if needed, ending by
+    /// `deadline`.
+    async fn attempt<T, F, Fut>(
+        &self,
+        slot: &Slot,
+        deadline: Instant,
+        mut send: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let call = async {
+            let channel = self.pool.channel(slot).await?;
+            send(channel)
+                .await
+                .map(tonic::Response::into_inner)
+                .map_err(|status| Error::from_status(&slot.addr, status))
+        };
+        tokio::time::timeout_at(deadline, call)
+            .await
+            .unwrap_or(Err(Error::Timeout(self.timeout)))
     }
 
     /// The level a call asks for: its own, else this client's, else none
@@ -377,8 +477,12 @@ impl Client {
             key: key.clone(),
             consistency: self.level(consistency).into(),
         };
-        let mut kv = self.kv.clone();
-        let resp = self.call(kv.get(req)).await?;
+        let resp = self
+            .run(Op::Read, |ch| {
+                let req = req.clone();
+                async move { kv(ch).get(req).await }
+            })
+            .await?;
         if !resp.found {
             return Ok(None);
         }
@@ -408,6 +512,7 @@ impl Client {
         value: impl Into<Vec<u8>>,
         options: PutOptions,
     ) -> Result<Version, Error> {
+        let level = self.level(options.consistency);
         let req = pb::PutRequest {
             key: key.into(),
             value: value.into(),
@@ -415,10 +520,14 @@ impl Client {
             ttl_ms: options
                 .ttl
                 .map(|t| u64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)),
-            consistency: self.level(options.consistency).into(),
+            consistency: level.into(),
         };
-        let mut kv = self.kv.clone();
-        let resp = self.call(kv.put(req)).await?;
+        let resp = self
+            .run(Op::put(level), |ch| {
+                let req = req.clone();
+                async move { kv(ch).put(req).await }
+            })
+            .await?;
         version_of(resp.version)
     }
 
@@ -452,8 +561,12 @@ impl Client {
             delete: new.is_none(),
             new_value: new.unwrap_or_default(),
         };
-        let mut kv = self.kv.clone();
-        let resp = self.call(kv.compare_and_set(req)).await?;
+        let resp = self
+            .run(Op::Once, |ch| {
+                let req = req.clone();
+                async move { kv(ch).compare_and_set(req).await }
+            })
+            .await?;
         Ok(CasResult {
             applied: resp.applied,
             value: resp.found.then_some(resp.value),
@@ -467,12 +580,17 @@ impl Client {
         key: impl Into<Vec<u8>>,
         consistency: Option<Consistency>,
     ) -> Result<Deleted, Error> {
+        let level = self.level(consistency);
         let req = pb::DeleteRequest {
             key: key.into(),
-            consistency: self.level(consistency).into(),
+            consistency: level.into(),
         };
-        let mut kv = self.kv.clone();
-        let resp = self.call(kv.delete(req)).await?;
+        let resp = self
+            .run(Op::delete(level), |ch| {
+                let req = req.clone();
+                async move { kv(ch).delete(req).await }
+            })
+            .await?;
         Ok(Deleted {
             version: version_of(resp.version)?,
             existed: resp.existed,
@@ -565,8 +683,12 @@ impl Client {
             consistency: Consistency::One.into(),
             include_tombstones,
         };
-        let mut kv = self.kv.clone();
-        let resp = self.call(kv.scan(req)).await?;
+        let resp = self
+            .run(Op::Read, |ch| {
+                let req = req.clone();
+                async move { kv(ch).scan(req).await }
+            })
+            .await?;
         // A node that predates resume_after: resume after the last entry.
         let resume = if resp.resume_after.is_empty() {
             resp.entries.last().map(|e| e.key.clone())
@@ -581,22 +703,29 @@ impl Client {
         let req = pb::WatchRequest {
             prefix: prefix.into(),
         };
-        let mut kv = self.kv.clone();
-        let inner = self.call(kv.watch(req)).await?;
+        let (inner, slot) = self
+            .run_on(Op::Read, |ch| {
+                let req = req.clone();
+                async move { kv(ch).watch(req).await }
+            })
+            .await?;
         Ok(WatchStream {
             inner,
-            endpoint: self.endpoint.clone(),
+            endpoint: slot.addr.clone(),
         })
     }
 
     /// Declares `prefix` strict: once in force on a voter, it refuses
     /// eventual (ONE) writes of keys under it with `STRONG_KEYSPACE`.
     pub async fn declare_strict(&self, prefix: impl Into<Vec<u8>>) -> Result<ConfigChange, Error> {
-        let mut cluster = self.cluster.clone();
+        let req = pb::DeclareStrictRequest {
+            prefix: prefix.into(),
+        };
         let r = self
-            .call(cluster.declare_strict(pb::DeclareStrictRequest {
-                prefix: prefix.into(),
-            }))
+            .run(Op::Once, |ch| {
+                let req = req.clone();
+                async move { cluster(ch).declare_strict(req).await }
+            })
             .await?;
         Ok(ConfigChange {
             voting: r
@@ -610,11 +739,14 @@ impl Client {
     /// Removes voter `node_id` (a dead node, say) by a joint change of the
     /// voting configuration; returns the configuration after it.
     pub async fn remove_member(&self, node_id: impl Into<String>) -> Result<ConfigChange, Error> {
-        let mut cluster = self.cluster.clone();
+        let req = pb::RemoveMemberRequest {
+            node_id: node_id.into(),
+        };
         let r = self
-            .call(cluster.remove_member(pb::RemoveMemberRequest {
-                node_id: node_id.into(),
-            }))
+            .run(Op::Once, |ch| {
+                let req = req.clone();
+                async move { cluster(ch).remove_member(req).await }
+            })
             .await?;
         Ok(ConfigChange {
             voting: r
@@ -627,8 +759,11 @@ impl Client {
 
     /// Asks the node about itself.
     pub async fn status(&self) -> Result<NodeStatus, Error> {
-        let mut cluster = self.cluster.clone();
-        let s = self.call(cluster.status(pb::StatusRequest {})).await?;
+        let s = self
+            .run(Op::Read, |ch| async move {
+                cluster(ch).status(pb::StatusRequest {}).await
+            })
+            .await?;
         Ok(NodeStatus {
             node_id: s.node_id,
             version: s.version,
@@ -708,44 +843,5 @@ impl Stream for WatchStream {
                 }),
             })
         })
-    }
-}
-
-fn split_host_port(endpoint: &str) -> Result<(String, u16), Error> {
-    let bad = || Error::BadEndpoint(endpoint.to_string());
-    let (host, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || port == 0 {
-        return Err(bad());
-    }
-    Ok((host.to_string(), port))
-}
-
-fn innermost(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg = s.to_string();
-        source = s.source();
-    }
-    msg
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_split_into_host_and_port() {
-        assert_eq!(
-            split_host_port("127.0.0.1:2001").ok(),
-            Some(("127.0.0.1".into(), 2001))
-        );
-        assert_eq!(split_host_port("[::1]:9").ok(), Some(("::1".into(), 9)));
-        assert_eq!(split_host_port("node-1:7").ok(), Some(("node-1".into(), 7)));
-        for bad in ["nohost", ":1", "h:0", "h:x"] {
-            assert!(split_host_port(bad).is_err(), "{bad}");
-        }
     }
 }

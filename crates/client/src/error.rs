@@ -83,6 +83,75 @@ impl Error {
             || self.code() == Some(ErrorCode::OutcomeUnknown)
     }
 
+    /// Whether the same request may be sent again, to this node or another,
+    /// without any risk of applying it twice, and may then succeed: the error
+    /// proves nothing was applied and its cause may pass.
+    ///
+    /// True for [`Error::Connect`] (no connection, so never sent) and for
+    /// these refusals, each of which the node sends before changing
+    /// anything: `BOOTSTRAPPING`, `FENCED` (another node may serve),
+    /// `CONTENTION`, `NOT_ENOUGH_VOTERS`, `NO_VOTING_CONFIG` and
+    /// `READ_TIMEOUT` (the cause may pass). False for an unknown outcome
+    /// ([`Error::Transport`], [`Error::Timeout`], `OUTCOME_UNKNOWN`, and
+    /// `SHUTTING_DOWN` or `STORAGE_FAILURE`, which can come after a write
+    /// was queued), for a request that would be refused again (an invalid
+    /// key or value, a strict keyspace, an invalid answer) and for local
+    /// setup errors ([`Error::Tls`], [`Error::BadEndpoint`]).
+    ///
+    /// This holds for any operation, a CAS or a strong write included: the
+    /// caller may repeat those on such an error. The client repeats only
+    /// reads and writes at ONE by itself (see the crate documentation).
+    pub fn is_retryable(&self) -> bool {
+        self.outcome() == Outcome::NotApplied
+    }
+
+    /// What the error proves about whether the request was applied.
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self {
+            Self::Connect { .. } => Outcome::NotApplied,
+            Self::Transport { .. } | Self::Timeout(_) => Outcome::Unknown,
+            Self::Tls(_) | Self::BadEndpoint(_) | Self::InvalidResponse(_) => Outcome::Refused,
+            Self::Server { error_code, .. } => match error_code {
+                Some(
+                    ErrorCode::Bootstrapping
+                    | ErrorCode::Fenced
+                    | ErrorCode::Contention
+                    | ErrorCode::NotEnoughVoters
+                    | ErrorCode::NoVotingConfig
+                    | ErrorCode::ReadTimeout,
+                ) => Outcome::NotApplied,
+                Some(
+                    ErrorCode::ShuttingDown | ErrorCode::StorageFailure | ErrorCode::OutcomeUnknown,
+                ) => Outcome::Unknown,
+                // Codes added later stay unretried until classified here.
+                _ => Outcome::Refused,
+            },
+        }
+    }
+
+    /// Whether the node in use cannot serve now (unreachable, silent past
+    /// the deadline, stopping, filling from peers, fenced, cut off from the
+    /// voters, or its storage stopped), so later calls should go to another
+    /// endpoint.
+    pub(crate) fn is_node_unavailable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Transport { .. } | Self::Timeout(_) => true,
+            Self::Server {
+                code, error_code, ..
+            } => match error_code {
+                Some(
+                    ErrorCode::ShuttingDown
+                    | ErrorCode::Bootstrapping
+                    | ErrorCode::Fenced
+                    | ErrorCode::NotEnoughVoters,
+                ) => true,
+                Some(ErrorCode::StorageFailure) => *code == tonic::Code::Unavailable,
+                _ => false,
+            },
+            Self::Tls(_) | Self::BadEndpoint(_) | Self::InvalidResponse(_) => false,
+        }
+    }
+
     /// The first call on a new connection failed: anything but a refusal
     /// carrying a Vergent error code means the node never really answered
     /// (typically it rejected our certificate after the handshake).
@@ -138,6 +207,17 @@ impl Error {
             message: status.message().to_string(),
         }
     }
+}
+
+/// What a failed call proves about whether its request was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Nothing was applied, and the cause may pass (or spare another node).
+    NotApplied,
+    /// The request may have been applied.
+    Unknown,
+    /// Sending it again would meet the same refusal or local error.
+    Refused,
 }
 
 /// Whether a transport failure happened while connecting (refused, no
@@ -237,6 +317,104 @@ mod tests {
             e.to_string().starts_with("cannot connect to n1:7000"),
             "{e}"
         );
+    }
+
+    fn refusal(code: tonic::Code, error_code: Option<ErrorCode>) -> Error {
+        Error::Server {
+            code,
+            error_code,
+            message: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn only_errors_that_prove_nothing_was_applied_are_retryable() {
+        let tls = Error::Tls(vergent_tls::Error::Read {
+            path: "client.key".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        let connect = Error::Connect {
+            endpoint: "n1:7000".into(),
+            reason: "connection refused".into(),
+        };
+        let transport = Error::Transport {
+            endpoint: "n1:7000".into(),
+            reason: "connection reset".into(),
+        };
+        let cases = [
+            (tls, false),
+            (Error::BadEndpoint("nohost".into()), false),
+            (connect, true),
+            (transport, false),
+            (Error::Timeout(std::time::Duration::from_secs(1)), false),
+            (Error::InvalidResponse("missing version".into()), false),
+            (refusal(tonic::Code::Internal, None), false),
+            (refusal(tonic::Code::Unavailable, None), false),
+        ];
+        for (e, retryable) in cases {
+            assert_eq!(e.is_retryable(), retryable, "{e:?}");
+            // Retryable means known not applied: never an unknown outcome.
+            assert!(!(e.is_retryable() && e.is_outcome_unknown()), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_retryable_only_for_codes_sent_before_anything_changed() {
+        let retryable = [
+            ErrorCode::Bootstrapping,
+            ErrorCode::Fenced,
+            ErrorCode::Contention,
+            ErrorCode::NotEnoughVoters,
+            ErrorCode::NoVotingConfig,
+            ErrorCode::ReadTimeout,
+        ];
+        let mut seen = 0;
+        // Every code the client knows, including any added after this test.
+        for code in (0..64).filter_map(|i| ErrorCode::try_from(i).ok()) {
+            seen += 1;
+            let e = refusal(tonic::Code::Unavailable, Some(code));
+            assert_eq!(e.is_retryable(), retryable.contains(&code), "{code:?}");
+            assert!(!(e.is_retryable() && e.is_outcome_unknown()), "{code:?}");
+        }
+        assert!(seen >= 19, "only {seen} codes enumerated");
+    }
+
+    #[test]
+    fn a_node_that_cannot_serve_is_left_for_another_but_a_refused_request_is_not() {
+        let unavailable = [
+            Error::Connect {
+                endpoint: "n1:7000".into(),
+                reason: "connection refused".into(),
+            },
+            Error::Transport {
+                endpoint: "n1:7000".into(),
+                reason: "connection reset".into(),
+            },
+            Error::Timeout(std::time::Duration::from_secs(1)),
+            refusal(tonic::Code::Unavailable, Some(ErrorCode::ShuttingDown)),
+            refusal(tonic::Code::Unavailable, Some(ErrorCode::Bootstrapping)),
+            refusal(tonic::Code::Unavailable, Some(ErrorCode::Fenced)),
+            refusal(tonic::Code::Unavailable, Some(ErrorCode::NotEnoughVoters)),
+            refusal(tonic::Code::Unavailable, Some(ErrorCode::StorageFailure)),
+        ];
+        for e in unavailable {
+            assert!(e.is_node_unavailable(), "{e:?}");
+        }
+        let serving = [
+            Error::BadEndpoint("nohost".into()),
+            Error::InvalidResponse("missing version".into()),
+            refusal(tonic::Code::Internal, Some(ErrorCode::StorageFailure)),
+            refusal(tonic::Code::InvalidArgument, Some(ErrorCode::EmptyKey)),
+            refusal(tonic::Code::Aborted, Some(ErrorCode::Contention)),
+            refusal(
+                tonic::Code::DeadlineExceeded,
+                Some(ErrorCode::OutcomeUnknown),
+            ),
+            refusal(tonic::Code::DeadlineExceeded, Some(ErrorCode::ReadTimeout)),
+        ];
+        for e in serving {
+            assert!(!e.is_node_unavailable(), "{e:?}");
+        }
     }
 
     #[test]
