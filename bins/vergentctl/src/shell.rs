@@ -19,32 +19,258 @@ use vergent_client::{Client, Consistency, Error, Expect, PutOptions};
 
 use crate::exit;
 
-const HELP: &str = "\
-Commands:
+/// Each command's help: the names it answers to (the first is its own), and
+/// its lines of `help`.
+const COMMANDS: &[(&[&str], &str)] = &[
+    (
+        &["put", "set"],
+        "\
   put KEY VALUE [--ttl DURATION]   store a value (e.g. --ttl 30s); prints OK hlc=...
-  get KEY                          print the value, or (nil)
+  put KEY --value-file FILE        ... the file's bytes
+  put KEY --stdin                  ... all of stdin's bytes (-e mode only, like redis-cli -x:
+                                   printf 'a\\nb' | vergentctl connect ... -e 'put k --stdin')",
+    ),
+    (
+        &["get", "getv"],
+        "\
+  get KEY                          print the value, or (nil); with -e, a missing key
+                                   exits 1 (piped scripts and the terminal go on)
   get -v KEY | getv KEY            print the value with its HLC and origin node
-  get --serial KEY                 a linearizable read (by per-key consensus)
-  delete KEY                       delete a key; prints OK hlc=...
+  get --raw KEY                    print the value's bytes alone: no newline, no escaping
+                                   (nothing on stdout when missing)
+  get --serial KEY                 a linearizable read (by per-key consensus)",
+    ),
+    (
+        &["delete", "del"],
+        "  delete KEY                       delete a key; prints OK hlc=...",
+    ),
+    (
+        &["cas"],
+        "\
   cas KEY EXPECTED NEW             compare-and-set by per-key consensus: write NEW if KEY
                                    holds EXPECTED; prints OK hlc=... when it applied, else
                                    NOT APPLIED with the current value and version
   cas KEY --absent NEW             ... if KEY holds nothing (absent or deleted)
-  cas KEY EXPECTED --delete        ... delete KEY if it holds EXPECTED
+  cas KEY EXPECTED --delete        ... delete KEY if it holds EXPECTED",
+    ),
+    (
+        &["member"],
+        "\
   member remove ID                 remove voter ID (a dead node) by a joint configuration
-                                   change; prints the voters before and after
+                                   change; prints the voters before and after",
+    ),
+    (
+        &["keyspace"],
+        "\
   keyspace strict PREFIX           declare PREFIX strict: eventual (ONE) writes of keys under
-                                   it are refused (STRONG_KEYSPACE); only SERIAL and cas write
+                                   it are refused (STRONG_KEYSPACE); only SERIAL and cas write",
+    ),
+    (
+        &["consistency"],
+        "\
   consistency [one|serial|quorum|all]
                                    show or set the session's level for put/get/delete
-                                   (put, get and delete also take --consistency LEVEL)
-  scan [PREFIX] [LIMIT]            list keys and values under PREFIX (default limit 100)
-  watch [PREFIX]                   stream changes applied on this node (Ctrl-C stops)
-  status                           show the node's id, version, uptime, key count and replication
-  members                          show the cluster as this node sees it (gossip)
-  help                             this text
-  exit | quit | \\q                 leave (Ctrl-D works too)
-Quote values with spaces: put greeting \"hello world\"";
+                                   (put, get and delete also take --consistency LEVEL)",
+    ),
+    (
+        &["format"],
+        "\
+  format [text|json]               show or set the output format (connect --format): json
+                                   prints one object per result line (JSON Lines); keys and
+                                   values are strings when UTF-8, else base64 under key_b64 /
+                                   value_b64; a missing key is {\"key\":..,\"found\":false};
+                                   trailers such as (2 entries) go to stderr",
+    ),
+    (
+        &["scan"],
+        "  scan [PREFIX] [LIMIT]            list keys and values under PREFIX (default limit 100)",
+    ),
+    (
+        &["watch"],
+        "  watch [PREFIX]                   stream changes applied on this node (Ctrl-C stops)",
+    ),
+    (
+        &["status"],
+        "  status                           show the node's id, version, uptime, key count and replication",
+    ),
+    (
+        &["members"],
+        "  members                          show the cluster as this node sees it (gossip)",
+    ),
+    (
+        &["help", "?"],
+        "  help [COMMAND]                   this text, or one command's",
+    ),
+    (
+        &["exit", "quit", "\\q"],
+        "  exit | quit | \\q                 leave (Ctrl-D works too)",
+    ),
+];
+
+/// How words are written, after the commands in `help`.
+const HELP_WORDS: &str = r#"Words: blanks separate them; quote to keep blanks: put greeting "hello world".
+  'single quotes' keep every byte as typed; "double quotes" read \xNN (any byte),
+  \n, \r, \t, \\ and \"; outside quotes a backslash is an ordinary character.
+  put k "a\x00b" stores 3 bytes.
+Values: printable UTF-8 text is shown as it is; anything else (bytes that are not
+  UTF-8, control characters, an empty value, text starting with ") is shown
+  double-quoted with those escapes, e.g. "\xff\xfe", which reads back as the same
+  bytes. So the text foo\x41 shows as foo\x41, and the byte 0x41 after foo as fooA.
+Piped input is read as bytes, line by line; a line that fails is reported as
+  error: ... (line N), the next lines still run, and the exit code is 1 (3 if the
+  node could not be reached)."#;
+
+/// The full `help` text.
+fn help_text() -> String {
+    let mut text = String::from("Commands:\n");
+    for (_, lines) in COMMANDS {
+        text.push_str(lines);
+        text.push('\n');
+    }
+    text.push_str(HELP_WORDS);
+    text
+}
+
+/// The command named `name` (any case, aliases too), as its index in
+/// [`COMMANDS`].
+fn command(name: &str) -> Option<usize> {
+    COMMANDS
+        .iter()
+        .position(|(names, _)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+}
+
+/// The command name nearest to `word`, when it is at most 2 edits away (and
+/// fewer edits than `word` has characters).
+fn suggest(word: &str) -> Option<&'static str> {
+    let word = word.to_ascii_lowercase();
+    COMMANDS
+        .iter()
+        .flat_map(|(names, _)| names.iter().copied())
+        .map(|name| (edit_distance(&word, name), name))
+        .filter(|&(d, _)| d <= 2 && d < word.chars().count())
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// Words `complete` offers after each command (first name in [`COMMANDS`]).
+const COMPLETIONS: &[(&str, &[&str])] = &[
+    (
+        "put",
+        &[
+            "--ttl",
+            "--value-file",
+            "--stdin",
+            "--consistency",
+            "--serial",
+        ],
+    ),
+    ("get", &["-v", "--raw", "--serial", "--consistency"]),
+    ("delete", &["--consistency", "--serial"]),
+    ("cas", &["--absent", "--delete"]),
+    ("member", &["remove"]),
+    ("keyspace", &["strict"]),
+    ("consistency", &["one", "quorum", "all", "serial"]),
+    ("format", &["text", "json"]),
+];
+
+/// Tab completion of the word before `pos` in `line`: a command name first,
+/// then that command's flags (after `--consistency`, the levels; after
+/// `help`, command names). Returns where the word starts and the candidates.
+fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
+    let before = line.get(..pos).unwrap_or(line);
+    let start = before.rfind([' ', '\t']).map_or(0, |i| i + 1);
+    let word = &before[start..];
+    let mut earlier = before[..start].split_whitespace();
+    let names = || {
+        COMMANDS
+            .iter()
+            .flat_map(|(names, _)| names.iter().copied())
+            .filter(|n| n.chars().all(|c| c.is_ascii_alphabetic()))
+    };
+    let options: Vec<&str> = match earlier.next().map(str::to_ascii_lowercase) {
+        None => names().collect(),
+        Some(cmd) if cmd == "help" => names().collect(),
+        Some(cmd) => {
+            if before[..start].split_whitespace().last() == Some("--consistency") {
+                vec!["one", "quorum", "all", "serial"]
+            } else {
+                let own = command(&cmd).map(|i| COMMANDS[i].0[0]);
+                COMPLETIONS
+                    .iter()
+                    .find(|(name, _)| Some(*name) == own)
+                    .map(|(_, words)| words.to_vec())
+                    .unwrap_or_default()
+            }
+        }
+    };
+    let candidates = options
+        .into_iter()
+        .filter(|o| o.starts_with(word))
+        .map(String::from)
+        .collect();
+    (start, candidates)
+}
+
+/// rustyline's hooks: completion only.
+struct Completion;
+
+impl rustyline::completion::Completer for Completion {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        Ok(complete(line, pos))
+    }
+}
+
+impl rustyline::hint::Hinter for Completion {
+    type Hint = String;
+}
+
+impl rustyline::highlight::Highlighter for Completion {}
+
+impl rustyline::validate::Validator for Completion {}
+
+impl rustyline::Helper for Completion {}
+
+/// Adds this shell's new history lines to the file, merged with what other
+/// shells wrote there since it was loaded (under a file lock), rather than
+/// overwriting the file with this shell's view.
+fn save_history(history: &mut impl rustyline::history::History, path: &std::path::Path) {
+    if let Err(e) = history.append(path) {
+        eprintln!("warning: cannot save history to {}: {e}", path.display());
+    }
+}
+
+/// The one-line error for an unknown command `word`.
+fn unknown(what: &str, word: &[u8]) -> String {
+    match std::str::from_utf8(word).ok().and_then(suggest) {
+        Some(name) => format!("unknown {what} {}; did you mean {name}?", quote(word)),
+        None => format!("unknown {what} {}; type help", quote(word)),
+    }
+}
 
 /// A parsed shell command. Keys and values are bytes, as the API takes them.
 #[derive(Debug, PartialEq, Eq)]
@@ -93,7 +319,8 @@ pub(crate) enum Cmd {
     },
     Status,
     Members,
-    Help,
+    /// `help`, or `help COMMAND` (its index in [`COMMANDS`]).
+    Help(Option<usize>),
     Exit,
     Empty,
 }
@@ -408,9 +635,17 @@ pub(crate) fn parse(line: &[u8]) -> Result<Cmd, String> {
             arity(0, "members")?;
             Ok(Cmd::Members)
         }
-        b"help" | b"?" => Ok(Cmd::Help),
+        b"help" | b"?" => match args.as_slice() {
+            [] => Ok(Cmd::Help(None)),
+            [name] => std::str::from_utf8(name)
+                .ok()
+                .and_then(command)
+                .map(|i| Cmd::Help(Some(i)))
+                .ok_or_else(|| unknown("command", name)),
+            _ => Err("usage: help [COMMAND]".into()),
+        },
         b"exit" | b"quit" => Ok(Cmd::Exit),
-        _ => Err(format!("unknown command {}; type help", quote(&cmd))),
+        _ => Err(unknown("command", &cmd)),
     }
 }
 
@@ -771,8 +1006,11 @@ impl Shell {
     }
 
     fn run_interactive(&self) -> u8 {
-        let mut editor = match rustyline::DefaultEditor::new() {
-            Ok(e) => e,
+        let mut editor = match rustyline::Editor::<Completion, _>::new() {
+            Ok(mut e) => {
+                e.set_helper(Some(Completion));
+                e
+            }
             Err(e) => {
                 eprintln!("error: cannot start the line editor: {e}");
                 return exit::ERROR;
@@ -806,7 +1044,7 @@ impl Shell {
             }
         }
         if let Some(h) = &history {
-            let _ = editor.save_history(h);
+            save_history(editor.history_mut(), h);
         }
         0
     }
@@ -1292,8 +1530,11 @@ impl Shell {
                     );
                 }
             }
-            Cmd::Help => {
-                let _ = writeln!(out, "{HELP}");
+            Cmd::Help(None) => {
+                let _ = writeln!(out, "{}", help_text());
+            }
+            Cmd::Help(Some(i)) => {
+                let _ = writeln!(out, "{}", COMMANDS[i].1);
             }
             Cmd::Exit | Cmd::Empty => {}
         }
@@ -1633,6 +1874,79 @@ mod tests {
         assert_eq!(ok("format json"), Cmd::Format(Some(Format::Json)));
         assert_eq!(ok("FORMAT Text"), Cmd::Format(Some(Format::Text)));
         assert_eq!(ok("format"), Cmd::Format(None));
+    }
+
+    #[test]
+    fn a_near_miss_of_a_command_gets_a_suggestion_and_help_takes_a_command() {
+        for (line, want) in [
+            ("gte k", r#"unknown command "gte"; did you mean get?"#),
+            (
+                "delte k",
+                r#"unknown command "delte"; did you mean delete?"#,
+            ),
+            ("SATUS", r#"unknown command "SATUS"; did you mean status?"#),
+            (
+                "memebrs",
+                r#"unknown command "memebrs"; did you mean members?"#,
+            ),
+            ("frobnicate", r#"unknown command "frobnicate"; type help"#),
+            ("x", r#"unknown command "x"; type help"#),
+            ("help gett", r#"unknown command "gett"; did you mean get?"#),
+        ] {
+            assert_eq!(parse(line.as_bytes()), Err(want.to_string()), "{line:?}");
+        }
+        assert_eq!(ok("help"), Cmd::Help(None));
+        let Cmd::Help(Some(i)) = ok("help GETV") else {
+            panic!("help GETV")
+        };
+        assert!(COMMANDS[i].1.contains("get --raw KEY"));
+        assert!(!COMMANDS[i].1.contains("put KEY"));
+        // Every command's usage is in the full text, and every name parses.
+        let all = help_text();
+        for (names, lines) in COMMANDS {
+            assert!(all.contains(lines));
+            for name in *names {
+                assert!(
+                    !matches!(parse(name.as_bytes()), Err(e) if e.starts_with("unknown")),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tab_completes_commands_then_their_flags() {
+        let done = |line: &str| {
+            let (start, words) = complete(line, line.len());
+            (start, words.join(" "))
+        };
+        assert_eq!(done("ge"), (0, "get getv".into()));
+        assert_eq!(done("st"), (0, "status".into()));
+        assert_eq!(done("get --r"), (4, "--raw".into()));
+        assert_eq!(done("put k --v"), (6, "--value-file".into()));
+        assert_eq!(done("get --consistency q"), (18, "quorum".into()));
+        assert_eq!(done("format "), (7, "text json".into()));
+        assert_eq!(done("help sc"), (5, "scan".into()));
+        assert_eq!(done("status "), (7, String::new()));
+    }
+
+    #[test]
+    fn two_shells_saving_history_keep_both_shells_lines() {
+        use rustyline::history::{FileHistory, History};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("history");
+        std::fs::write(&path, "#V2\nput old 0\n").expect("write history");
+        let (mut a, mut b) = (FileHistory::new(), FileHistory::new());
+        for (h, line) in [(&mut a, "put a 1"), (&mut b, "put b 2")] {
+            h.load(&path).expect("load");
+            h.add(line).expect("add");
+        }
+        save_history(&mut a, &path);
+        save_history(&mut b, &path);
+        let mut merged = FileHistory::new();
+        merged.load(&path).expect("load");
+        let lines: Vec<&String> = merged.iter().collect();
+        assert_eq!(lines, ["put old 0", "put a 1", "put b 2"]);
     }
 
     /// The words of `line`, each shown as [`quote`] shows it.

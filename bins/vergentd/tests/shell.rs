@@ -362,3 +362,18 @@ fn json_watch_prints_one_object_per_change_and_its_banner_on_stderr() {
     assert_eq!(events[2]["op"], "delete", "{}", events[2]);
     assert!(events[2].get("value").is_none(), "{}", events[2]);
 }
+
+#[test]
+fn help_cmd_prints_that_commands_usage_and_a_typo_gets_a_suggestion_with_its_line() {
+    let node = Node::start();
+    let out = node.script(b"help get\ngte k\n");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("get --raw KEY"), "{}", show(&out));
+    assert!(!stdout.contains("put KEY"), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("error: unknown command \"gte\"; did you mean get? (line 2)"),
+        "{}",
+        show(&out)
+    );
+}
