@@ -1,9 +1,13 @@
-//! The interactive shell and its non-interactive twin for pipes and `-e`.
+//! The interactive shell and its non-interactive twins for pipes and `-e`.
 //!
-//! Lines are split like a POSIX shell (quotes keep spaces), parsed into a
-//! [`Cmd`], then run against the node. A failed command prints one `error:`
-//! line and never ends the shell; when reading from a pipe, the exit code is 1
-//! if any command failed.
+//! Lines are bytes: they are split into words by [`split`] (quotes keep
+//! blanks; double quotes read `\xNN` escapes), parsed into a [`Cmd`], then
+//! run against the node. Keys and values stay bytes to the API, and are shown
+//! by [`show`] so that bytes and text that looks like their escapes never
+//! print alike, or as JSON Lines ([`Format::Json`]). A failed command prints
+//! one `error:` line (with its line number when piped) and never ends the
+//! shell; piped, the exit code is 1 if any line failed; with `-e`, a `get` that
+//! finds nothing also exits 1.
 
 use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Read, Write};
