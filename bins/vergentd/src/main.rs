@@ -1,5 +1,6 @@
-//! `vergentd`: parses flags and the config file, starts a node, and stops it
-//! gracefully on SIGINT/SIGTERM. All logic lives in `vergent-node`.
+//! `vergentd`: parses flags and the config file, starts a node, reloads its
+//! certificate on SIGHUP, and stops it gracefully on SIGINT/SIGTERM. All
+//! logic lives in `vergent-node`.
 
 mod config;
 
@@ -66,10 +67,21 @@ async fn run(config: vergent_node::NodeConfig) -> anyhow::Result<()> {
     let failure = node.failure();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("install the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
-        _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
-        () = token.cancelled() => {}
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("install the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
+            _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
+            () = token.cancelled() => {}
+            _ = sighup.recv() => {
+                info!("SIGHUP received, reloading the TLS certificate, key and CA");
+                // Logged either way; a refused reload keeps the old identity.
+                let _ = tokio::task::block_in_place(|| node.reload_tls());
+                continue;
+            }
+        }
+        break;
     }
     node.shutdown().await;
     if let Some(what) = failure.get() {

@@ -119,15 +119,16 @@ struct Pending {
 }
 
 /// A stream of established TLS connections, ending when `cancel` fires.
+/// Each handshake uses the configuration `config` holds when the connection
+/// arrives, so a reloaded certificate applies to new connections only.
 pub(crate) fn tls_incoming(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: tokio::sync::watch::Receiver<Arc<rustls::ServerConfig>>,
     limits: ConnectionLimits,
     stats: Arc<ConnectionStats>,
     cancel: CancellationToken,
 ) -> ReceiverStream<Result<Conn, io::Error>> {
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(config);
     // Handshakes hold a slot too, so the two never exceed their sum.
     let established = Arc::new(Semaphore::new(
         limits.max_connections.max(1) + limits.max_handshakes.max(1),
@@ -171,7 +172,7 @@ pub(crate) fn tls_incoming(
                 continue;
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
+            let acceptor = TlsAcceptor::from(config.borrow().clone());
             let tx = tx.clone();
             let mut p = pending.lock().unwrap_or_else(PoisonError::into_inner);
             let id = p.next;
@@ -272,7 +273,10 @@ mod tests {
         let cancel = CancellationToken::new();
         let mut incoming = tls_incoming(
             listener,
-            Arc::new(vergent_tls::server_config(&server, &[b"h2"]).expect("server config")),
+            tokio::sync::watch::channel(Arc::new(
+                vergent_tls::server_config(&server, &[b"h2"]).expect("server config"),
+            ))
+            .1,
             limits,
             Arc::new(ConnectionStats::default()),
             cancel.clone(),

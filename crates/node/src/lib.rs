@@ -35,9 +35,11 @@ mod node;
 mod peer;
 mod status;
 mod strong;
+mod tls_reload;
 mod workers;
 
 pub use config::{ConsistencyLevel, NodeConfig, RateLimitConfig};
 pub use error::StartError;
 pub use node::{Node, NodeHandle};
 pub use peer::repair::RepairSettings;
+pub use tls_reload::{Presented, ReloadError};

@@ -61,6 +61,8 @@ pub struct NodeHandle {
         CancellationToken,
         JoinHandle<std::io::Result<()>>,
     )>,
+    /// Reloads the certificate, key and CA.
+    tls_reload: Arc<crate::tls_reload::TlsReload>,
     _lock: DirLock,
 }
 
@@ -83,7 +85,9 @@ impl Node {
             });
         }
         let lock = prepare_and_lock(&config.data_dir)?;
-        let tls = Arc::new(vergent_tls::server_config(&identity, &[b"h2"])?);
+        // New connections take the configuration this holds when they arrive.
+        let (tls, tls_now) =
+            tokio::sync::watch::channel(Arc::new(vergent_tls::server_config(&identity, &[b"h2"])?));
 
         let fd_limit = rlimit::getrlimit(rlimit::Resource::NOFILE)
             .map(|(soft, _)| soft)
@@ -230,6 +234,15 @@ impl Node {
         let kv = Arc::new(kv);
         let metrics = Arc::new(Metrics::new());
         let workers = Workers::default();
+        let tls_reload = Arc::new(crate::tls_reload::TlsReload::new(
+            config.tls.clone(),
+            tls,
+            transport.clone(),
+        ));
+        workers.spawn(
+            "tls-reload",
+            crate::tls_reload::run(tls_reload.clone(), shutdown.clone()),
+        );
         workers.spawn(
             "writer",
             crate::kv::writer::run(writer_queue, Arc::downgrade(&kv), metrics.clone()),
@@ -365,7 +378,7 @@ impl Node {
 
         let incoming = crate::incoming::tls_incoming(
             listener,
-            tls,
+            tls_now,
             connection_limits,
             connections,
             shutdown.clone(),
@@ -411,6 +424,7 @@ impl Node {
             store,
             failure,
             http,
+            tls_reload,
             _lock: lock,
         })
     }
@@ -432,6 +446,14 @@ impl NodeHandle {
     /// The address the API is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Loads the certificate, key and CA files again (with every start-up
+    /// check) and presents them on new connections, client and peer;
+    /// established connections keep theirs. On an error the node keeps
+    /// what it had. Reads files: call it off the async workers.
+    pub fn reload_tls(&self) -> Result<crate::Presented, crate::ReloadError> {
+        self.tls_reload.reload("signal")
     }
 
     /// The address the operations endpoint is bound to, if it runs.

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -94,7 +94,9 @@ struct Shared {
 #[derive(Clone)]
 pub struct Transport {
     endpoint: quinn::Endpoint,
-    client: quinn::ClientConfig,
+    /// What this node presents when it dials; replaced by
+    /// [`Transport::reload_identity`].
+    client: Arc<RwLock<quinn::ClientConfig>>,
     config: TransportConfig,
     shared: Arc<Shared>,
 }
@@ -117,6 +119,25 @@ fn quinn_transport(config: &TransportConfig) -> Result<Arc<quinn::TransportConfi
     Ok(Arc::new(t))
 }
 
+/// The QUIC server and client configurations presenting `identity`.
+fn quic_configs(
+    identity: &Identity,
+    config: &TransportConfig,
+) -> Result<(quinn::ServerConfig, quinn::ClientConfig), Error> {
+    let server_tls = vergent_tls::server_config(identity, &[ALPN])?;
+    let client_tls = vergent_tls::client_config(identity, &[ALPN])?;
+    let transport = quinn_transport(config)?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+        QuicServerConfig::try_from(server_tls).map_err(|e| Error::QuicTls(e.to_string()))?,
+    ));
+    server.transport_config(transport.clone());
+    let mut client = quinn::ClientConfig::new(Arc::new(
+        QuicClientConfig::try_from(client_tls).map_err(|e| Error::QuicTls(e.to_string()))?,
+    ));
+    client.transport_config(transport);
+    Ok((server, client))
+}
+
 impl Transport {
     /// Binds the UDP socket and starts accepting peers. Must run inside a
     /// tokio runtime. Returns the receiver of everything peers send.
@@ -126,17 +147,7 @@ impl Transport {
         config: TransportConfig,
     ) -> Result<(Self, mpsc::Receiver<Incoming>), Error> {
         vergent_tls::install_default_provider();
-        let server_tls = vergent_tls::server_config(identity, &[ALPN])?;
-        let client_tls = vergent_tls::client_config(identity, &[ALPN])?;
-        let transport = quinn_transport(&config)?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(
-            QuicServerConfig::try_from(server_tls).map_err(|e| Error::QuicTls(e.to_string()))?,
-        ));
-        server.transport_config(transport.clone());
-        let mut client = quinn::ClientConfig::new(Arc::new(
-            QuicClientConfig::try_from(client_tls).map_err(|e| Error::QuicTls(e.to_string()))?,
-        ));
-        client.transport_config(transport);
+        let (server, client) = quic_configs(identity, &config)?;
         let socket =
             std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind { addr, source })?;
         let endpoint = quinn::Endpoint::new(
@@ -153,12 +164,22 @@ impl Transport {
         });
         let me = Self {
             endpoint,
-            client,
+            client: Arc::new(RwLock::new(client)),
             config,
             shared,
         };
         tokio::spawn(me.clone().accept_loop());
         Ok((me, rx))
+    }
+
+    /// Presents `identity` (certificate, key and CA) from now on: new
+    /// connections in both directions use it; established ones keep the
+    /// identity they were made with until they close.
+    pub fn reload_identity(&self, identity: &Identity) -> Result<(), Error> {
+        let (server, client) = quic_configs(identity, &self.config)?;
+        self.endpoint.set_server_config(Some(server));
+        *self.client.write().unwrap_or_else(PoisonError::into_inner) = client;
+        Ok(())
     }
 
     /// The bound UDP address.
@@ -306,7 +327,14 @@ impl Transport {
         let err = |reason: String| Error::Connection { addr: to, reason };
         let connecting = self
             .endpoint
-            .connect_with(self.client.clone(), to, &to.ip().to_string())
+            .connect_with(
+                self.client
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
+                to,
+                &to.ip().to_string(),
+            )
             .map_err(|e| err(e.to_string()))?;
         let conn = tokio::time::timeout(self.config.handshake_timeout, connecting)
             .await

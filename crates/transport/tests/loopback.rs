@@ -410,3 +410,71 @@ async fn a_peer_killed_and_restarted_is_reached_at_once_not_after_the_idle_timeo
         "the restarted peer took {took:?} to reach; its reset should end the old connection at once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_identity_is_presented_on_new_connections_both_ways_and_old_ones_keep_working() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = ca("Cluster CA");
+    let (a, mut a_rx) = Transport::bind(
+        local(),
+        &identity(dir.path(), &ca, "a", Role::Node),
+        TransportConfig::default(),
+    )
+    .expect("bind a");
+    let (b, mut b_rx) = Transport::bind(
+        local(),
+        &identity(dir.path(), &ca, "b", Role::Node),
+        TransportConfig::default(),
+    )
+    .expect("bind b");
+    let (a_addr, b_addr) = (a.local_addr().expect("a"), b.local_addr().expect("b"));
+    a.send_datagram(b_addr, Bytes::from_static(b"before"))
+        .await
+        .expect("datagram");
+    assert!(matches!(next(&mut b_rx).await, Incoming::Datagram { .. }));
+
+    a.reload_identity(&identity(dir.path(), &ca, "a-rotated", Role::Node))
+        .expect("reload");
+    // The connection made before keeps working, with the identity it was
+    // made with.
+    b.send_datagram(a_addr, Bytes::from_static(b"old connection"))
+        .await
+        .expect("datagram on the old connection");
+    match next(&mut a_rx).await {
+        Incoming::Datagram { bytes, .. } => assert_eq!(&bytes[..], b"old connection"),
+        other => panic!("expected a datagram, got {other:?}"),
+    }
+    assert_eq!(
+        b.peer_identity(a_addr).and_then(|p| p.cn).as_deref(),
+        Some("a"),
+        "an established connection is not renegotiated"
+    );
+    // A peer dialling a now sees the new certificate...
+    let (c, _c_rx) = Transport::bind(
+        local(),
+        &identity(dir.path(), &ca, "c", Role::Node),
+        TransportConfig::default(),
+    )
+    .expect("bind c");
+    c.send_datagram(a_addr, Bytes::from_static(b"hello"))
+        .await
+        .expect("c reaches a");
+    assert_eq!(
+        c.peer_identity(a_addr).and_then(|p| p.cn).as_deref(),
+        Some("a-rotated")
+    );
+    // ...and so does a peer a dials.
+    let (d, mut d_rx) = Transport::bind(
+        local(),
+        &identity(dir.path(), &ca, "d", Role::Node),
+        TransportConfig::default(),
+    )
+    .expect("bind d");
+    a.send_datagram(d.local_addr().expect("d"), Bytes::from_static(b"hi"))
+        .await
+        .expect("a reaches d");
+    match next(&mut d_rx).await {
+        Incoming::Datagram { peer, .. } => assert_eq!(peer.cn.as_deref(), Some("a-rotated")),
+        other => panic!("expected a datagram, got {other:?}"),
+    }
+}
