@@ -110,6 +110,9 @@ pub(crate) struct InspectCertArgs {
     /// Certificate to show (PEM or DER).
     #[arg(long, value_name = "FILE")]
     pub(crate) cert: PathBuf,
+    /// Also check that this CA certificate (PEM) issued it; exit 1 if not.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
 }
 
 /// Runs `gen-root`: creates a root CA with a passphrase-encrypted key.
@@ -191,7 +194,46 @@ pub(crate) fn run_inspect_cert(args: InspectCertArgs) -> anyhow::Result<()> {
     let info = vergent_tls::inspect(&data)
         .with_context(|| format!("cannot parse certificate {}", args.cert.display()))?;
     println!("{info}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    println!(
+        "{}",
+        validity_left(info.not_before_unix, info.not_after_unix, now)
+    );
+    if let Some(ca) = &args.ca {
+        let ca_pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        match vergent_tls::check_chain(&data, &ca_pem) {
+            Ok(issuer) => println!("Chain: OK (issued by {issuer} in {})", ca.display()),
+            Err(e) => {
+                println!("Chain: FAILED");
+                bail!(
+                    "{} was not issued by the CA in {}: {e}",
+                    args.cert.display(),
+                    ca.display()
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// `Days Left: N`, or how long ago it expired, or when it starts.
+fn validity_left(not_before: i64, not_after: i64, now: i64) -> String {
+    const DAY: i64 = 86_400;
+    if now < not_before {
+        format!(
+            "Days Left: not valid yet (starts in {} days)",
+            (not_before - now).div_euclid(DAY)
+        )
+    } else if now >= not_after {
+        format!(
+            "Days Left: EXPIRED {} days ago",
+            (now - not_after).div_euclid(DAY)
+        )
+    } else {
+        format!("Days Left: {}", (not_after - now).div_euclid(DAY))
+    }
 }
 
 /// Refuses to clobber existing files (keys especially) unless `--force`.
@@ -317,4 +359,23 @@ fn passphrase_from_env(var: &str) -> anyhow::Result<Option<Secret>> {
         bail!("environment variable {var} is set but empty");
     }
     Ok(Some(Zeroizing::new(value.as_bytes().to_vec())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_left_say_valid_expired_or_not_yet() {
+        let day = 86_400;
+        assert_eq!(validity_left(0, 30 * day, 10 * day + 5), "Days Left: 19");
+        assert_eq!(
+            validity_left(0, 30 * day, 32 * day),
+            "Days Left: EXPIRED 2 days ago"
+        );
+        assert_eq!(
+            validity_left(5 * day, 30 * day, day),
+            "Days Left: not valid yet (starts in 4 days)"
+        );
+    }
 }

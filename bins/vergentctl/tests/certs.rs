@@ -81,9 +81,41 @@ fn readme_certificate_flow_produces_certs_openssl_verifies_and_inspect_cert_show
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
+    assert!(text.contains("Key Type: ECDSA P-256"), "{text}");
+    assert!(
+        text.contains("Days Left: 36"),
+        "one year less a day or so: {text}"
+    );
     let ca_text = String::from_utf8_lossy(&ctl(dir, &["inspect-cert", "--cert", "ca.pem"]).stdout)
         .into_owned();
     assert!(ca_text.contains("Is CA: True"), "{ca_text}");
+    let chained = ctl(
+        dir,
+        &["inspect-cert", "--cert", "node-1.crt", "--ca", "ca.pem"],
+    );
+    assert!(ok(&chained));
+    assert!(
+        String::from_utf8_lossy(&chained.stdout)
+            .contains("Chain: OK (issued by CN=Vergent Root CA"),
+        "{}",
+        String::from_utf8_lossy(&chained.stdout)
+    );
+    // Another CA did not issue it: exit 1 with the reason.
+    assert!(ok(&ctl(
+        dir,
+        &["gen-root", "--out", "other.pem", "--key-out", "other.key"]
+    )));
+    let foreign = ctl(
+        dir,
+        &["inspect-cert", "--cert", "node-1.crt", "--ca", "other.pem"],
+    );
+    assert_eq!(foreign.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&foreign.stdout).contains("Chain: FAILED"));
+    assert!(
+        String::from_utf8_lossy(&foreign.stderr).contains("was not issued by the CA in other.pem"),
+        "{}",
+        String::from_utf8_lossy(&foreign.stderr)
+    );
 
     let key_mode = std::fs::metadata(dir.join("node-1.key"))
         .expect("key")
@@ -94,6 +126,25 @@ fn readme_certificate_flow_produces_certs_openssl_verifies_and_inspect_cert_show
     let Some(verify) = openssl(dir, &["verify", "-CAfile", "ca.pem", "node-1.crt"]) else {
         return;
     };
+    // The fingerprint is the one openssl computes.
+    let fp = openssl(
+        dir,
+        &[
+            "x509",
+            "-in",
+            "node-1.crt",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+    )
+    .expect("openssl present");
+    let fp = String::from_utf8_lossy(&fp.stdout);
+    let fp = fp.trim().rsplit('=').next().expect("a fingerprint");
+    assert!(
+        text.contains(&format!("SHA-256 Fingerprint: {fp}")),
+        "{fp} not in:\n{text}"
+    );
     assert!(ok(&verify));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("node-1.crt: OK"));
     let decrypt = openssl(

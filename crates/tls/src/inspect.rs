@@ -69,6 +69,11 @@ pub struct CertInfo {
     pub extended_key_usage: Vec<String>,
     /// Role the certificate grants, from its extended key usage.
     pub role: Role,
+    /// SHA-256 of the DER encoding, uppercase hex pairs joined by `:` (as
+    /// `openssl x509 -fingerprint -sha256` prints it).
+    pub fingerprint_sha256: String,
+    /// The public key's algorithm and size (e.g. `ECDSA P-256`, `RSA 2048 bits`).
+    pub key_type: String,
 }
 
 impl fmt::Display for CertInfo {
@@ -97,7 +102,8 @@ impl fmt::Display for CertInfo {
                 self.extended_key_usage.join(", ")
             )?;
         }
-        Ok(())
+        write!(f, "\nKey Type: {}", self.key_type)?;
+        write!(f, "\nSHA-256 Fingerprint: {}", self.fingerprint_sha256)
     }
 }
 
@@ -117,10 +123,60 @@ pub fn inspect(cert_pem_or_der: &[u8]) -> Result<CertInfo, Error> {
         der.as_ref()
     };
     let cert = parse_der(bytes, "inspected certificate")?;
-    info(&cert)
+    info(&cert, bytes)
 }
 
-fn info(cert: &X509Certificate<'_>) -> Result<CertInfo, Error> {
+/// Checks that the certificate (PEM or DER) was issued by one of the CA
+/// certificates in `ca_pem` (subject and signature); returns that CA's subject.
+pub fn check_chain(cert_pem_or_der: &[u8], ca_pem: &[u8]) -> Result<String, Error> {
+    let der;
+    let bytes = if cert_pem_or_der.starts_with(&[0x30]) {
+        cert_pem_or_der
+    } else {
+        der = pem::certificates(cert_pem_or_der, &pem::memory("certificate"))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoCertificate {
+                path: pem::memory("certificate"),
+            })?;
+        der.as_ref()
+    };
+    let cert = parse_der(bytes, "certificate")?;
+    let roots = pem::certificates(ca_pem, &pem::memory("CA certificate"))?;
+    for root_der in &roots {
+        let root = parse_der(root_der, "CA certificate")?;
+        if root.subject().as_raw() == cert.issuer().as_raw()
+            && cert.verify_signature(Some(root.public_key())).is_ok()
+        {
+            return Ok(rfc4514(root.subject()));
+        }
+    }
+    Err(Error::NotIssuedByCa {
+        cert: pem::memory("certificate"),
+        ca: pem::memory("CA certificate"),
+    })
+}
+
+/// `ECDSA P-256`, `Ed25519`, `RSA 2048 bits`...
+fn key_type(cert: &X509Certificate<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    let spki = cert.public_key();
+    let oid = spki.algorithm.algorithm.to_id_string();
+    match (oid.as_str(), spki.parsed()) {
+        ("1.3.101.112", _) => "Ed25519".into(),
+        ("1.3.101.113", _) => "Ed448".into(),
+        (_, Ok(PublicKey::RSA(rsa))) => format!("RSA {} bits", rsa.key_size()),
+        (_, Ok(PublicKey::EC(ec))) => match ec.key_size() {
+            256 => "ECDSA P-256".into(),
+            384 => "ECDSA P-384".into(),
+            521 => "ECDSA P-521".into(),
+            n => format!("ECDSA {n} bits"),
+        },
+        _ => format!("algorithm {oid}"),
+    }
+}
+
+fn info(cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertInfo, Error> {
     let invalid = |e: x509_parser::error::X509Error| Error::InvalidCertificate {
         context: "inspected certificate".to_owned(),
         reason: e.to_string(),
@@ -170,6 +226,13 @@ fn info(cert: &X509Certificate<'_>) -> Result<CertInfo, Error> {
         key_usage,
         extended_key_usage,
         role: Role::from_x509(cert),
+        fingerprint_sha256: ring::digest::digest(&ring::digest::SHA256, der)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        key_type: key_type(cert),
     })
 }
 

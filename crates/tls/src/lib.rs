@@ -26,7 +26,7 @@ pub use generate::{
     generate_root_unencrypted, write_private, write_public,
 };
 pub use identity::{Identity, TlsFiles};
-pub use inspect::{CertInfo, San, inspect};
+pub use inspect::{CertInfo, San, check_chain, inspect};
 pub use role::Role;
 /// Re-exported because generated keys are handed out as `Zeroizing<String>`.
 pub use zeroize::Zeroizing;
