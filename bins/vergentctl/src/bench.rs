@@ -371,7 +371,7 @@ async fn bench(
     let mut conns = Vec::new();
     for i in 0..args.connections {
         let endpoint = &args.endpoints[i % args.endpoints.len()];
-        let client = Client::connect(ClientConfig::new(endpoint.clone(), tls.clone()))
+        let client = Client::connect(measured(ClientConfig::new(endpoint.clone(), tls.clone())))
             .await
             .with_context(|| format!("connect to {endpoint}"))?;
         conns.push(client);
@@ -392,9 +392,10 @@ async fn bench(
     let probe = match &args.lag_from {
         None => None,
         Some(endpoint) => {
-            let watcher = Client::connect(ClientConfig::new(endpoint.clone(), tls.clone()))
-                .await
-                .with_context(|| format!("connect to {endpoint}"))?;
+            let watcher =
+                Client::connect(measured(ClientConfig::new(endpoint.clone(), tls.clone())))
+                    .await
+                    .with_context(|| format!("connect to {endpoint}"))?;
             let mut stream = watcher
                 .watch(Vec::new())
                 .await
@@ -763,6 +764,13 @@ mod tests {
             }
         }
     }
+}
+
+/// A client that never retries: each request is measured as it went, and
+/// an error counts as one.
+fn measured(mut config: ClientConfig) -> ClientConfig {
+    config.retry = vergent_client::RetryConfig::never();
+    config
 }
 
 #[cfg(test)]

@@ -340,6 +340,9 @@ impl Cluster {
         config.server_name = Some("localhost".into());
         config.connect_timeout = timeout;
         config.request_timeout = timeout;
+        // The history records each call's own outcome: a client that
+        // retried would hide the attempts the checkers must see.
+        config.retry = vergent_client::RetryConfig::never();
         config
     }
 
