@@ -165,6 +165,8 @@ fn a_connection_over_its_rate_limit_is_refused_with_a_retry_hint_while_another_i
         let connect = || async {
             let mut c = vergent_client::ClientConfig::new(node.addr.clone(), certs.client.clone());
             c.request_timeout = Duration::from_secs(10);
+            // Each refusal must reach the test, not be retried away.
+            c.retry = vergent_client::RetryConfig::never();
             vergent_client::Client::connect(c).await.expect("connect")
         };
         let busy = connect().await;

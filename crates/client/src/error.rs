@@ -90,8 +90,8 @@ impl Error {
     /// True for [`Error::Connect`] (no connection, so never sent) and for
     /// these refusals, each of which the node sends before changing
     /// anything: `BOOTSTRAPPING`, `FENCED` (another node may serve),
-    /// `CONTENTION`, `NOT_ENOUGH_VOTERS`, `NO_VOTING_CONFIG` and
-    /// `READ_TIMEOUT` (the cause may pass). False for an unknown outcome
+    /// `CONTENTION`, `NOT_ENOUGH_VOTERS`, `NO_VOTING_CONFIG`,
+    /// `READ_TIMEOUT` and `RATE_LIMITED` (the cause may pass). False for an unknown outcome
     /// ([`Error::Transport`], [`Error::Timeout`], `OUTCOME_UNKNOWN`, and
     /// `SHUTTING_DOWN` or `STORAGE_FAILURE`, which can come after a write
     /// was queued), for a request that would be refused again (an invalid
@@ -118,7 +118,8 @@ impl Error {
                     | ErrorCode::Contention
                     | ErrorCode::NotEnoughVoters
                     | ErrorCode::NoVotingConfig
-                    | ErrorCode::ReadTimeout,
+                    | ErrorCode::ReadTimeout
+                    | ErrorCode::RateLimited,
                 ) => Outcome::NotApplied,
                 Some(
                     ErrorCode::ShuttingDown | ErrorCode::StorageFailure | ErrorCode::OutcomeUnknown,
@@ -367,6 +368,7 @@ mod tests {
             ErrorCode::NotEnoughVoters,
             ErrorCode::NoVotingConfig,
             ErrorCode::ReadTimeout,
+            ErrorCode::RateLimited,
         ];
         let mut seen = 0;
         // Every code the client knows, including any added after this test.
