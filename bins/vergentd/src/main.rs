@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let settings = match config::resolve(cli) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vergentd: {e:#}");
+            eprintln!("vergentd: {}", chain(&e));
             return ExitCode::from(2);
         }
     };
@@ -50,11 +50,28 @@ fn main() -> ExitCode {
     match runtime.block_on(run(settings.node)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("failed to {e:#}");
-            eprintln!("vergentd: failed to {e:#}");
+            // Once, in the log's own format (a JSON line under
+            // `--log-format json`), which goes to stderr like everything else.
+            error!("failed to {}", chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, like `{e:#}`, but without a cause
+/// whose text the line already holds: some errors print their source in
+/// their own message and also return it as `source()`, which `{e:#}` would
+/// repeat ("cannot read x: No such file: cannot read x: No such file: …").
+fn chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.is_empty() {
+            line = cause;
+        } else if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line
 }
 
 async fn run(config: vergent_node::NodeConfig) -> anyhow::Result<()> {
@@ -107,5 +124,44 @@ fn init_tracing(level: &str, format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    /// An error that prints its source in its own message and also returns
+    /// it as `source()`, as some of the workspace's errors do.
+    #[derive(Debug)]
+    struct Read(std::io::Error);
+
+    impl std::fmt::Display for Read {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read /x.crt: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Read {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_chain_is_printed_once_without_causes_it_already_shows() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(Read(io)).context("start the node");
+        assert_eq!(
+            format!("{e:#}"),
+            "start the node: cannot read /x.crt: no such file: no such file",
+            "what anyhow alone prints"
+        );
+        assert_eq!(
+            chain(&e),
+            "start the node: cannot read /x.crt: no such file"
+        );
+        let plain = anyhow::anyhow!("missing --data-dir").context("resolve");
+        assert_eq!(chain(&plain), "resolve: missing --data-dir");
     }
 }
