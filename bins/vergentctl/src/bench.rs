@@ -21,10 +21,10 @@ use vergent_client::{Client, ClientConfig, Consistency, PutOptions};
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// Node API addresses, HOST:PORT, comma-separated; connections spread over them.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required = true, env = crate::cli::env::ENDPOINTS)]
     endpoints: Vec<String>,
     #[command(flatten)]
-    tls: crate::TlsArgs,
+    tls: crate::cli::TlsArgs,
     /// Requests in flight (one closed-loop task each).
     #[arg(long, default_value_t = 16)]
     clients: usize,

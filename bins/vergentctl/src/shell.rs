@@ -102,6 +102,12 @@ const COMMANDS: &[(&[&str], &str)] = &[
         "  members                          show the cluster as this node sees it (gossip)",
     ),
     (
+        &["endpoint"],
+        "\
+  endpoint                         show the endpoint in use (the prompt shows it too) and
+                                   every endpoint this shell may fail over to",
+    ),
+    (
         &["help", "?"],
         "  help [COMMAND]                   this text, or one command's",
     ),
@@ -323,6 +329,8 @@ pub(crate) enum Cmd {
     },
     Status,
     Members,
+    /// `endpoint`: the endpoint in use and the others.
+    Endpoint,
     /// `help`, or `help COMMAND` (its index in [`COMMANDS`]).
     Help(Option<usize>),
     Exit,
@@ -562,28 +570,13 @@ pub(crate) fn parse(line: &[u8]) -> Result<Cmd, String> {
             Ok(Cmd::Delete { key, consistency })
         }
         b"cas" => {
-            let usage = "cas KEY EXPECTED NEW | cas KEY --absent NEW | cas KEY EXPECTED --delete";
             let absent = args.iter().any(|a| a == b"--absent");
             let delete = args.iter().any(|a| a == b"--delete");
             let pos: Vec<Vec<u8>> = args
                 .into_iter()
                 .filter(|a| a != b"--absent" && a != b"--delete")
                 .collect();
-            let wrong = || format!("usage: {usage}");
-            let (key, expect, new) = match (absent, delete, pos.as_slice()) {
-                (false, false, [key, expected, new]) => {
-                    (key, CasExpect::Value(expected.clone()), Some(new))
-                }
-                (true, false, [key, new]) => (key, CasExpect::Absent, Some(new)),
-                (false, true, [key, expected]) => (key, CasExpect::Value(expected.clone()), None),
-                (true, true, [key]) => (key, CasExpect::Absent, None),
-                _ => return Err(wrong()),
-            };
-            Ok(Cmd::Cas {
-                key: key.clone(),
-                expect,
-                new: new.cloned(),
-            })
+            cas(pos, absent, delete)
         }
         b"member" => match args.as_slice() {
             [sub, id] if sub == b"remove" => Ok(Cmd::RemoveMember {
@@ -639,6 +632,10 @@ pub(crate) fn parse(line: &[u8]) -> Result<Cmd, String> {
             arity(0, "members")?;
             Ok(Cmd::Members)
         }
+        b"endpoint" => {
+            arity(0, "endpoint")?;
+            Ok(Cmd::Endpoint)
+        }
         b"help" | b"?" => match args.as_slice() {
             [] => Ok(Cmd::Help(None)),
             [name] => std::str::from_utf8(name)
@@ -651,6 +648,32 @@ pub(crate) fn parse(line: &[u8]) -> Result<Cmd, String> {
         b"exit" | b"quit" => Ok(Cmd::Exit),
         _ => Err(unknown("command", &cmd)),
     }
+}
+
+/// A `cas` from its words other than `--absent` and `--delete` (the key
+/// first) and those two flags: `KEY EXPECTED NEW`, `KEY --absent NEW`,
+/// `KEY EXPECTED --delete` or `KEY --absent --delete`.
+pub(crate) fn cas(words: Vec<Vec<u8>>, absent: bool, delete: bool) -> Result<Cmd, String> {
+    const USAGE: &str =
+        "usage: cas KEY EXPECTED NEW | cas KEY --absent NEW | cas KEY EXPECTED --delete";
+    let mut words = words.into_iter();
+    let (Some(key), rest) = (words.next(), words.collect::<Vec<_>>()) else {
+        return Err(USAGE.into());
+    };
+    let (expect, new) = match (absent, delete, <[Vec<u8>; 2]>::try_from(rest)) {
+        (false, false, Ok([expected, new])) => (CasExpect::Value(expected), Some(new)),
+        (true, false, Err(rest)) | (false, true, Err(rest)) if rest.len() == 1 => {
+            let word = rest.into_iter().next().unwrap_or_default();
+            if absent {
+                (CasExpect::Absent, Some(word))
+            } else {
+                (CasExpect::Value(word), None)
+            }
+        }
+        (true, true, Err(rest)) if rest.is_empty() => (CasExpect::Absent, None),
+        _ => return Err(USAGE.into()),
+    };
+    Ok(Cmd::Cas { key, expect, new })
 }
 
 /// Shows bytes to a reader: as they are when they are printable UTF-8 text,
@@ -1025,6 +1048,12 @@ impl Shell {
         if let Some(h) = &history {
             let _ = editor.load_history(h);
         }
+        // Install the SIGINT handler now, once: from here on Ctrl-C between
+        // requests does nothing (rustyline reads it as a key at the prompt),
+        // and during one it cancels that request (`run_cmd`).
+        self.runtime.block_on(async {
+            let _ = futures::FutureExt::now_or_never(tokio::signal::ctrl_c());
+        });
         println!(
             "Connected to {}. Type help for commands.",
             self.client.endpoint()
@@ -1053,28 +1082,61 @@ impl Shell {
         0
     }
 
+    /// Runs one command given as `vergentctl` arguments (`vergentctl get
+    /// KEY`), exactly as `-e` runs it: same output, same exit code.
+    pub(crate) fn run_one(&self, cmd: Cmd) -> u8 {
+        self.mode.set(Mode::Execute);
+        match self.run_cmd(cmd, None) {
+            Ok(Ran::Done | Ran::Exit) => 0,
+            Ok(Ran::Missing) => exit::ERROR,
+            Err(code) => code,
+        }
+    }
+
     /// Runs one line (number `at` of piped input); `Err` holds the exit code
     /// of a line that failed, after its one `error:` line on stderr.
     fn run_line(&self, line: &[u8], at: Option<usize>) -> Result<Ran, u8> {
-        let at = at.map(|n| format!(" (line {n})")).unwrap_or_default();
-        let cmd = match parse(line) {
-            Ok(c) => c,
+        match parse(line) {
+            Ok(cmd) => self.run_cmd(cmd, at),
             Err(e) => {
-                eprintln!("error: {e}{at}");
-                return Err(exit::ERROR);
+                eprintln!("error: {e}{}", line_note(at));
+                Err(exit::ERROR)
             }
-        };
+        }
+    }
+
+    /// Runs a parsed command, as [`Self::run_line`] does. In the terminal,
+    /// Ctrl-C cancels the request in flight (`watch` stops on it by itself):
+    /// it prints `(cancelled)` and the shell goes on. When the command moved
+    /// the client to another endpoint, a note on stderr says so.
+    fn run_cmd(&self, cmd: Cmd, at: Option<usize>) -> Result<Ran, u8> {
         if cmd == Cmd::Exit {
             return Ok(Ran::Exit);
         }
-        let (message, code) = match self.runtime.block_on(self.execute(cmd)) {
-            Ok(ran) => return Ok(ran),
-            Err(Failed::Local(message)) => (message, exit::ERROR),
-            Err(Failed::Client(e)) if e.is_connection() => (describe(&e), exit::CONNECT),
-            Err(Failed::Client(e)) => (describe(&e), exit::ERROR),
+        let before = self.client.endpoint();
+        let cancellable = self.mode.get() == Mode::Interactive && !matches!(cmd, Cmd::Watch { .. });
+        let result = if cancellable {
+            self.runtime
+                .block_on(unless_cancelled(self.execute(cmd), ctrl_c()))
+        } else {
+            Some(self.runtime.block_on(self.execute(cmd)))
         };
         let _ = std::io::stdout().flush();
-        eprintln!("error: {message}{at}");
+        let now = self.client.endpoint();
+        if now != before {
+            eprintln!("(now on {now}: {before} could not serve)");
+        }
+        let (message, code) = match result {
+            None => {
+                eprintln!("(cancelled)");
+                return Err(exit::ERROR);
+            }
+            Some(Ok(ran)) => return Ok(ran),
+            Some(Err(Failed::Local(message))) => (message, exit::ERROR),
+            Some(Err(Failed::Client(e))) if e.is_connection() => (describe(&e), exit::CONNECT),
+            Some(Err(Failed::Client(e))) => (describe(&e), exit::ERROR),
+        };
+        eprintln!("error: {message}{}", line_note(at));
         Err(code)
     }
 
@@ -1534,6 +1596,15 @@ impl Shell {
                     );
                 }
             }
+            Cmd::Endpoint => {
+                let (now, all) = (c.endpoint(), c.endpoints());
+                if json {
+                    emit(&mut out, &json!({"endpoint": now, "endpoints": all}));
+                } else {
+                    let _ = writeln!(out, "in use:    {now}");
+                    let _ = writeln!(out, "endpoints: {}", all.join(", "));
+                }
+            }
             Cmd::Help(None) => {
                 let _ = writeln!(out, "{}", help_text());
             }
@@ -1577,6 +1648,31 @@ impl Shell {
                 }
             }
         }
+    }
+}
+
+/// ` (line N)` for line `at` of piped input; nothing otherwise.
+fn line_note(at: Option<usize>) -> String {
+    at.map(|n| format!(" (line {n})")).unwrap_or_default()
+}
+
+/// Completes on Ctrl-C (SIGINT); never, when its handler cannot be
+/// installed.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// `work`'s output, or `None` when `cancel` completes first; `work` is then
+/// dropped, which abandons its request.
+async fn unless_cancelled<T>(
+    work: impl Future<Output = T>,
+    cancel: impl Future<Output = ()>,
+) -> Option<T> {
+    tokio::select! {
+        out = work => Some(out),
+        () = cancel => None,
     }
 }
 
@@ -1915,6 +2011,46 @@ mod tests {
                     "{name}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_cancelled_request_is_dropped_at_once_and_one_that_is_not_finishes() {
+        struct Dropped<'a>(&'a Cell<bool>);
+        impl Drop for Dropped<'_> {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dropped = Cell::new(false);
+        let request = async {
+            let _guard = Dropped(&dropped);
+            std::future::pending::<u8>().await
+        };
+        assert_eq!(rt.block_on(unless_cancelled(request, async {})), None);
+        assert!(dropped.get(), "the cancelled request was not dropped");
+        let done = rt.block_on(unless_cancelled(async { 7 }, std::future::pending()));
+        assert_eq!(done, Some(7));
+    }
+
+    #[test]
+    fn cas_takes_its_words_in_any_of_the_four_forms() {
+        assert_eq!(
+            ok("cas lock --absent --delete"),
+            Cmd::Cas {
+                key: "lock".into(),
+                expect: CasExpect::Absent,
+                new: None
+            }
+        );
+        assert_eq!(ok("endpoint"), Cmd::Endpoint);
+        for line in ["cas", "cas k --absent NEW --delete", "cas k 1 2 --delete"] {
+            let err = parse(line.as_bytes()).expect_err(line);
+            assert!(err.starts_with("usage: cas"), "{line:?} gave {err:?}");
         }
     }
 
