@@ -7,7 +7,13 @@
 //! print alike, or as JSON Lines ([`Format::Json`]). A failed command prints
 //! one `error:` line (with its line number when piped) and never ends the
 //! shell; piped, the exit code is 1 if any line failed; with `-e`, a `get` that
-//! finds nothing also exits 1.
+//! finds nothing also exits 1. The one-shot subcommands (`vergentctl get …`)
+//! run their [`Cmd`] through [`Shell::run_one`], as `-e` does.
+//!
+//! The client may hold several endpoints and move to another when the node in
+//! use cannot serve: the prompt shows the endpoint in use, and a note on
+//! stderr says when a command moved it. In the terminal, Ctrl-C cancels the
+//! request in flight (the future is dropped) and the shell goes on.
 
 use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Read, Write};
