@@ -2033,8 +2033,11 @@ mod tests {
             .build()
             .expect("runtime");
         let dropped = Cell::new(false);
-        let request = async {
-            let _guard = Dropped(&dropped);
+        // The request owns the guard from the start: select! may poll
+        // either branch first, so it may never have run.
+        let guard = Dropped(&dropped);
+        let request = async move {
+            let _guard = guard;
             std::future::pending::<u8>().await
         };
         assert_eq!(rt.block_on(unless_cancelled(request, async {})), None);
