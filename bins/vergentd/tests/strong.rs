@@ -629,7 +629,7 @@ fn a_wiped_voter_does_not_vote_with_its_lost_promises_and_is_re_added_afresh() {
 }
 
 /// Waits until every node reports at most `most` per-key consensus records.
-async fn collected_to(clients: &[Client], most: u64) -> Vec<u64> {
+async fn collected_to(clients: &[Client], nodes: &[Proc], most: u64) -> Vec<u64> {
     let until = Instant::now() + DEADLINE;
     loop {
         let mut held = Vec::new();
@@ -639,10 +639,25 @@ async fn collected_to(clients: &[Client], most: u64) -> Vec<u64> {
         if held.iter().all(|n| *n <= most) {
             return held;
         }
-        assert!(
-            Instant::now() < until,
-            "per-key consensus state not collected within {DEADLINE:?}: {held:?} records held"
-        );
+        if Instant::now() >= until {
+            // What the collections said, for the failure report.
+            let said: Vec<String> = nodes
+                .iter()
+                .flat_map(|n| {
+                    n.log_text()
+                        .lines()
+                        .filter(|l| l.contains("collect") || l.contains("settle") || l.contains("keeps"))
+                        .rev()
+                        .take(6)
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            panic!(
+                "per-key consensus state not collected within {DEADLINE:?}: {held:?} records held\n{}",
+                said.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -650,7 +665,7 @@ async fn collected_to(clients: &[Client], most: u64) -> Vec<u64> {
 #[test]
 fn per_key_consensus_state_is_collected_once_every_voter_committed_and_the_values_stay() {
     let cluster = Cluster::new(3);
-    let _nodes: Vec<Proc> = (0..3)
+    let nodes: Vec<Proc> = (0..3)
         .map(|i| cluster.start_with(i, &["--paxos-gc-after", "2s"]))
         .collect();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -693,7 +708,7 @@ fn per_key_consensus_state_is_collected_once_every_voter_committed_and_the_value
             most_held >= 5,
             "records are held first: at most {most_held}"
         );
-        collected_to(&clients, 0).await;
+        collected_to(&clients, &nodes, 0).await;
         // What consensus decided survives collection, and consensus goes on.
         for k in 0..30 {
             let key = format!("gc/{k}");

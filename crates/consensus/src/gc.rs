@@ -18,6 +18,11 @@
 //!   same committed ballot ([`Report`], [`agreed`]), and each voter re-checks
 //!   its own record at deletion time ([`may_forget`]).
 //!
+//! A proposal still recorded as accepted but covered by the committed ballot
+//! (accepted at or below it) is decided: it does not hold a record back.
+//! One that is not covered, on a voter whose commit message was lost, only
+//! a round on the key can settle ([`needs_round`]).
+//!
 //! A deleted key reads, to the next round, exactly like a key whose value
 //! arrived by replication: the LWW record is the state.
 
@@ -65,10 +70,15 @@ pub fn check_floor(
 /// other record (in flight, newer than the floor, never committed).
 #[must_use]
 pub fn reclaimable(state: &AcceptorState, floor: &Ballot) -> Option<Ballot> {
-    if state.accepted.is_some() {
+    let committed = state.committed.as_ref()?;
+    // An accepted proposal the commit covers is decided, not in flight.
+    if state
+        .accepted
+        .as_ref()
+        .is_some_and(|a| a.ballot > *committed)
+    {
         return None;
     }
-    let committed = state.committed.as_ref()?;
     let promise_below = state.promised.as_ref().is_none_or(|p| p <= floor);
     (committed < floor && promise_below).then(|| committed.clone())
 }
@@ -116,6 +126,17 @@ pub fn agreed<'a>(reports: impl IntoIterator<Item = &'a Report>) -> Option<Ballo
         }
     }
     first.cloned()
+}
+
+/// Whether the voters' reports on a key show a record that only a round on
+/// the key can settle: every voter answered (the caller checks), some record
+/// is reclaimable and another must stay (a proposal accepted and never
+/// committed there, typically a commit message that was lost). A read of
+/// the key completes it, and a later collection finds the key [`agreed`].
+pub fn needs_round<'a>(reports: impl IntoIterator<Item = &'a Report> + Clone) -> bool {
+    let reports = reports.into_iter().collect::<Vec<_>>();
+    reports.iter().any(|r| matches!(r, Report::Reclaimable(_)))
+        && reports.iter().any(|r| matches!(r, Report::Keep))
 }
 
 /// Whether this acceptor may delete its record now, for the decision every
@@ -178,6 +199,10 @@ mod tests {
             base: None,
         });
         assert_eq!(reclaimable(&in_flight, &floor), None);
+        // The same proposal once committed, its accepted copy still
+        // recorded (the commit covers it): decided, so reclaimable.
+        in_flight.committed = Some(b(8));
+        assert_eq!(reclaimable(&in_flight, &floor), Some(b(8)));
     }
 
     #[test]
@@ -201,6 +226,19 @@ mod tests {
         // Nothing to delete anywhere.
         assert_eq!(all(&[Absent, Absent]), None);
         assert_eq!(all(&[]), None);
+    }
+
+    #[test]
+    fn a_key_some_voters_could_release_and_another_must_keep_needs_a_round() {
+        use Report::{Absent, Keep, Reclaimable};
+        let x = b(4);
+        assert!(needs_round(&[Reclaimable(x.clone()), Keep]));
+        assert!(!needs_round(&[Reclaimable(x.clone()), Absent]));
+        assert!(
+            !needs_round(&[Keep, Keep]),
+            "in flight everywhere: let it finish"
+        );
+        assert!(!needs_round(&[]));
     }
 
     #[test]

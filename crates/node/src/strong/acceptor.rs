@@ -268,9 +268,16 @@ impl Strong {
             let page = self.store.paxos_states(after.as_deref(), limit + 1)?;
             reply.more = page.len() > limit;
             for (key, bytes) in page.into_iter().take(limit) {
-                let r = report(&key, Some(bytes))?;
+                let r = report(&key, Some(bytes.clone()))?;
                 if matches!(r, Report::Reclaimable(_)) {
                     reply.entries.push(wire::gc_entry_to(&key, &r));
+                } else if key != CONFIG_KEY {
+                    tracing::debug!(
+                        key = %key.escape_ascii(),
+                        state = ?decode_state(&key, &bytes).ok(),
+                        floor = ?floor,
+                        "collection keeps this record"
+                    );
                 }
                 reply.last = key;
             }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use vergent_consensus::Ballot;
-use vergent_consensus::gc::{Report, agreed};
+use vergent_consensus::gc::{Report, agreed, needs_round};
 use vergent_gossip::State;
 use vergent_hlc::Timestamp;
 use vergent_types::NodeId;
@@ -34,6 +34,9 @@ use super::{Strong, StrongError, wire};
 
 /// Most keys one round considers.
 const ROUND_KEYS: usize = 8 * KEYS_PAGE;
+/// Reads one collection runs, at most, to settle keys a lost commit left
+/// undecided on some voter.
+const ROUNDS_PER_COLLECTION: usize = 64;
 
 impl Strong {
     /// The `paxos-gc` worker: a collection round every half of
@@ -144,7 +147,7 @@ impl Strong {
 
         // 2. Every voter reports on every candidate.
         let candidates: Vec<Vec<u8>> = candidates.into_iter().take(ROUND_KEYS).collect();
-        let mut reports: BTreeMap<Vec<u8>, Vec<Report>> = BTreeMap::new();
+        let mut reports: BTreeMap<Vec<u8>, Vec<(NodeId, Report)>> = BTreeMap::new();
         for chunk in candidates.chunks(KEYS_PAGE) {
             for v in &voters {
                 let q = pb::PaxosGcList {
@@ -158,7 +161,7 @@ impl Strong {
                 for e in reply.entries {
                     let (key, report) = wire::gc_entry_from(e)?;
                     if chunk.contains(&key) && answered.insert(key.clone()) {
-                        reports.entry(key).or_default().push(report);
+                        reports.entry(key).or_default().push((v.clone(), report));
                     }
                 }
                 if answered.len() != chunk.len() {
@@ -170,17 +173,31 @@ impl Strong {
                 }
             }
         }
-
-        // 3. Delete what every report agrees on, everywhere.
-        let forget: Vec<pb::PaxosGcEntry> = reports
+        let complete: Vec<(&Vec<u8>, Vec<&Report>)> = reports
             .iter()
             .filter(|(_, r)| r.len() == voters.len())
-            .filter_map(|(key, r)| {
-                agreed(r.iter()).map(|b| wire::gc_entry_to(key, &Report::Reclaimable(b)))
-            })
+            .map(|(k, r)| (k, r.iter().map(|(_, report)| report).collect()))
             .collect();
-        for chunk in forget.chunks(KEYS_PAGE) {
-            for v in &voters {
+
+        // 3. Delete what every report agrees on, everywhere.
+        let mut forget: BTreeMap<&NodeId, Vec<pb::PaxosGcEntry>> = BTreeMap::new();
+        let mut agreed_keys = 0;
+        for (key, _) in complete
+            .iter()
+            .filter(|(_, r)| agreed(r.iter().copied()).is_some())
+        {
+            agreed_keys += 1;
+            for (v, report) in &reports[*key] {
+                if matches!(report, Report::Reclaimable(_)) {
+                    forget
+                        .entry(v)
+                        .or_default()
+                        .push(wire::gc_entry_to(key, report));
+                }
+            }
+        }
+        for (v, entries) in forget {
+            for chunk in entries.chunks(KEYS_PAGE) {
                 let f = pb::PaxosForget {
                     from: self.me.to_string(),
                     floor: Some(wire::ballot_to(&floor)),
@@ -193,7 +210,23 @@ impl Strong {
                 }
             }
         }
-        Ok(forget.len())
+
+        // 4. A key some voters could release while another holds a proposal
+        // never committed there (its commit was lost) stays until a round
+        // decides it: a read completes the proposal and commits it on every
+        // voter, and a later collection finds the key agreed.
+        let unsettled: Vec<Vec<u8>> = complete
+            .iter()
+            .filter(|(_, r)| needs_round(r.iter().copied()))
+            .map(|(k, _)| (*k).clone())
+            .take(ROUNDS_PER_COLLECTION)
+            .collect();
+        for key in unsettled {
+            if let Err(e) = self.read(key).await {
+                debug!(error = %e, "a read to settle a key for collection failed");
+            }
+        }
+        Ok(agreed_keys)
     }
 
     async fn gc_list_at(
