@@ -268,12 +268,16 @@ fn inspect_display_matches_readme_layout() {
          - <DNSName(value='localhost')>\n  \
          - <IPAddress(value=127.0.0.1)>\n\
          Key Usage: Digital Signature\n\
-         Extended Key Usage: TLS Web Server Authentication, TLS Web Client Authentication",
-        info.serial, info.not_before, info.not_after
+         Extended Key Usage: TLS Web Server Authentication, TLS Web Client Authentication\n\
+         Key Type: ECDSA P-256\n\
+         SHA-256 Fingerprint: {}",
+        info.serial, info.not_before, info.not_after, info.fingerprint_sha256
     );
     assert_eq!(info.to_string(), expected);
     assert!(info.serial.chars().all(|c| c.is_ascii_digit()));
     assert!(info.not_before.ends_with("+00:00") && info.not_before.len() == 25);
+    // 32 bytes as uppercase hex pairs.
+    assert_eq!(info.fingerprint_sha256.len(), 32 * 3 - 1);
 }
 
 #[test]
