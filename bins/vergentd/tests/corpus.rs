@@ -1094,17 +1094,10 @@ fn malformed_grpc_requests_get_clear_statuses_and_change_nothing() {
     w.rt.block_on(async {
         let put = "/vergent.api.v1.Kv/Put";
         let valid_put = frame(0, &put_request(b"corpus", b"bad!!!"));
-        let json = br#"{"key":"Y29ycHVz","value":"YmFkISEh"}"#.to_vec();
-        // (input, path, headers, body, end of stream, acceptable statuses)
+        // (input, path, headers, body, end of stream, acceptable statuses).
+        // A JSON body labelled application/json is refused before gRPC, with
+        // HTTP 415 (a_well_framed_put_with_a_non_grpc_content_type_is_refused).
         let cases: Vec<GrpcCase> = vec![
-            (
-                "content-type application/json, a JSON body",
-                put,
-                &[("content-type", "application/json"), ("te", "trailers")],
-                json,
-                true,
-                &[GRPC_INTERNAL],
-            ),
             (
                 "a frame header declaring 100 bytes, 10 sent, end of stream",
                 put,
@@ -1239,12 +1232,9 @@ fn malformed_grpc_requests_get_clear_statuses_and_change_nothing() {
     w.finish();
 }
 
-// Fails today: the node serves such a request as gRPC and stores the key
-// (tonic does not check the content-type or the method; grpc/grpc-rust
-// issue 1720). Ignored so the suite stays green for everyone until the node
-// refuses them; run it with `--run-ignored all`.
+// Failed before the node refused them (tonic routes by path alone; see
+// grpc/grpc-rust issue 1720): each was served as gRPC and stored its key.
 #[test]
-#[ignore = "known bug: non-gRPC content-types and GET are served as gRPC"]
 fn a_well_framed_put_with_a_non_grpc_content_type_is_refused() {
     // gRPC over HTTP/2: "If Content-Type does not begin with
     // application/grpc, gRPC servers SHOULD respond with HTTP status of 415
@@ -1295,6 +1285,12 @@ fn a_well_framed_put_with_a_non_grpc_content_type_is_refused() {
         (answers, stored)
     });
     let (answers, stored) = answers;
+    // The gRPC spec's answers: 415 for a content type that is not gRPC,
+    // 405 for a method other than POST.
+    for (name, a) in &answers {
+        let want = if name.starts_with("method") { 405 } else { 415 };
+        assert_eq!(a.http, want, "{name}: {a:?}");
+    }
     let served: Vec<_> = answers
         .iter()
         .filter(|(_, a)| a.http == 200 && a.status == Some(GRPC_OK))

@@ -646,7 +646,9 @@ async fn collected_to(clients: &[Client], nodes: &[Proc], most: u64) -> Vec<u64>
                 .flat_map(|n| {
                     n.log_text()
                         .lines()
-                        .filter(|l| l.contains("collect") || l.contains("settle") || l.contains("keeps"))
+                        .filter(|l| {
+                            l.contains("collect") || l.contains("settle") || l.contains("keeps")
+                        })
                         .rev()
                         .take(6)
                         .map(str::to_string)

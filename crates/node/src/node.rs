@@ -30,6 +30,9 @@ const STORE_ID_META: &str = "store_id";
 /// Present while a node that started empty has not finished bootstrapping,
 /// so a crash mid-bootstrap still reports `bootstrapping` after restart.
 const BOOTSTRAP_META: &str = "bootstrap_pending";
+/// Requests one client connection may have in flight at once (HTTP/2
+/// streams); more wait for one to finish.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 /// Changes a watcher may fall behind by before its stream is closed...
 const WATCH_BUFFER: usize = 4096;
 /// ...and the bytes the feed holds for watchers at most, whatever their number.
@@ -398,6 +401,10 @@ impl Node {
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(Duration::from_secs(20)))
+                // Each stream may reserve its declared message size: bound
+                // what one connection can ask for at once.
+                .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+                .layer(crate::api::grpc_only::GrpcOnly)
                 .add_service(health_service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)

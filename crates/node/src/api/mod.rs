@@ -3,6 +3,7 @@
 //! status snapshots. Protocol details (messages, consistency levels, status
 //! codes) live here and nowhere else.
 
+pub(crate) mod grpc_only;
 pub(crate) mod limit;
 pub(crate) mod status;
 
