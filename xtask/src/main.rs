@@ -8,11 +8,13 @@
 //! - `cargo xtask deps`  install the system packages the build needs.
 //! - `cargo xtask chaos` run a real cluster under faults and check the history.
 //! - `cargo xtask bench` the standard benchmark scenarios on fresh local clusters.
+//! - `cargo xtask fuzz`  the cargo-fuzz targets, each for a while.
 
 mod anchors;
 mod bench;
 mod chaos;
 mod deps;
+mod fuzz;
 mod run;
 mod test;
 mod tidy;
@@ -33,6 +35,10 @@ commands:
   test           everything CI checks: fmt, clippy, tests, docs, crate layering, tidy rules
   deps           install the system packages the build and the tests need (libclang, a C++
                  compiler, openssl, the chaos fault tools, prometheus)
+  fuzz [--duration 30s] [TARGET ...]
+                 run the cargo-fuzz targets of crates/fuzz (peer frames, API requests,
+                 acceptor records, HLC and node-id text), each for the duration; installs
+                 cargo-fuzz if missing; corpora in crates/fuzz/corpus
   chaos [--release] [--out DIR] [--nodes N] [--duration 60s] [--seed S | --seeds N]
         [--faults LIST] [--tombstone-grace D]
                  fault-injection suite: N real nodes in a network namespace of their own
@@ -63,6 +69,7 @@ fn main() -> std::process::ExitCode {
             .and_then(|()| deps::ensure_test_tools()),
         Some("chaos") => chaos::chaos(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             eprintln!("{USAGE}");
             return std::process::ExitCode::SUCCESS;

@@ -67,6 +67,9 @@ pub(crate) fn test(args: &[String]) -> anyhow::Result<()> {
         sh(cargo()
             .args(["doc", "--workspace", "--no-deps", "--locked"])
             .env("RUSTDOCFLAGS", "-D warnings"))?;
+        // Every decoder of untrusted bytes, fuzzed briefly (long runs:
+        // `cargo xtask fuzz --duration 10m`, docs/testing.md).
+        crate::fuzz::fuzz(&["--duration".into(), "15s".into()])?;
         // A short fault-injection run on real processes on a pinned seed,
         // so an unrelated change cannot fail on a random schedule (this one
         // kills, isolates and wipes n1: the wipe follows a partition longer

@@ -18,14 +18,13 @@
 
 mod error;
 mod locks;
-mod record;
 mod store;
 mod sync;
 
 pub use error::{Error, StampError};
-pub use record::{DecodeError, Record};
 pub use store::{
     Applied, EngineStats, FailureHook, FsyncPolicy, IoStats, KeyState, LeafVersions, LogEntry,
     MemoryUsage, Mutation, Observer, ScanBounds, ScanPage, Store, StoreOptions, SyncHook, Unsynced,
     Written,
 };
+pub use vergent_types::record::{DecodeError, Record};

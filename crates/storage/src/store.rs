@@ -9,8 +9,9 @@ use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
     Direction, ErrorKind, IteratorMode, MergeOperands, Options, WriteBatch, WriteOptions,
 };
+use vergent_types::Version;
 use vergent_types::digest::{LEAVES, LeafEntry, leaf_of, record_hash};
-use vergent_types::{NodeId, Version};
+use vergent_types::record::{decode_index, decode_log_value, encode_index, encode_log_value};
 
 use crate::locks::StripedLocks;
 use crate::sync::GroupSync;
@@ -1482,27 +1483,6 @@ impl Store {
     }
 }
 
-fn encode_log_value(key: &[u8], record: &Record) -> Vec<u8> {
-    let rec = record.encode();
-    let mut out = Vec::with_capacity(4 + key.len() + rec.len());
-    // Keys are bounded by the node's limits (far below 4 GiB).
-    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
-    out.extend_from_slice(key);
-    out.extend_from_slice(&rec);
-    out
-}
-
-fn decode_log_value(bytes: &[u8]) -> Result<(Vec<u8>, Record), crate::DecodeError> {
-    let len = bytes
-        .get(..4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map(u32::from_be_bytes)
-        .ok_or(crate::DecodeError::Truncated)? as usize;
-    let key = bytes.get(4..4 + len).ok_or(crate::DecodeError::Truncated)?;
-    let record = Record::decode(&bytes[4 + len..])?;
-    Ok((key.to_vec(), record))
-}
-
 /// The lowest sequence number in the log (0 when it is empty), read once at open.
 fn first_log_seq(db: &DB) -> Result<u64, Error> {
     let cf = db
@@ -1544,31 +1524,6 @@ fn index_key(leaf: u16, key: &[u8]) -> Vec<u8> {
     k.extend_from_slice(&leaf.to_be_bytes());
     k.extend_from_slice(key);
     k
-}
-
-fn encode_index(record: &Record) -> Vec<u8> {
-    let origin = record.version.origin.as_str().as_bytes();
-    let mut out = Vec::with_capacity(9 + origin.len());
-    out.push(u8::from(record.is_tombstone()));
-    out.extend_from_slice(&record.version.hlc.as_u64().to_be_bytes());
-    out.extend_from_slice(origin);
-    out
-}
-
-fn decode_index(bytes: &[u8]) -> Result<(Version, bool), crate::DecodeError> {
-    let (&flag, bytes) = bytes.split_first().ok_or(crate::DecodeError::Truncated)?;
-    let hlc = bytes
-        .get(..8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map(u64::from_be_bytes)
-        .ok_or(crate::DecodeError::Truncated)?;
-    let origin = String::from_utf8(bytes[8..].to_vec())
-        .map_err(|e| crate::DecodeError::BadOrigin(e.to_string()))?;
-    let origin = NodeId::new(origin).map_err(|e| crate::DecodeError::BadOrigin(e.to_string()))?;
-    Ok((
-        Version::new(vergent_hlc::Timestamp::from_u64(hlc), origin),
-        flag == 1,
-    ))
 }
 
 /// Calls `f` with every stored record, in key order.

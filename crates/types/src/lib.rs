@@ -1,4 +1,5 @@
-//! Shared vocabulary of Vergent: node identities, record versions and request limits.
+//! Shared vocabulary of Vergent: node identities, record versions, the
+//! stored record and its on-disk encodings, and request limits.
 //!
 //! Every other crate speaks in these types, so they stay small and pure.
 //! This crate must not depend on I/O, async runtimes, protobuf or RocksDB; it
@@ -7,6 +8,7 @@
 pub mod digest;
 mod limits;
 mod node_id;
+pub mod record;
 mod version;
 
 pub use limits::{LimitError, Limits};
