@@ -78,16 +78,10 @@ pub(crate) fn build_loadgen(harness: &Path) -> anyhow::Result<PathBuf> {
             harness.display()
         );
     }
-    // etcdctl: the harness's health check; protoc: etcd-client's build
-    // script compiles etcd's protos.
-    for tool in ["etcd", "etcdctl", "redis-server", "protoc"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            bail!(
-                "{tool} is not installed (Debian: apt-get install etcd-server etcd-client \
-                 redis-server protobuf-compiler)"
-            );
-        }
-    }
+    // etcd, etcdctl (the harness's health check), redis-server and protoc
+    // (etcd-client's build compiles etcd's protos): installed as `xtask
+    // deps` installs, or the exact command is named.
+    crate::deps::ensure_anchor_tools()?;
     let target = root().join("target").join("anchor-loadgen");
     sh(cargo()
         .args(["build", "--release", "--manifest-path"])

@@ -113,6 +113,23 @@ pub(crate) fn ensure_test_tools() -> anyhow::Result<()> {
     install(&["prometheus"])
 }
 
+/// Installs what `bench --anchors` needs to run etcd and Redis next to
+/// Vergent: the servers, etcdctl (the harness's health check) and protoc
+/// (etcd-client's build compiles etcd's protos). Says the command otherwise.
+pub(crate) fn ensure_anchor_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = [
+        ("etcd", "etcd-server"),
+        ("etcdctl", "etcd-client"),
+        ("redis-server", "redis-server"),
+        ("protoc", "protobuf-compiler"),
+    ]
+    .into_iter()
+    .filter(|(cmd, _)| !has_cmd(cmd, "--version"))
+    .map(|(_, package)| package)
+    .collect();
+    install(&missing)
+}
+
 fn install(missing: &[&str]) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
