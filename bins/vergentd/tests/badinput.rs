@@ -9,7 +9,7 @@ mod common;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Certs, Proc};
+use common::{Certs, Proc, capture_initial};
 use vergent_client::{Client, ClientConfig};
 
 /// The node's file-descriptor limit in this test.
@@ -21,34 +21,6 @@ const INITIALS: usize = 2_000;
 /// The longest any single client request may take during the floods; far
 /// above normal (a few ms), far below a stuck node (a timeout).
 const SLOW: Duration = Duration::from_secs(2);
-
-/// Captures one real QUIC Initial: a transport dialing a socket that never
-/// answers sends it there.
-fn capture_initial(certs: &Certs) -> Vec<u8> {
-    let sink = UdpSocket::bind("127.0.0.1:0").expect("sink");
-    sink.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let target = sink.local_addr().expect("addr");
-    let identity = vergent_tls::Identity::load(&certs.node).expect("identity");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let _guard = rt.enter();
-    let (transport, _incoming) = vergent_transport::Transport::bind(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        &identity,
-        vergent_transport::TransportConfig::default(),
-    )
-    .expect("transport");
-    rt.spawn(async move {
-        let _ = transport.open_stream(target).await;
-    });
-    let mut buf = vec![0u8; 2048];
-    let (n, _) = sink.recv_from(&mut buf).expect("an initial arrives");
-    buf.truncate(n);
-    // A long-header Initial, padded to at least 1200 bytes.
-    assert!(buf[0] & 0x80 != 0 && n >= 1200, "not an Initial: {n} bytes");
-    drop(rt);
-    buf
-}
 
 /// Connects a fresh client and times a put and a get through it.
 async fn timed_round(addr: &str, certs: &Certs, round: usize) -> Duration {
@@ -78,7 +50,7 @@ fn half_open_connections_beyond_the_fd_limit_and_quic_initials_leave_the_node_se
         NODE_FDS,
     );
     let addr = format!("127.0.0.1:{port}");
-    let initial = capture_initial(&certs);
+    let initial = capture_initial(&certs.node);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let before: Vec<Duration> = rt.block_on(async {
         let mut t = Vec::new();

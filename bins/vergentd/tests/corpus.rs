@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use common::{Proc, wait_log};
+use common::{Proc, capture_initial, wait_log};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -765,31 +765,6 @@ const GRPC: Headers = &[("content-type", "application/grpc"), ("te", "trailers")
 
 // ---------------------------------------------------------------------------
 // UDP and QUIC.
-
-/// Captures one real QUIC Initial: a transport dialing a socket that never
-/// answers sends it there (as in badinput.rs).
-fn capture_initial(node: &TlsFiles) -> Vec<u8> {
-    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
-    sink.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    let target = sink.local_addr().expect("addr");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let _guard = rt.enter();
-    let (transport, _incoming) = vergent_transport::Transport::bind(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        &identity(node),
-        vergent_transport::TransportConfig::default(),
-    )
-    .expect("transport");
-    rt.spawn(async move {
-        let _ = transport.open_stream(target).await;
-    });
-    let mut buf = vec![0u8; 2048];
-    let (n, _) = sink.recv_from(&mut buf).expect("an initial arrives");
-    buf.truncate(n);
-    assert!(buf[0] & 0x80 != 0 && n >= 1200, "not an Initial: {n} bytes");
-    drop(rt);
-    buf
-}
 
 /// What kind of QUIC packet a reply is.
 fn packet_kind(p: &[u8]) -> &'static str {

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cluster, signal};
+use common::{Cluster, signal, unread_bytes_at};
 use vergent_client::{Client, ClientConfig, Consistency, Expect, PutOptions};
 
 /// How long the cluster may take to form, or a replica to catch up.
@@ -74,25 +74,6 @@ async fn holds(cluster: &Cluster, i: usize, key: &str, value: &[u8]) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Bytes received on established TCP connections to local `port` that no
-/// process has read yet (`/proc/net/tcp`'s rx_queue).
-fn unread_bytes_at(port: u16) -> u64 {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let local_port = f.get(1)?.rsplit_once(':')?.1;
-            let established = *f.get(3)? == "01";
-            let rx = f.get(4)?.split_once(':')?.1;
-            (established && u16::from_str_radix(local_port, 16).ok()? == port)
-                .then(|| u64::from_str_radix(rx, 16).ok())
-                .flatten()
-        })
-        .sum()
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Certs, Cluster, Proc, bin, wait_output};
+use common::{Cluster, bin, unread_bytes_at, wait_output};
 use vergent_tls::TlsFiles;
 
 /// How long one vergentctl run may take.
@@ -92,24 +92,9 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
 }
 
 /// One node and the client files to reach it.
-struct Node {
-    _tmp: tempfile::TempDir,
-    certs: Certs,
-    proc: Proc,
-}
+type Node = common::OneNode;
 
 impl Node {
-    fn start() -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let certs = Certs::generate(&tmp.path().join("certs"));
-        let proc = Proc::start(&certs, &tmp.path().join("data"), &["--node-id", "node-a"]);
-        Self {
-            _tmp: tmp,
-            certs,
-            proc,
-        }
-    }
-
     /// `vergentctl SUBCOMMAND ARGS… --endpoints ADDR <TLS flags>`.
     fn one_shot(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
@@ -569,25 +554,6 @@ fn a_shell_on_three_endpoints_goes_on_through_another_when_its_node_is_killed_an
         "{stderr}"
     );
     assert!(!stderr.contains("error:"), "{stderr}");
-}
-
-/// Bytes received on established TCP connections to local `port` that no
-/// process has read yet (`/proc/net/tcp`'s rx_queue).
-fn unread_bytes_at(port: u16) -> u64 {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let local_port = f.get(1)?.rsplit_once(':')?.1;
-            let established = *f.get(3)? == "01";
-            let rx = f.get(4)?.split_once(':')?.1;
-            (established && u16::from_str_radix(local_port, 16).ok()? == port)
-                .then(|| u64::from_str_radix(rx, 16).ok())
-                .flatten()
-        })
-        .sum()
 }
 
 #[test]

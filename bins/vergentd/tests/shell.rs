@@ -8,27 +8,12 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Certs, Proc, bin, wait_output};
+use common::{bin, wait_output};
 
 /// One node and the client files to reach it.
-struct Node {
-    _tmp: tempfile::TempDir,
-    certs: Certs,
-    proc: Proc,
-}
+type Node = common::OneNode;
 
 impl Node {
-    fn start() -> Self {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let certs = Certs::generate(&tmp.path().join("certs"));
-        let proc = Proc::start(&certs, &tmp.path().join("data"), &["--node-id", "node-a"]);
-        Self {
-            _tmp: tmp,
-            certs,
-            proc,
-        }
-    }
-
     /// `vergentctl connect ADDR <args>` with `stdin` as its standard input
     /// (a pipe, written whole and closed).
     fn ctl(&self, args: &[&[u8]], stdin: &[u8]) -> Output {

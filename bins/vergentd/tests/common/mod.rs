@@ -666,3 +666,71 @@ pub fn series_value(exposition: &str, series: &str) -> Option<f64> {
             .and_then(|v| v.parse().ok())
     })
 }
+
+/// One node with certificates of its own (CN `node-a`), for tests that need
+/// a single node; its files live until it is dropped.
+pub struct OneNode {
+    pub _tmp: tempfile::TempDir,
+    pub certs: Certs,
+    pub proc: Proc,
+}
+
+impl OneNode {
+    pub fn start() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let certs = Certs::generate(&tmp.path().join("certs"));
+        let proc = Proc::start(&certs, &tmp.path().join("data"), &["--node-id", "node-a"]);
+        Self {
+            _tmp: tmp,
+            certs,
+            proc,
+        }
+    }
+}
+
+/// Bytes received on established TCP connections to local `port` that no
+/// process has read yet (`/proc/net/tcp`'s rx_queue).
+pub fn unread_bytes_at(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit_once(':')?.1;
+            let established = *f.get(3)? == "01";
+            let rx = f.get(4)?.split_once(':')?.1;
+            (established && u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| u64::from_str_radix(rx, 16).ok())
+                .flatten()
+        })
+        .sum()
+}
+
+/// Captures one real QUIC Initial: a transport presenting `node` dials a
+/// socket that never answers and sends it there.
+pub fn capture_initial(node: &TlsFiles) -> Vec<u8> {
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
+    sink.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let target = sink.local_addr().expect("addr");
+    let identity = vergent_tls::Identity::load(node).expect("identity");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _guard = rt.enter();
+    let (transport, _incoming) = vergent_transport::Transport::bind(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        &identity,
+        vergent_transport::TransportConfig::default(),
+    )
+    .expect("transport");
+    rt.spawn(async move {
+        let _ = transport.open_stream(target).await;
+    });
+    let mut buf = vec![0u8; 2048];
+    let (n, _) = sink.recv_from(&mut buf).expect("an initial arrives");
+    buf.truncate(n);
+    // A long-header Initial, padded to at least 1200 bytes.
+    assert!(buf[0] & 0x80 != 0 && n >= 1200, "not an Initial: {n} bytes");
+    drop(rt);
+    buf
+}
