@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, bin, unread_bytes_at, wait_output};
+use common::{Cluster, bin, run_with_stdin, unread_bytes_at, wait_output};
 use vergent_tls::TlsFiles;
 
 /// How long one vergentctl run may take.
@@ -42,20 +42,8 @@ fn vergentctl(args: &[&OsStr], env: &[(&str, &OsStr)], stdin: &[u8]) -> Output {
     for var in CLEARED {
         cmd.env_remove(var);
     }
-    let mut child = cmd
-        .args(args)
-        .envs(env.iter().copied())
-        .env("HOME", std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vergentctl");
-    let mut pipe = child.stdin.take().expect("stdin piped");
     // vergentctl may exit before reading it.
-    let _ = pipe.write_all(stdin);
-    drop(pipe);
-    wait_output(child, RUN_DEADLINE)
+    run_with_stdin(cmd.args(args).envs(env.iter().copied()), stdin).0
 }
 
 /// The TLS flags for `tls`.

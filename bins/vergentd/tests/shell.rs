@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{bin, wait_output};
+use common::{bin, run_with_stdin};
 
 /// One node and the client files to reach it.
 type Node = common::OneNode;
@@ -19,25 +18,19 @@ impl Node {
     fn ctl(&self, args: &[&[u8]], stdin: &[u8]) -> Output {
         use std::os::unix::ffi::OsStrExt;
         let tls = &self.certs.client;
-        let mut child = Command::new(bin("vergentctl"))
-            .args(["connect", &self.proc.addr, "--tls-certfile"])
-            .arg(&tls.cert)
-            .arg("--tls-keyfile")
-            .arg(&tls.key)
-            .arg("--tls-cafile")
-            .arg(&tls.ca)
-            .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)))
-            .env("HOME", std::env::temp_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vergentctl");
-        let mut pipe = child.stdin.take().expect("stdin piped");
-        // vergentctl may exit before reading all of it (e.g. -e mode).
-        let _ = pipe.write_all(stdin);
-        drop(pipe);
-        wait_output(child, Duration::from_secs(60))
+        // vergentctl may exit before reading all of stdin (e.g. -e mode).
+        run_with_stdin(
+            Command::new(bin("vergentctl"))
+                .args(["connect", &self.proc.addr, "--tls-certfile"])
+                .arg(&tls.cert)
+                .arg("--tls-keyfile")
+                .arg(&tls.key)
+                .arg("--tls-cafile")
+                .arg(&tls.ca)
+                .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a))),
+            stdin,
+        )
+        .0
     }
 
     /// The shell reading `script` from a pipe.

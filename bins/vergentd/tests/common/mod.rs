@@ -317,28 +317,38 @@ impl Drop for Proc {
     }
 }
 
-/// Runs `vergentctl connect` with `script` on stdin (a pipe, not a terminal).
-pub fn ctl_script(addr: &str, tls: &TlsFiles, script: &str) -> Output {
-    let mut child = Command::new(bin("vergentctl"))
-        .args(["connect", addr, "--tls-certfile"])
-        .arg(&tls.cert)
-        .arg("--tls-keyfile")
-        .arg(&tls.key)
-        .arg("--tls-cafile")
-        .arg(&tls.ca)
+/// Runs `cmd` (a `vergentctl`) with `stdin` written whole to a pipe and
+/// closed, `HOME` in the temp dir (its shell history), and its output
+/// captured within 60 s. Also returns how writing stdin went: vergentctl may
+/// exit before reading it all (e.g. in `-e` mode).
+pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> (Output, std::io::Result<()>) {
+    let mut child = cmd
         .env("HOME", std::env::temp_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn vergentctl");
-    child
-        .stdin
-        .take()
-        .expect("stdin piped")
-        .write_all(script.as_bytes())
-        .expect("write script");
-    wait_output(child, Duration::from_secs(60))
+    let mut pipe = child.stdin.take().expect("stdin piped");
+    let written = pipe.write_all(stdin);
+    drop(pipe);
+    (wait_output(child, Duration::from_secs(60)), written)
+}
+
+/// Runs `vergentctl connect` with `script` on stdin (a pipe, not a terminal).
+pub fn ctl_script(addr: &str, tls: &TlsFiles, script: &str) -> Output {
+    let (out, written) = run_with_stdin(
+        Command::new(bin("vergentctl"))
+            .args(["connect", addr, "--tls-certfile"])
+            .arg(&tls.cert)
+            .arg("--tls-keyfile")
+            .arg(&tls.key)
+            .arg("--tls-cafile")
+            .arg(&tls.ca),
+        script.as_bytes(),
+    );
+    written.expect("write script");
+    out
 }
 
 /// Waits for a child's output with a deadline, killing it past the deadline.
