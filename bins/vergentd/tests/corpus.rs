@@ -712,7 +712,16 @@ async fn http2_call(
     let answer = async {
         let mut ready = send.clone().ready().await.expect("connection ready");
         let (response, mut stream) = ready.send_request(req, false).expect("send request");
-        stream.send_data(Bytes::from(body), end).expect("send body");
+        // The node may answer (and close the stream) from the headers alone,
+        // before the body is queued: an unknown method needs no body. h2 then
+        // refuses the body as sent on an inactive stream, which is no failure
+        // of the node; its answer is read below either way.
+        if let Err(e) = stream.send_data(Bytes::from(body), end) {
+            assert!(
+                e.is_reset() || format!("{e:?}").contains("InactiveStreamId"),
+                "send body: {e:?}"
+            );
+        }
         let response = response.await.expect("response");
         let http = response.status().as_u16();
         let header = |h: &http::HeaderMap, name: &str| {
