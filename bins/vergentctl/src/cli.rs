@@ -138,8 +138,10 @@ pub(crate) struct ConnArgs {
     /// Time allowed for each request, retries and failover included.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
-    /// How results are printed: text for people, or json (JSON Lines: one
-    /// object per result on stdout, trailers on stderr).
+    /// How results are printed: text for people, json (JSON Lines: one
+    /// object per result on stdout, trailers on stderr), or table (get, scan
+    /// and members as aligned columns under a header row; other commands as
+    /// text).
     #[arg(long, value_enum, default_value_t = shell::Format::Text)]
     pub(crate) format: shell::Format,
 }

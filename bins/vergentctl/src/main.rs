@@ -8,6 +8,7 @@ mod bench;
 mod certs;
 mod cli;
 mod shell;
+mod table;
 
 use std::process::ExitCode;
 

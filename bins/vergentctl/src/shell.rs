@@ -4,7 +4,8 @@
 //! blanks; double quotes read `\xNN` escapes), parsed into a [`Cmd`], then
 //! run against the node. Keys and values stay bytes to the API, and are shown
 //! by [`show`] so that bytes and text that looks like their escapes never
-//! print alike, or as JSON Lines ([`Format::Json`]). A failed command prints
+//! print alike, or as JSON Lines ([`Format::Json`]), or for `get`, `scan` and
+//! `members` as an aligned table ([`Format::Table`]). A failed command prints
 //! one `error:` line (with its line number when piped) and never ends the
 //! shell; piped, the exit code is 1 if any line failed; with `-e`, a `get` that
 //! finds nothing also exits 1. The one-shot subcommands (`vergentctl get …`)
@@ -28,6 +29,7 @@ use std::cell::Cell;
 use vergent_client::{Client, Consistency, Error, Expect, PutOptions};
 
 use crate::exit;
+use crate::table::Table;
 
 /// Each command's help: the names it answers to (the first is its own), and
 /// its lines of `help`.
@@ -85,11 +87,17 @@ const COMMANDS: &[(&[&str], &str)] = &[
     (
         &["format"],
         "\
-  format [text|json]               show or set the output format (connect --format): json
+  format [text|json|table]         show or set the output format (connect --format): json
                                    prints one object per result line (JSON Lines); keys and
                                    values are strings when UTF-8, else base64 under key_b64 /
                                    value_b64; a missing key is {\"key\":..,\"found\":false};
-                                   trailers such as (2 entries) go to stderr",
+                                   trailers such as (2 entries) go to stderr.
+                                   table prints get, scan and members as aligned columns under
+                                   a header row (KEY VALUE; get -v adds HLC ORIGIN EXPIRES
+                                   CONSISTENCY), values escaped as text shows them and never
+                                   cut; a missing key is (nil) and the trailer follows the
+                                   table on stdout, as in text; every other command (status,
+                                   watch, put, delete, cas, ...) prints as text",
     ),
     (
         &["scan"],
@@ -204,7 +212,7 @@ const COMPLETIONS: &[(&str, &[&str])] = &[
     ("member", &["remove"]),
     ("keyspace", &["strict"]),
     ("consistency", &["one", "quorum", "all", "serial"]),
-    ("format", &["text", "json"]),
+    ("format", &["text", "json", "table"]),
 ];
 
 /// Tab completion of the word before `pos` in `line`: a command name first,
@@ -603,7 +611,8 @@ pub(crate) fn parse(line: &[u8]) -> Result<Cmd, String> {
             [] => Ok(Cmd::Format(None)),
             [f] if f.eq_ignore_ascii_case(b"text") => Ok(Cmd::Format(Some(Format::Text))),
             [f] if f.eq_ignore_ascii_case(b"json") => Ok(Cmd::Format(Some(Format::Json))),
-            _ => Err("usage: format [text|json]".into()),
+            [f] if f.eq_ignore_ascii_case(b"table") => Ok(Cmd::Format(Some(Format::Table))),
+            _ => Err("usage: format [text|json|table]".into()),
         },
         b"scan" => {
             let usage = "scan [PREFIX] [LIMIT]";
@@ -749,6 +758,105 @@ pub(crate) enum Format {
     /// JSON Lines: one object per result line on stdout; trailers go to
     /// stderr.
     Json,
+    /// Aligned columns under a header row for get, scan and members; the
+    /// other commands print as text.
+    Table,
+}
+
+impl Format {
+    /// The name `--format` and `format` take.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Table => "table",
+        }
+    }
+}
+
+/// A `get` result as a one-row table: KEY and VALUE, and with `-v` what
+/// the text's second line shows (HLC, ORIGIN, EXPIRES, CONSISTENCY).
+fn get_table(e: &vergent_client::Entry, verbose: bool) -> Table {
+    if !verbose {
+        let mut t = Table::new(&["KEY", "VALUE"]);
+        t.row([show(&e.key), show(&e.value)]);
+        return t;
+    }
+    let mut t = Table::new(&["KEY", "VALUE", "HLC", "ORIGIN", "EXPIRES", "CONSISTENCY"]);
+    let expires = e.expires_at_ms.map_or_else(
+        || "-".to_string(),
+        |at| {
+            vergent_hlc::Timestamp::new(at, 0)
+                .to_string()
+                .trim_end_matches("+0")
+                .to_string()
+        },
+    );
+    t.row([
+        show(&e.key).into_owned(),
+        show(&e.value).into_owned(),
+        e.version.hlc.to_string(),
+        e.version.origin.to_string(),
+        expires,
+        level_name(e.consistency).to_string(),
+    ]);
+    t
+}
+
+/// A `scan` page as a table: KEY and VALUE, as the text's two columns.
+fn scan_table(entries: &[vergent_client::Entry]) -> Table {
+    let mut t = Table::new(&["KEY", "VALUE"]);
+    for e in entries {
+        t.row([show(&e.key), show(&e.value)]);
+    }
+    t
+}
+
+/// `members` as a table: the columns of the text (incarnation aligned
+/// right), `(this node)` after the last change as there.
+fn members_table(s: &vergent_client::NodeStatus) -> Table {
+    let mut t = Table::new(&[
+        "ID",
+        "ADDRESS",
+        "STATE",
+        "INCARNATION",
+        "VOTER",
+        "LAST CHANGE",
+    ])
+    .right(3);
+    for m in &s.members {
+        let mut since = since_text(m.since_ms);
+        if m.node_id == s.node_id {
+            since.push_str(" (this node)");
+        }
+        t.row([
+            m.node_id.clone(),
+            m.addr.clone(),
+            m.state.clone(),
+            m.incarnation.to_string(),
+            if is_voter(s, &m.node_id) { "yes" } else { "no" }.to_string(),
+            since,
+        ]);
+    }
+    t
+}
+
+/// Whether `id` votes in `s`'s configuration, or joins it.
+fn is_voter(s: &vergent_client::NodeStatus, id: &str) -> bool {
+    s.voting
+        .as_ref()
+        .is_some_and(|v| v.voters.iter().chain(&v.joining).any(|x| x == id))
+}
+
+/// A member's last state change, as `members` shows it (`-`: none seen
+/// since the node started).
+fn since_text(since_ms: u64) -> String {
+    if since_ms == 0 {
+        "-".to_string()
+    } else {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(since_ms))
+            .to_string()
+    }
 }
 
 /// Writes one JSON Lines object.
@@ -1183,6 +1291,9 @@ impl Shell {
     async fn execute(&self, cmd: Cmd) -> Result<Ran, Failed> {
         let c = &self.client;
         let json = self.format.get() == Format::Json;
+        // Only get, scan and members have a table form; the rest print as
+        // text under it.
+        let table = self.format.get() == Format::Table;
         let mut out = std::io::stdout().lock();
         match cmd {
             Cmd::Put {
@@ -1324,10 +1435,7 @@ impl Shell {
                 if let Some(f) = f {
                     self.format.set(f);
                 }
-                let name = match self.format.get() {
-                    Format::Text => "text",
-                    Format::Json => "json",
-                };
+                let name = self.format.get().name();
                 if self.format.get() == Format::Json {
                     emit(&mut out, &json!({ "format": name }));
                 } else {
@@ -1382,6 +1490,9 @@ impl Shell {
                     let _ = out.flush();
                 }
                 Some(e) if json => emit(&mut out, &entry_json(&e)),
+                Some(e) if table => {
+                    let _ = write!(out, "{}", get_table(&e, verbose).render());
+                }
                 Some(e) => {
                     let _ = writeln!(out, "{}", show(&e.value));
                     if verbose {
@@ -1410,11 +1521,15 @@ impl Shell {
             }
             Cmd::Scan { prefix, limit } => {
                 let page = c.scan(prefix, None, limit).await?;
-                for e in &page.entries {
-                    if json {
-                        emit(&mut out, &entry_json(e));
-                    } else {
-                        let _ = writeln!(out, "{}\t{}", show(&e.key), show(&e.value));
+                if table {
+                    let _ = write!(out, "{}", scan_table(&page.entries).render());
+                } else {
+                    for e in &page.entries {
+                        if json {
+                            emit(&mut out, &entry_json(e));
+                        } else {
+                            let _ = writeln!(out, "{}\t{}", show(&e.key), show(&e.value));
+                        }
                     }
                 }
                 let trailer = format!(
@@ -1564,28 +1679,21 @@ impl Shell {
                     emit(&mut out, &m);
                 }
             }
+            Cmd::Members if table => {
+                let s = c.status().await?;
+                let _ = writeln!(out, "voting configuration: {}", voting_text(&s));
+                let _ = write!(out, "{}", members_table(&s).render());
+            }
             Cmd::Members => {
                 let s = c.status().await?;
                 let _ = writeln!(out, "voting configuration: {}", voting_text(&s));
-                let voter = |id: &str| {
-                    s.voting
-                        .as_ref()
-                        .is_some_and(|v| v.voters.iter().chain(&v.joining).any(|x| x == id))
-                };
                 let _ = writeln!(
                     out,
                     "{:<20} {:<22} {:<8} {:>11} {:<5}  last change",
                     "id", "address", "state", "incarnation", "voter"
                 );
                 for m in &s.members {
-                    let since = if m.since_ms == 0 {
-                        "-".to_string()
-                    } else {
-                        humantime::format_rfc3339_seconds(
-                            std::time::UNIX_EPOCH + Duration::from_millis(m.since_ms),
-                        )
-                        .to_string()
-                    };
+                    let since = since_text(m.since_ms);
                     let me = if m.node_id == s.node_id {
                         " (this node)"
                     } else {
@@ -1598,7 +1706,11 @@ impl Shell {
                         m.addr,
                         m.state,
                         m.incarnation,
-                        if voter(&m.node_id) { "yes" } else { "no" }
+                        if is_voter(&s, &m.node_id) {
+                            "yes"
+                        } else {
+                            "no"
+                        }
                     );
                 }
             }
@@ -1982,6 +2094,134 @@ mod tests {
         assert_eq!(ok("format"), Cmd::Format(None));
     }
 
+    /// An entry as a read returns it, written by `origin` at `hlc` ms.
+    fn entry(key: &[u8], value: &[u8], hlc: u64, origin: &str) -> vergent_client::Entry {
+        vergent_client::Entry {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            version: vergent_client::Version::new(
+                vergent_hlc::Timestamp::new(hlc, 0),
+                origin.parse().expect("node id"),
+            ),
+            expires_at_ms: None,
+            consistency: Consistency::One,
+        }
+    }
+
+    #[test]
+    fn format_table_parses_and_scan_get_and_members_render_as_tables() {
+        assert_eq!(ok("format TABLE"), Cmd::Format(Some(Format::Table)));
+        let err = parse(b"format csv").expect_err("csv");
+        assert_eq!(err, "usage: format [text|json|table]");
+        assert_eq!(Format::Table.name(), "table");
+
+        let page = [
+            entry(b"app/a", b"hello world", 1, "node-a"),
+            entry(b"app/b", b"\xff\x00two\n", 2, "node-a"),
+        ];
+        assert_eq!(
+            scan_table(&page).render(),
+            r#"KEY    VALUE
+-----  ---------------
+app/a  hello world
+app/b  "\xff\x00two\n"
+"#
+        );
+        assert_eq!(scan_table(&[]).render(), "KEY  VALUE\n---  -----\n");
+
+        let e = &page[0];
+        assert_eq!(
+            get_table(e, false).render(),
+            "KEY    VALUE\n-----  -----------\napp/a  hello world\n"
+        );
+        let verbose = get_table(e, true).render();
+        let lines: Vec<&str> = verbose.lines().collect();
+        assert_eq!(lines.len(), 3, "{verbose}");
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            ["KEY", "VALUE", "HLC", "ORIGIN", "EXPIRES", "CONSISTENCY"]
+        );
+        // Each cell starts where its header does.
+        let hlc = e.version.hlc.to_string();
+        let at = |line: &str, what: &str| line.find(what).expect(what);
+        assert_eq!(at(lines[2], &hlc), at(lines[0], "HLC"), "{verbose}");
+        assert_eq!(at(lines[2], "node-a"), at(lines[0], "ORIGIN"), "{verbose}");
+        assert_eq!(
+            at(lines[2], " - "),
+            at(lines[0], "EXPIRES") - 1,
+            "{verbose}"
+        );
+        assert!(lines[2].ends_with("ONE"), "{verbose}");
+    }
+
+    /// A node's status with nothing in it but its id.
+    fn status_for_tests() -> vergent_client::NodeStatus {
+        vergent_client::NodeStatus {
+            node_id: "node-a".into(),
+            version: String::new(),
+            uptime: Duration::ZERO,
+            key_count: 0,
+            hlc_now: vergent_hlc::Timestamp::new(0, 0),
+            fsync_policy: String::new(),
+            peers: Vec::new(),
+            advertise_addr: String::new(),
+            data_dir: String::new(),
+            log_first_seq: 0,
+            log_last_seq: 0,
+            replication: Vec::new(),
+            members: Vec::new(),
+            state: String::new(),
+            repairs: Vec::new(),
+            purged: 0,
+            storage_memory: vergent_client::StorageMemory::default(),
+            purge_held_back: None,
+            refused_records: 0,
+            records_too_old_for_log: 0,
+            refused_peers: 0,
+            roster: Vec::new(),
+            fenced: Vec::new(),
+            workers: Vec::new(),
+            voting: None,
+            voting_pending: String::new(),
+            paxos_records: 0,
+            catching_up: false,
+        }
+    }
+
+    #[test]
+    fn members_table_shows_the_columns_of_the_text_aligned_to_the_longest_cell() {
+        let member = |id: &str, addr: &str, incarnation| vergent_client::MemberStatus {
+            node_id: id.into(),
+            addr: addr.into(),
+            state: "alive".into(),
+            incarnation,
+            since_ms: 0,
+        };
+        let status = vergent_client::NodeStatus {
+            node_id: "node-a".into(),
+            members: vec![
+                member("node-a", "127.0.0.1:2001", 3),
+                member("a-node-id-longer-than-twenty", "10.0.0.2:2001", 12),
+            ],
+            voting: Some(vergent_client::VotingConfig {
+                epoch: 1,
+                voters: vec!["node-a".into()],
+                ..Default::default()
+            }),
+            ..status_for_tests()
+        };
+        assert_eq!(
+            members_table(&status).render(),
+            "\
+ID                            ADDRESS         STATE  INCARNATION  VOTER  LAST CHANGE
+----------------------------  --------------  -----  -----------  -----  -------------
+node-a                        127.0.0.1:2001  alive            3  yes    - (this node)
+a-node-id-longer-than-twenty  10.0.0.2:2001   alive           12  no     -
+"
+        );
+    }
+
     #[test]
     fn a_near_miss_of_a_command_gets_a_suggestion_and_help_takes_a_command() {
         for (line, want) in [
@@ -2074,7 +2314,7 @@ mod tests {
         assert_eq!(done("get --r"), (4, "--raw".into()));
         assert_eq!(done("put k --v"), (6, "--value-file".into()));
         assert_eq!(done("get --consistency q"), (18, "quorum".into()));
-        assert_eq!(done("format "), (7, "text json".into()));
+        assert_eq!(done("format "), (7, "text json table".into()));
         assert_eq!(done("help sc"), (5, "scan".into()));
         assert_eq!(done("status "), (7, String::new()));
     }

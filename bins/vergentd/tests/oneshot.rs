@@ -1,7 +1,7 @@
 //! `vergentctl` as scripts call it, on real `vergentd` processes over
 //! loopback: the one-shot subcommands (`get`, `put`, `delete`, `scan`,
-//! `status`, `members`) print what the shell's `-e` prints, in text and
-//! JSON, with its exit codes; its completions and man pages; a shell given
+//! `status`, `members`) print what the shell's `-e` prints, in text, JSON
+//! and tables, with its exit codes; its completions and man pages; a shell given
 //! three endpoints goes on through another node when the one it is on is
 //! killed, and says so; Ctrl-C on the shell's terminal (a pseudo-terminal
 //! from util-linux `script`) cancels the request in flight and the shell
@@ -111,8 +111,8 @@ fn one_shot_put_get_delete_and_scan_print_what_the_shell_prints_and_a_missing_ke
     let put = node.one_shot(&["put", "other", "x", "--format", "json"], b"");
     assert_eq!(put.status.code(), Some(0), "{}", show(&put));
 
-    // Reads print exactly what `connect -e` prints, in both formats.
-    for format in ["text", "json"] {
+    // Reads print exactly what `connect -e` prints, in every format.
+    for format in ["text", "json", "table"] {
         for (args, line) in [
             (&["get", "app/a"][..], "get app/a"),
             (&["get", "-v", "app/a"], "get -v app/a"),
@@ -150,6 +150,30 @@ fn one_shot_put_get_delete_and_scan_print_what_the_shell_prints_and_a_missing_ke
     assert_eq!(entries[0]["value"], "hello world");
     assert_eq!(entries[1]["value_b64"], "/wB0d28K");
     assert_eq!(text(&scan.stderr), "(2 entries)\n");
+    // A table: a header, a rule, cells escaped as text shows them, aligned
+    // to the widest; the trailer follows on stdout, as in text.
+    let scan = node.one_shot(&["scan", "app/", "--format", "table"], b"");
+    assert_eq!(scan.status.code(), Some(0), "{}", show(&scan));
+    assert_eq!(
+        text(&scan.stdout),
+        "\
+KEY    VALUE
+-----  ---------------
+app/a  hello world
+app/b  \"\\xff\\x00two\\n\"
+(2 entries)
+",
+        "{}",
+        show(&scan)
+    );
+    assert_eq!(text(&scan.stderr), "", "{}", show(&scan));
+    let empty = node.one_shot(&["scan", "none/", "--format", "table"], b"");
+    assert_eq!(
+        text(&empty.stdout),
+        "KEY  VALUE\n---  -----\n(0 entries)\n",
+        "{}",
+        show(&empty)
+    );
     let get = node.one_shot(&["get", "app/a", "--format", "json"], b"");
     let got = json_lines(&get);
     assert_eq!(got.len(), 1, "{}", show(&get));
@@ -236,6 +260,47 @@ fn one_shot_status_and_members_parse_in_text_and_json() {
     assert_eq!(m[0]["node_id"], "node-a");
     assert_eq!(m[0]["this_node"], true);
     assert_eq!(m[0]["addr"], node.proc.addr.as_str());
+
+    let members = node.one_shot(&["members", "--format", "table"], b"");
+    assert_eq!(members.status.code(), Some(0), "{}", show(&members));
+    let out = text(&members.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", show(&members));
+    assert!(
+        lines[0].starts_with("voting configuration:"),
+        "{}",
+        show(&members)
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        [
+            "ID",
+            "ADDRESS",
+            "STATE",
+            "INCARNATION",
+            "VOTER",
+            "LAST",
+            "CHANGE"
+        ],
+        "{}",
+        show(&members)
+    );
+    assert!(lines[2].chars().all(|c| c == '-' || c == ' '), "{out}");
+    assert!(
+        lines[3].starts_with(&format!("node-a  {}  ", node.proc.addr))
+            && lines[3].ends_with("(this node)"),
+        "{}",
+        show(&members)
+    );
+    // status has no table: it prints as text.
+    let status = node.one_shot(&["status", "--format", "table"], b"");
+    assert_eq!(status.status.code(), Some(0), "{}", show(&status));
+    let out = text(&status.stdout);
+    assert!(
+        out.starts_with("node_id:") && out.contains("\nkeys:") && !out.contains("---"),
+        "{}",
+        show(&status)
+    );
 }
 
 #[test]
