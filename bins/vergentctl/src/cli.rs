@@ -61,6 +61,8 @@ pub(crate) enum Command {
     GenCert(certs::GenCertArgs),
     /// Show a certificate's subject, issuer, validity, SANs and usages.
     InspectCert(certs::InspectCertArgs),
+    /// Copy a consistent backup of one node's store into a new directory (restore it with `vergentd restore`).
+    Backup(BackupArgs),
     /// Closed-loop load generator: throughput and latency percentiles.
     Bench(bench::BenchArgs),
     /// Print a completion script for SHELL on stdout.
@@ -318,6 +320,16 @@ pub(crate) struct CasArgs {
 pub(crate) struct ConnOnly {
     #[command(flatten)]
     conn: ConnArgs,
+}
+
+/// Arguments of `backup`.
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// The directory to write the backup to: made if missing, must be empty.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) conn: ConnArgs,
 }
 
 /// Arguments of `completions`.

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::GenRoot(args) => certs::run_gen_root(args),
         Command::GenCert(args) => certs::run_gen_cert(args),
         Command::InspectCert(args) => certs::run_inspect_cert(args),
+        Command::Backup(args) => return backup(args),
         Command::Bench(args) => bench::run(args),
         Command::Completions(args) => {
             cli::print_completions(args.shell, &mut std::io::stdout());
@@ -109,9 +110,54 @@ fn one_shot(one: cli::OneShot) -> ExitCode {
     }
 }
 
+/// `backup --out DIR`: one node's store, checked file by file, manifest last.
+fn backup(args: cli::BackupArgs) -> ExitCode {
+    let (client, runtime) = match client(None, &args.conn) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let started = std::time::Instant::now();
+    match runtime.block_on(client.backup(&args.out)) {
+        Ok(b) => {
+            println!(
+                "backup of node {} (store {:016x}) from {} written to {}: {} files, {} bytes in {:.1?}",
+                b.manifest.node_id,
+                b.manifest.store_id,
+                b.endpoint,
+                b.dir.display(),
+                b.manifest.files.len(),
+                b.manifest.total_bytes(),
+                started.elapsed()
+            );
+            println!(
+                "restore it as the first node of a new cluster: vergentd restore --from {} --data-dir DIR --node-id NEW_ID",
+                b.dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: backup: {e}");
+            ExitCode::from(if e.is_connection() {
+                exit::CONNECT
+            } else {
+                exit::ERROR
+            })
+        }
+    }
+}
+
 /// Connects to the first of `first` and `conn`'s endpoints that answers
 /// and makes the shell; Err holds the exit code, after the error on stderr.
 fn open(first: Option<&str>, conn: &ConnArgs) -> Result<shell::Shell, ExitCode> {
+    let (client, runtime) = client(first, conn)?;
+    Ok(shell::Shell::new(client, runtime, conn.format))
+}
+
+/// Connects a client as [`open`] does, with the runtime it runs on.
+fn client(
+    first: Option<&str>,
+    conn: &ConnArgs,
+) -> Result<(vergent_client::Client, tokio::runtime::Runtime), ExitCode> {
     let endpoints = cli::endpoint_list(first, &conn.endpoints).map_err(usage_error)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -142,5 +188,5 @@ fn open(first: Option<&str>, conn: &ConnArgs) -> Result<shell::Shell, ExitCode> 
             client.endpoint()
         );
     }
-    Ok(shell::Shell::new(client, runtime, conn.format))
+    Ok((client, runtime))
 }

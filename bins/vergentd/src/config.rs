@@ -43,7 +43,13 @@ pub(crate) enum LogFormat {
 /// the config file and the merged result are all this struct (the fields
 /// `serde` skips are flags only).
 #[derive(Debug, Default, Parser, Serialize, Deserialize)]
-#[command(name = "vergentd", version, about, mut_args(document_env_and_default))]
+#[command(
+    name = "vergentd",
+    version,
+    about,
+    mut_args(document_env_and_default),
+    after_help = "Restore a backup (offline) as the first node of a new cluster:\n  vergentd restore --from BACKUP_DIR --data-dir NEW_DIR --node-id NEW_ID\n(see `vergentd restore --help`)"
+)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Cli {
     /// Port for the client API (TCP) and, in clustered builds, the peer protocol (UDP).

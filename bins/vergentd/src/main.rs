@@ -21,7 +21,82 @@ use config::{Cli, LogFormat};
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// `vergentd restore`: turns a backup into the data dir of a new cluster's
+/// first node, offline.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vergentd restore",
+    about = "Restore a backup (vergentctl backup) into a new data dir, as the first node of a new cluster",
+    long_about = "Restore a backup (vergentctl backup) into a new data dir, as the first node of a new cluster.\n\n\
+        Every file is checked against the backup's manifest first. The restored node keeps every record \
+        and version but gets a new store id, forgets the old cluster's members, voting configuration and \
+        replication log, and refuses contact with the old cluster's nodes: keys deleted after the backup \
+        may have no tombstone left there, and the backup would bring them back. Start it without --peers, \
+        then start new nodes with --peers pointing at it."
+)]
+struct RestoreCli {
+    /// The backup directory (with vergent-backup.txt).
+    #[arg(long, value_name = "DIR")]
+    from: std::path::PathBuf,
+    /// The new node's data directory: made if missing, must be empty.
+    #[arg(long, value_name = "DIR")]
+    data_dir: std::path::PathBuf,
+    /// The new node's id: not one of the old cluster's.
+    #[arg(long, value_name = "ID")]
+    node_id: String,
+}
+
+fn restore(cli: RestoreCli) -> ExitCode {
+    let node_id = match vergent_types::NodeId::new(cli.node_id) {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("vergentd restore: --node-id: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match vergent_node::restore::restore(&cli.from, &cli.data_dir, node_id) {
+        Ok(r) => {
+            println!(
+                "restored node {} (store {:016x}, backed up {} ms after the Unix epoch) into {} as node {} (store {:016x}): {} live keys",
+                r.manifest.node_id,
+                r.manifest.store_id,
+                r.manifest.created_unix_ms,
+                cli.data_dir.display(),
+                r.node_id,
+                r.store_id,
+                r.live_keys
+            );
+            println!("refuses the old cluster's nodes: {}", r.refused.join(", "));
+            for p in &r.strict {
+                println!(
+                    "the old cluster declared {:?} strict: declare it again once the new cluster formed (vergentctl keyspace strict ...)",
+                    String::from_utf8_lossy(p)
+                );
+            }
+            println!(
+                "start it without --peers: vergentd --data-dir {} --port PORT --tls-certfile ... (then new nodes with --peers pointing at it)",
+                cli.data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vergentd restore: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "restore") {
+        let args = std::env::args_os().skip(1);
+        return match RestoreCli::try_parse_from(args) {
+            Ok(cli) => restore(cli),
+            Err(e) => {
+                let _ = e.print();
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            }
+        };
+    }
     let cli = Cli::parse();
     let settings = match config::resolve(cli) {
         Ok(s) => s,

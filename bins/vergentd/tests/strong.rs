@@ -14,27 +14,6 @@ use vergent_client::{Client, Consistency, ErrorCode, Expect};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Waits until the node serves and holds a voting configuration of `voters` members.
-async fn formed(client: &Client, voters: usize) -> u64 {
-    common::serving(client).await;
-    let until = Instant::now() + DEADLINE;
-    loop {
-        let s = client.status().await.expect("status");
-        if let Some(v) = &s.voting
-            && v.voters.len() == voters
-        {
-            return v.epoch;
-        }
-        assert!(
-            Instant::now() < until,
-            "no {voters}-voter configuration within {DEADLINE:?}: {:?} ({})",
-            s.voting,
-            s.voting_pending
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn serial_get(c: &Client, key: &str) -> Option<Vec<u8>> {
     c.get_with(key, Some(Consistency::Serial))
         .await
@@ -52,7 +31,7 @@ fn a_lone_node_forms_by_itself_and_serves_serial_reads_writes_and_cas() {
         let mut cfg = vergent_client::ClientConfig::new(node.addr.clone(), certs.client.clone());
         cfg.request_timeout = Duration::from_secs(30);
         let c = Client::connect(cfg).await.expect("connect");
-        assert_eq!(formed(&c, 1).await, 1);
+        assert_eq!(common::formed(&c, 1).await, 1);
 
         assert_eq!(serial_get(&c, "k").await, None);
         let created = c
@@ -214,7 +193,7 @@ fn twenty_clients_cas_one_counter_through_three_nodes_and_kill_9_of_one_loses_no
     rt.block_on(async {
         let clients = cluster.clients(3).await;
         for c in &clients {
-            formed(c, 3).await;
+            common::formed(c, 3).await;
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = tokio::task::JoinSet::new();
@@ -269,7 +248,7 @@ fn with_two_of_three_voters_down_cas_answers_unavailable_within_the_deadline_and
     rt.block_on(async {
         let client = cluster.client(0).await;
         for i in 0..3 {
-            formed(&cluster.client(i).await, 3).await;
+            common::formed(&cluster.client(i).await, 3).await;
         }
         let set = client
             .compare_and_set("k", Expect::Absent, Some(b"before".to_vec()))
@@ -333,7 +312,7 @@ fn the_shell_cas_prints_ok_or_not_applied_with_the_current_state_and_exits_0_for
     rt.block_on(async {
         let mut cfg = vergent_client::ClientConfig::new(node.addr.clone(), certs.client.clone());
         cfg.request_timeout = Duration::from_secs(30);
-        formed(&Client::connect(cfg).await.expect("connect"), 1).await;
+        common::formed(&Client::connect(cfg).await.expect("connect"), 1).await;
     });
     let out = common::ctl_script(
         &node.addr,
@@ -407,7 +386,7 @@ fn a_strict_prefix_refuses_one_writes_on_every_node_and_still_takes_strong_ones(
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
             for i in 0..3 {
-                formed(&cluster.client(i).await, 3).await;
+                common::formed(&cluster.client(i).await, 3).await;
             }
         });
         common::ctl_script(
@@ -506,7 +485,7 @@ fn a_fourth_node_joins_as_a_voter_and_member_remove_of_a_killed_one_keeps_the_cl
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         for i in 0..3 {
-            formed(&cluster.client(i).await, 3).await;
+            common::formed(&cluster.client(i).await, 3).await;
         }
     });
     nodes.push(Some(start(3)));
@@ -584,7 +563,7 @@ fn a_wiped_voter_does_not_vote_with_its_lost_promises_and_is_re_added_afresh() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         for i in 0..3 {
-            formed(&cluster.client(i).await, 3).await;
+            common::formed(&cluster.client(i).await, 3).await;
         }
         let c = cluster.client(0).await;
         for i in 0..5 {
@@ -675,7 +654,7 @@ fn per_key_consensus_state_is_collected_once_every_voter_committed_and_the_value
         let mut clients = Vec::new();
         for i in 0..3 {
             let c = cluster.client(i).await;
-            formed(&c, 3).await;
+            common::formed(&c, 3).await;
             clients.push(c);
         }
         // 30 keys decided by consensus through all three nodes, one deleted.

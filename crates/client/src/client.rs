@@ -295,7 +295,7 @@ fn kv(channel: Channel) -> KvClient<Channel> {
     KvClient::new(channel).max_decoding_message_size(usize::MAX)
 }
 
-fn cluster(channel: Channel) -> ClusterClient<Channel> {
+pub(crate) fn cluster(channel: Channel) -> ClusterClient<Channel> {
     ClusterClient::new(channel)
 }
 
@@ -402,7 +402,11 @@ impl Client {
     }
 
     /// [`Self::run`], also returning the endpoint that answered.
-    async fn run_on<T, F, Fut>(&self, op: Op, mut send: F) -> Result<(T, Arc<Slot>), Error>
+    pub(crate) async fn run_on<T, F, Fut>(
+        &self,
+        op: Op,
+        mut send: F,
+    ) -> Result<(T, Arc<Slot>), Error>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,

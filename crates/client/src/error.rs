@@ -46,6 +46,9 @@ pub enum Error {
     /// The node's answer was not valid.
     #[error("invalid response from node: {0}")]
     InvalidResponse(String),
+    /// A local file or directory could not be used (a backup's target, say).
+    #[error("{0}")]
+    Local(String),
 }
 
 impl Error {
@@ -110,7 +113,9 @@ impl Error {
         match self {
             Self::Connect { .. } => Outcome::NotApplied,
             Self::Transport { .. } | Self::Timeout(_) => Outcome::Unknown,
-            Self::Tls(_) | Self::BadEndpoint(_) | Self::InvalidResponse(_) => Outcome::Refused,
+            Self::Tls(_) | Self::BadEndpoint(_) | Self::InvalidResponse(_) | Self::Local(_) => {
+                Outcome::Refused
+            }
             Self::Server { error_code, .. } => match error_code {
                 Some(
                     ErrorCode::Bootstrapping
@@ -119,7 +124,8 @@ impl Error {
                     | ErrorCode::NotEnoughVoters
                     | ErrorCode::NoVotingConfig
                     | ErrorCode::ReadTimeout
-                    | ErrorCode::RateLimited,
+                    | ErrorCode::RateLimited
+                    | ErrorCode::BackupRunning,
                 ) => Outcome::NotApplied,
                 Some(
                     ErrorCode::ShuttingDown | ErrorCode::StorageFailure | ErrorCode::OutcomeUnknown,
@@ -149,7 +155,9 @@ impl Error {
                 Some(ErrorCode::StorageFailure) => *code == tonic::Code::Unavailable,
                 _ => false,
             },
-            Self::Tls(_) | Self::BadEndpoint(_) | Self::InvalidResponse(_) => false,
+            Self::Tls(_) | Self::BadEndpoint(_) | Self::InvalidResponse(_) | Self::Local(_) => {
+                false
+            }
         }
     }
 
@@ -369,6 +377,7 @@ mod tests {
             ErrorCode::NoVotingConfig,
             ErrorCode::ReadTimeout,
             ErrorCode::RateLimited,
+            ErrorCode::BackupRunning,
         ];
         let mut seen = 0;
         // Every code the client knows, including any added after this test.
@@ -378,7 +387,7 @@ mod tests {
             assert_eq!(e.is_retryable(), retryable.contains(&code), "{code:?}");
             assert!(!(e.is_retryable() && e.is_outcome_unknown()), "{code:?}");
         }
-        assert!(seen >= 19, "only {seen} codes enumerated");
+        assert!(seen >= 20, "only {seen} codes enumerated");
     }
 
     #[test]

@@ -61,11 +61,13 @@
 //! A call that runs out of attempts or time reports its last error.
 //! A watch stream is not resumed once open.
 
+mod backup;
 mod client;
 mod error;
 mod pool;
 mod retry;
 
+pub use backup::Backup;
 pub use client::{
     CasResult, Client, ClientConfig, ConfigChange, Consistency, Deleted, Entry, Expect,
     MemberStatus, NodeStatus, PutOptions, RepairStatus, RosterMember, ScanPage, StorageMemory,

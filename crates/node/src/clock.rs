@@ -12,7 +12,7 @@ use vergent_hlc::{Ceiling, ClockError, Hlc, HlcConfig, Timestamp};
 use vergent_storage::{StampError, Store};
 use vergent_types::{NodeId, Version};
 
-const CEILING_META: &str = "hlc_ceiling";
+pub(crate) const CEILING_META: &str = "hlc_ceiling";
 
 /// Wall-clock time in ms since the Unix epoch, unshifted: for records of
 /// when something happened (member changes, repair sessions, last alive),

@@ -6,6 +6,11 @@ use std::time::Instant;
 
 use vergent_types::NodeId;
 
+/// Meta key of the node id a data dir belongs to.
+pub(crate) const NODE_ID_META: &str = "node_id";
+/// Meta key of the data dir's random store id.
+pub(crate) const STORE_ID_META: &str = "store_id";
+
 /// The node's identity and where it runs; never changes while it runs.
 #[derive(Debug)]
 pub(crate) struct NodeIdentity {

@@ -33,6 +33,7 @@ mod kv;
 mod metrics;
 mod node;
 mod peer;
+pub mod restore;
 mod status;
 mod strong;
 mod tls_reload;

@@ -19,14 +19,13 @@ use crate::api::{ClusterApi, Defaults, KvApi};
 use crate::clock::NodeClock;
 use crate::datadir::{DirLock, prepare_and_lock};
 use crate::identity::NodeIdentity;
+use crate::identity::{NODE_ID_META, STORE_ID_META};
 use crate::kv::{Availability, Change, Feed, LocalKv};
 use crate::metrics::Metrics;
 use crate::peer::PeerCtx;
 use crate::workers::Workers;
 use crate::{NodeConfig, StartError};
 
-const NODE_ID_META: &str = "node_id";
-const STORE_ID_META: &str = "store_id";
 /// Present while a node that started empty has not finished bootstrapping,
 /// so a crash mid-bootstrap still reports `bootstrapping` after restart.
 const BOOTSTRAP_META: &str = "bootstrap_pending";
@@ -147,6 +146,18 @@ impl Node {
         let store = Arc::new(store);
         let node_id = resolve_node_id(&store, config.node_id.clone())?;
         let store_id = resolve_store_id(&store)?;
+        if store.get_meta(crate::restore::RESTORED_META)?.is_some() {
+            if !config.peers.is_empty() {
+                return Err(StartError::Config(
+                    "this data dir was restored from a backup (vergentd restore) and has not started yet: \
+                     its first start forms a new cluster, alone. Start it without --peers, then start \
+                     new nodes with --peers pointing at it"
+                        .into(),
+                ));
+            }
+            store.delete_meta(crate::restore::RESTORED_META)?;
+            info!("first start of a restored data dir: forming a new cluster");
+        }
         let roster = crate::peer::roster::Roster::load(&store, node_id.as_str())?;
         let bootstrapping = !config.peers.is_empty()
             && (store.is_empty()? || store.get_meta(BOOTSTRAP_META)?.is_some());
@@ -377,6 +388,7 @@ impl Node {
             strong,
             metrics,
             limit,
+            backup: crate::api::backup::BackupGate::default(),
         });
 
         let incoming = crate::incoming::tls_incoming(

@@ -959,3 +959,43 @@ fn group_commit_counts_each_wal_sync_and_its_time_and_engine_stats_read_back() {
     assert!(!engine.write_stopped);
     assert_eq!(engine.delayed_write_rate, 0);
 }
+
+#[test]
+fn a_checkpoint_opens_as_a_store_with_what_was_written_before_it_and_nothing_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    store
+        .write(b"kept", put("v1"), stamp_as(v(10, "a")))
+        .expect("put");
+    store
+        .write(b"gone", Mutation::Delete, stamp_as(v(11, "a")))
+        .expect("delete");
+    store.put_meta("m", b"1").expect("meta");
+    let copy = tempfile::tempdir().expect("tempdir");
+    let target = copy.path().join("cp");
+    store.checkpoint(&target).expect("checkpoint");
+    store
+        .write(b"later", put("v2"), stamp_as(v(12, "a")))
+        .expect("put after");
+    // A second checkpoint into an existing directory is refused, not merged.
+    assert!(store.checkpoint(&target).is_err());
+    drop(store);
+    let restored = Store::open(&target, &StoreOptions::default()).expect("open checkpoint");
+    assert_eq!(
+        restored.get(b"kept").expect("get").and_then(|r| r.value),
+        Some(b"v1".to_vec())
+    );
+    assert!(
+        restored
+            .get(b"gone")
+            .expect("get")
+            .expect("tombstone kept")
+            .is_tombstone()
+    );
+    assert_eq!(restored.get(b"later").expect("get"), None);
+    assert_eq!(restored.get_meta("m").expect("meta"), Some(b"1".to_vec()));
+    assert_eq!(
+        restored.digest(),
+        restored.recompute_digest().expect("digest")
+    );
+}

@@ -539,6 +539,27 @@ pub async fn sees_dead(client: &Client, n: usize, within: Duration) {
     }
 }
 
+/// Waits until the node serves and holds a voting configuration of `voters` members.
+pub async fn formed(client: &Client, voters: usize) -> u64 {
+    serving(client).await;
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let s = client.status().await.expect("status");
+        if let Some(v) = &s.voting
+            && v.voters.len() == voters
+        {
+            return v.epoch;
+        }
+        assert!(
+            Instant::now() < until,
+            "no {voters}-voter configuration within {DEADLINE:?}: {:?} ({})",
+            s.voting,
+            s.voting_pending
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until node `client` says it is serving (bootstrap finished).
 pub async fn serving(client: &Client) -> vergent_client::NodeStatus {
     let until = Instant::now() + DEADLINE;

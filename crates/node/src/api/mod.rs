@@ -3,6 +3,7 @@
 //! status snapshots. Protocol details (messages, consistency levels, status
 //! codes) live here and nowhere else.
 
+pub(crate) mod backup;
 pub(crate) mod grpc_only;
 pub(crate) mod limit;
 pub(crate) mod status;
@@ -96,6 +97,8 @@ pub(crate) struct ClusterApi {
     pub(crate) metrics: Arc<Metrics>,
     /// The per-connection rate limit, if one is set.
     pub(crate) limit: Option<Arc<RateLimit>>,
+    /// Admits one backup at a time.
+    pub(crate) backup: backup::BackupGate,
 }
 
 fn entry_of(key: Vec<u8>, record: Record) -> pb::Entry {
@@ -578,6 +581,28 @@ impl pb::cluster_server::Cluster for ClusterApi {
             "",
             self.serve_declare_strict(req),
         )
+        .await
+    }
+
+    type BackupStream = backup::BackupChunks;
+
+    async fn backup(
+        &self,
+        req: Request<pb::BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        // Counted when admitted; taking and streaming it is not a latency.
+        observed(&self.metrics, "backup", "", async {
+            admit(self.limit.as_deref(), &req)?;
+            let permit = self.backup.enter().map_err(to_status)?;
+            let chunks = backup::serve(
+                self.kv.store().clone(),
+                &self.identity.data_dir,
+                self.identity.node_id.to_string(),
+                self.identity.store_id,
+                permit,
+            );
+            Ok(Response::new(chunks))
+        })
         .await
     }
 

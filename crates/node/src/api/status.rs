@@ -41,6 +41,12 @@ pub(crate) enum ApiError {
         /// How long until the next request would be admitted.
         retry_after: std::time::Duration,
     },
+    /// Another backup is being taken on this node.
+    #[error("a backup of this node is already running (one at a time); nothing was done")]
+    BackupRunning,
+    /// Taking or sending a backup failed; the store is unchanged.
+    #[error("backup failed: {0}")]
+    Backup(String),
 }
 
 impl ApiError {
@@ -95,6 +101,8 @@ pub(crate) fn to_status(e: ApiError) -> Status {
         ApiError::Kv(KvError::Fenced(_)) => (Code::Unavailable, ErrorCode::Fenced),
         ApiError::StrictKeyspace(_) => (Code::FailedPrecondition, ErrorCode::StrongKeyspace),
         ApiError::RateLimited { .. } => (Code::ResourceExhausted, ErrorCode::RateLimited),
+        ApiError::BackupRunning => (Code::ResourceExhausted, ErrorCode::BackupRunning),
+        ApiError::Backup(_) => (Code::Internal, ErrorCode::StorageFailure),
         ApiError::Strong(s) => match s {
             StrongError::NoConfig(_) => (Code::Unavailable, ErrorCode::NoVotingConfig),
             StrongError::Unavailable { .. } => (Code::Unavailable, ErrorCode::NotEnoughVoters),

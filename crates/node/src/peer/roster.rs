@@ -33,6 +33,9 @@ use vergent_storage::Store;
 const ROSTER_META: &str = "roster/";
 const RETIRED_META: &str = "retired/";
 const FENCED_META: &str = "fenced/";
+/// Nodes of the cluster a restored store was backed up from (`vergentd
+/// restore`): never contacted, never admitted.
+pub(crate) const FOREIGN_META: &str = "foreign/";
 /// A member's unseen time is persisted when it grew by this much.
 const UNSEEN_PERSIST_MS: u64 = 60_000;
 /// Most unseen time one expiry pass adds: a pass after this node was itself
@@ -115,6 +118,14 @@ pub(crate) enum Refusal {
         /// The retired store.
         store_id: u64,
     },
+    /// The node belongs to the cluster this node's data was restored from.
+    #[error(
+        "node {id} belongs to the cluster this node's data was restored from (vergentd restore); a restored node starts a new cluster and never exchanges data with the old one. Point --peers at nodes of the new cluster"
+    )]
+    OtherCluster {
+        /// The node of the old cluster.
+        id: String,
+    },
 }
 
 impl Refusal {
@@ -140,6 +151,8 @@ struct Inner {
     fenced: BTreeMap<String, u64>,
     /// The `unseen_ms` persisted for each member.
     persisted_unseen: BTreeMap<String, u64>,
+    /// Nodes of the cluster this store was restored from.
+    foreign: BTreeSet<String>,
 }
 
 impl Roster {
@@ -170,6 +183,12 @@ impl Roster {
             if let Some(id) = name.strip_prefix(FENCED_META) {
                 let last = <[u8; 8]>::try_from(value.as_slice()).map_or(0, u64::from_be_bytes);
                 inner.fenced.insert(id.to_string(), last);
+            }
+        }
+        for (name, _) in store.scan_meta(FOREIGN_META)? {
+            if let Some(id) = name.strip_prefix(FOREIGN_META) {
+                inner.members.remove(id);
+                inner.foreign.insert(id.to_string());
             }
         }
         inner.persisted_unseen = inner
@@ -224,7 +243,7 @@ impl Roster {
         }
         let changed = {
             let mut inner = self.lock();
-            if inner.fenced.contains_key(id) {
+            if inner.fenced.contains_key(id) || inner.foreign.contains(id) {
                 return;
             }
             let fresh = !inner.members.contains_key(id);
@@ -342,6 +361,9 @@ impl Roster {
         }
         let (entry, retired, unfenced) = {
             let mut inner = self.lock();
+            if inner.foreign.contains(id) {
+                return Err(Refusal::OtherCluster { id: id.to_string() });
+            }
             if let Some(s) = store_id.filter(|s| inner.retired.contains(s)) {
                 return Err(Refusal::RetiredStore {
                     id: id.to_string(),
@@ -484,6 +506,26 @@ mod tests {
         // A shared certificate binds every id to the same name.
         r.contact(&store, "n1", None, "node-1").expect("shared");
         r.contact(&store, "n2", None, "node-1").expect("shared");
+    }
+
+    #[test]
+    fn nodes_of_the_cluster_a_store_was_restored_from_are_refused_and_never_learned() {
+        let (_dir, store) = store();
+        store
+            .put_meta(&format!("{FOREIGN_META}old-1"), b"")
+            .expect("meta");
+        let r = Roster::load(&store, "me").expect("load");
+        let err = r
+            .contact(&store, "old-1", Some(3), "n")
+            .expect_err("old cluster");
+        assert!(matches!(err, Refusal::OtherCluster { .. }), "{err}");
+        // Refused, but not told to fence itself: it is a healthy node of
+        // another cluster.
+        assert!(!err.fences());
+        r.learn(&store, "old-1", Some("127.0.0.1:9"), None, true);
+        assert!(r.ids().is_empty(), "{:?}", r.ids());
+        r.contact(&store, "new-1", Some(4), "n")
+            .expect("a new node");
     }
 
     #[test]

@@ -82,6 +82,18 @@ pub(crate) fn decode_config(bytes: &[u8]) -> Result<Held, WireError> {
     config_from(<pb::VotingConfig as prost::Message>::decode(bytes)?)
 }
 
+/// The strict prefixes of the configuration persisted in `store` (none when
+/// it holds no configuration or one it cannot read).
+pub(crate) fn stored_strict_prefixes(
+    store: &Store,
+) -> Result<Vec<Vec<u8>>, vergent_storage::Error> {
+    Ok(store
+        .get_meta(CONFIG_META)?
+        .and_then(|b| decode_config(&b).ok())
+        .map(|h| h.strict)
+        .unwrap_or_default())
+}
+
 /// The configuration this node holds, and why there is none yet.
 #[derive(Debug)]
 pub(crate) struct Voting {
