@@ -95,6 +95,9 @@ pub(crate) fn fuzz(args: &[String]) -> anyhow::Result<()> {
             .arg(target_dir())
             .arg(t)
             .arg(&corpus)
+            // Committed seeds (read, never written): inputs a fuzzer takes
+            // long to find, such as a whole backup manifest.
+            .args(Some(root().join("crates/fuzz/seeds").join(t)).filter(|d| d.is_dir()))
             .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))

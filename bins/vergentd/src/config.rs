@@ -67,6 +67,12 @@ pub(crate) struct Cli {
     /// network) [default: not served].
     #[arg(long)]
     http_addr: Option<SocketAddr>,
+    /// Serve --http-addr over TLS with the node's certificate, requiring a
+    /// client certificate from the cluster CA as the client API does
+    /// (Prometheus: `scheme: https` with `tls_config`) [default: plain HTTP].
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    http_tls: bool,
     /// Seed peers, HOST:PORT, several after one flag (`--peers a:1 b:2`) or
     /// comma-separated [default: none].
     #[arg(long, num_args = 1.., value_delimiter = ',')]
@@ -609,6 +615,13 @@ fn build(merged: &Merged, m: Cli, cli: &Cli) -> anyhow::Result<Settings> {
     }
     node.advertise = m.advertise;
     node.http_addr = m.http_addr;
+    if m.http_tls && m.http_addr.is_none() {
+        bail!(
+            "{} needs --http-addr: it secures the operations endpoint, which is off",
+            name("http_tls")
+        );
+    }
+    node.http_tls = m.http_tls;
     node.peers = m.peers.unwrap_or_default();
     node.fsync = or_default(m.fsync, defaults.fsync);
     node.default_read_consistency = or_default(
@@ -1174,6 +1187,14 @@ mod tests {
         let s = parse(&args).expect("parses");
         assert_eq!(s.node.rate_limit, None, "unlimited by default");
         assert_eq!(s.node.http_addr, Some(([127, 0, 0, 1], 9101).into()));
+        assert!(!s.node.http_tls, "plain HTTP by default");
+        let mut tls = args.clone();
+        tls.push("--http-tls");
+        assert!(parse(&tls).expect("parses").node.http_tls);
+        let mut lone = vec!["--data-dir", "/tmp/d", "--http-tls"];
+        lone.extend_from_slice(&TLS);
+        let err = parse(&lone).expect_err("--http-tls without --http-addr");
+        assert!(err.to_string().contains("needs --http-addr"), "{err}");
         let mut limited = args.clone();
         limited.extend_from_slice(&["--rate-limit", "100"]);
         let r = parse(&limited)

@@ -72,8 +72,11 @@ fn metrics_count_requests_by_operation_level_and_code_and_show_peers_and_the_pro
     let body = wait_http(&addr, "/metrics", |code, body| {
         // Replication catches up in the background: wait for the peers'
         // lag series to show the log drained.
+        // Gossip may briefly suspect a peer on a loaded machine: wait for
+        // all three alive rather than read one instant.
         code == 200
             && series_value(body, r#"vergent_replication_lag_entries{peer="node-1"}"#) == Some(0.0)
+            && series_value(body, r#"vergent_gossip_members{state="alive"}"#) == Some(3.0)
     });
     let value = |series: &str| {
         series_value(&body, series).unwrap_or_else(|| panic!("no {series} in\n{body}"))
@@ -206,6 +209,47 @@ fn a_connection_over_its_rate_limit_is_refused_with_a_retry_hint_while_another_i
                 r#"vergent_requests_total{op="put",consistency="one",code="RATE_LIMITED"}"#
             ),
             Some(f64::from(refused))
+        );
+    });
+}
+
+#[test]
+fn the_operations_endpoint_over_tls_serves_a_client_certificate_of_the_ca_and_refuses_others() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = common::Certs::generate(&tmp.path().join("certs"));
+    let http = vergent_testkit::free_ports(1);
+    let addr = format!("127.0.0.1:{}", http[0]);
+    let _node = common::Proc::start(
+        &certs,
+        &tmp.path().join("data"),
+        &["--http-addr", &addr, "--http-tls"],
+    );
+    // Plain HTTP gets no answer from a TLS port.
+    assert_eq!(http_get(&addr, "/health"), None);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let (code, body) = common::https_get(&addr, "/metrics", &certs.client, true)
+            .await
+            .expect("a client of the CA is served");
+        assert_eq!(code, 200, "{body}");
+        assert!(series_value(&body, "vergent_ready").is_some(), "{body}");
+        assert!(body.trim_end().ends_with("# EOF"), "{body}");
+        let (code, body) = common::https_get(&addr, "/health", &certs.client, true)
+            .await
+            .expect("/health");
+        assert_eq!((code, body.as_str()), (200, "ok\n"));
+        // No client certificate: refused (TLS 1.3 reports it on the read).
+        let refused = common::https_get(&addr, "/metrics", &certs.client, false).await;
+        assert!(
+            refused.is_err(),
+            "served without a client certificate: {refused:?}"
+        );
+        // A certificate of another CA: refused too.
+        let other = common::Certs::generate(&tmp.path().join("other"));
+        let refused = common::https_get(&addr, "/metrics", &other.client, true).await;
+        assert!(
+            refused.is_err(),
+            "served a client of another CA: {refused:?}"
         );
     });
 }

@@ -18,9 +18,12 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Address the gRPC API listens on (TCP).
     pub listen: SocketAddr,
-    /// Address of the operations endpoint (plain HTTP: `/metrics`,
-    /// `/health`, `/ready`); none when `None`.
+    /// Address of the operations endpoint (`/metrics`, `/health`,
+    /// `/ready`; plain HTTP unless `http_tls`); none when `None`.
     pub http_addr: Option<SocketAddr>,
+    /// Serve the operations endpoint over TLS with the node's certificate
+    /// (reloaded with it), requiring a client certificate from the CA.
+    pub http_tls: bool,
     /// Requests per second each client connection may sustain, and its
     /// burst; unlimited when `None`. Over it a request is refused with
     /// `RESOURCE_EXHAUSTED` (`RATE_LIMITED`) and a retry hint.
@@ -127,6 +130,7 @@ impl NodeConfig {
             data_dir,
             listen,
             http_addr: None,
+            http_tls: false,
             rate_limit: None,
             advertise: None,
             peers: Vec::new(),

@@ -1,10 +1,12 @@
-//! The operations frontend over plain HTTP (`--http-addr`): Prometheus
+//! The operations frontend over HTTP (`--http-addr`; TLS with the node's
+//! certificate and a required client certificate under `--http-tls`): Prometheus
 //! `/metrics`, `/health` (the process answers) and `/ready` (this node
 //! should get client traffic; 503 with the reason otherwise). Like the gRPC
 //! frontend it reads peer state only through the status snapshots, and it
 //! holds the node's parts weakly so it never keeps a stopped store open.
 
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -12,6 +14,7 @@ use axum::response::IntoResponse;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use vergent_gossip::State as MemberState;
 
@@ -38,20 +41,83 @@ pub(crate) struct HttpState {
     pub(crate) failure: Arc<OnceLock<String>>,
 }
 
-/// Serves the frontend on `listener` until `stop` is cancelled.
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn router(state: Arc<HttpState>) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/health", axum::routing::get(health))
+        .route("/ready", axum::routing::get(ready))
+        .with_state(state)
+}
+
+/// Serves the frontend on `listener` until `stop` is cancelled: plain HTTP,
+/// or, given `tls` (the client API's configuration, which certificate
+/// reloads update), HTTP/1.1 over mutual TLS.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<HttpState>,
     stop: CancellationToken,
+    tls: Option<watch::Receiver<Arc<rustls::ServerConfig>>>,
 ) -> std::io::Result<()> {
-    let app = axum::Router::new()
-        .route("/metrics", axum::routing::get(metrics))
-        .route("/health", axum::routing::get(health))
-        .route("/ready", axum::routing::get(ready))
-        .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    let app = router(state);
+    let Some(tls) = tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    };
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors, say: back off instead of spinning.
+                    tracing::warn!(error = %e, "operations endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // The API's configuration (same certificate, CA and client
+        // verification, current after any reload) with HTTP/1.1's ALPN.
+        let mut config = rustls::ServerConfig::clone(&tls.borrow());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let app = app.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = %peer, error = %e, "operations endpoint: TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "operations endpoint: TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(peer = %peer, error = %e, "operations endpoint: connection ended");
+                    }
+                }
+                () = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
 }
 
 async fn health() -> &'static str {

@@ -374,8 +374,13 @@ impl Node {
                 });
                 // Outlives the drain, so /ready says "draining" meanwhile.
                 let stop = CancellationToken::new();
-                let task = tokio::spawn(crate::http::serve(listener, state, stop.clone()));
-                info!(addr = %addr, "operations endpoint (/metrics, /health, /ready) listening");
+                let tls = config.http_tls.then(|| tls_now.clone());
+                let task = tokio::spawn(crate::http::serve(listener, state, stop.clone(), tls));
+                info!(
+                    addr = %addr,
+                    tls = config.http_tls,
+                    "operations endpoint (/metrics, /health, /ready) listening"
+                );
                 Some((addr, stop, task))
             }
             None => None,

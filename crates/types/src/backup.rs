@@ -120,7 +120,10 @@ impl Manifest {
                 .split_once(' ')
                 .ok_or_else(|| bad(format!("expected `FIELD VALUE`, got {line:?}")))?;
             match field {
-                "node" => node = Some(rest.to_string()),
+                "node" => {
+                    crate::NodeId::new(rest).map_err(|e| bad(format!("node id {rest:?}: {e}")))?;
+                    node = Some(rest.to_string());
+                }
                 "store" => {
                     store = Some(
                         u64::from_str_radix(rest, 16)

@@ -687,6 +687,68 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     Some((code, body.to_string()))
 }
 
+/// `GET path` over HTTP/1.1 and TLS 1.3 to `addr` (server name
+/// `localhost`), trusting `tls`'s CA and presenting its certificate when
+/// `present_cert`; Err says where it failed (handshake, read).
+pub async fn https_get(
+    addr: &str,
+    path: &str,
+    tls: &TlsFiles,
+    present_cert: bool,
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let identity = vergent_tls::Identity::load(tls).map_err(|e| e.to_string())?;
+    let config = if present_cert {
+        vergent_tls::client_config(&identity, &[b"http/1.1"]).map_err(|e| e.to_string())?
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in identity.ca_certs() {
+            roots.add(ca.clone()).map_err(|e| e.to_string())?;
+        }
+        let mut c = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        c
+    };
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let exchange = async {
+        let mut s = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("no HTTP answer: {raw:?}"))?;
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("no status line: {head:?}"))?;
+        Ok((code, body.to_string()))
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| "no answer within 10 s".to_string())?
+}
+
 /// The value of the series `series` (name and labels exactly as exposed)
 /// in a Prometheus text exposition.
 pub fn series_value(exposition: &str, series: &str) -> Option<f64> {
