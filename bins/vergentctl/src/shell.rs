@@ -45,8 +45,8 @@ const COMMANDS: &[(&[&str], &str)] = &[
     (
         &["get", "getv"],
         "\
-  get KEY                          print the value, or (nil); with -e, a missing key
-                                   exits 1 (piped scripts and the terminal go on)
+  get KEY                          print the value, or (nil); with -e or piped input, a
+                                   missing key makes the exit code 1 (later lines still run)
   get -v KEY | getv KEY            print the value with its HLC and origin node
   get --raw KEY                    print the value's bytes alone: no newline, no escaping
                                    (nothing on stdout when missing)
@@ -1122,7 +1122,7 @@ impl Shell {
     /// Runs every line of `input`, read as bytes: lines end at `\n`, a `\r`
     /// before it is dropped. A line that cannot be parsed or run is reported
     /// with its number and the next one runs; the exit code is then the
-    /// worst of them.
+    /// worst of them (a `get` that found nothing counts as 1).
     fn run_piped(&self, input: impl BufRead) -> u8 {
         self.mode.set(Mode::Piped);
         let mut status = 0;
@@ -1138,7 +1138,10 @@ impl Shell {
                 line.pop();
             }
             match self.run_line(&line, Some(i + 1)) {
-                Ok(Ran::Done | Ran::Missing) => {}
+                Ok(Ran::Done) => {}
+                // As with -e: the script goes on, the exit code says a get
+                // found nothing.
+                Ok(Ran::Missing) => status = status.max(exit::ERROR),
                 Ok(Ran::Exit) => break,
                 Err(code) => status = status.max(code),
             }

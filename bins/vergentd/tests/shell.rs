@@ -110,7 +110,7 @@ fn a_raw_byte_value_from_a_pipe_round_trips_exactly() {
 }
 
 #[test]
-fn a_missing_key_exits_1_in_execute_mode_and_prints_nil_while_a_script_goes_on() {
+fn a_missing_key_exits_1_in_execute_and_pipe_mode_prints_nil_and_later_lines_still_run() {
     let node = Node::start();
     let out = node.execute(&[b"get nothing-here"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -134,10 +134,14 @@ fn a_missing_key_exits_1_in_execute_mode_and_prints_nil_while_a_script_goes_on()
     // A found key exits 0.
     let out = node.execute(&[b"get k"]);
     assert!(out.status.success(), "{}", show(&out));
-    // Piped scripts print (nil) and go on; a miss alone does not fail them.
+    // Piped scripts print (nil) and go on; the miss makes the exit code 1.
     let out = node.script(b"get nothing-here\nget k\n");
-    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert_eq!(text(&out.stdout), "(nil)\nv\n", "{}", show(&out));
+    assert!(!text(&out.stderr).contains("error"), "{}", show(&out));
+    // A script whose every get finds its key exits 0.
+    let out = node.script(b"get k\nget k\n");
+    assert!(out.status.success(), "{}", show(&out));
 }
 
 #[test]
@@ -225,7 +229,8 @@ consistency quorum
 format
 "#;
     let out = node.ctl(&[b"--format", b"json"], script);
-    assert!(out.status.success(), "{}", show(&out));
+    // `get missing` makes the exit code 1; every line still ran.
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let v = json_lines(&out);
     assert_eq!(v.len(), 14, "{}", show(&out));
     for put in &v[0..2] {

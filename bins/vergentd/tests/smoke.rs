@@ -38,11 +38,15 @@ status
 ";
     let out = ctl_script(&node.addr, &certs.client, script);
     let text = stdout(&out);
-    assert!(
-        out.status.success(),
+    // The `get foo` after the delete finds nothing: exit code 1, and every
+    // line ran (the status below is the last).
+    assert_eq!(
+        out.status.code(),
+        Some(1),
         "stdout:\n{text}\nstderr:\n{}",
         stderr(&out)
     );
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("OK hlc=20"), "{text}");
     assert_eq!(lines[1], "bar");

@@ -323,10 +323,24 @@ fn the_shell_cas_prints_ok_or_not_applied_with_the_current_state_and_exits_0_for
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
+    // The two gets of `s` after its deletes find nothing, which alone makes
+    // a script's exit code 1: a CAS that did not apply does not.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
         "exit {:?}\n{stdout}\n{stderr}",
         out.status
+    );
+    assert!(!stderr.contains("error"), "{stderr}");
+    let no_miss = common::ctl_script(
+        &node.addr,
+        &certs.client,
+        "cas other --absent 1\ncas other 5 6\n",
+    );
+    assert!(
+        no_miss.status.success(),
+        "a CAS that did not apply is no failure: {}",
+        String::from_utf8_lossy(&no_miss.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("OK hlc="), "{stdout}");
