@@ -22,6 +22,7 @@ pub(crate) const TARGETS: &[&str] = &[
     "acceptor_state",
     "stored_record",
     "text_ids",
+    "shell_words",
 ];
 /// Most resident memory a target may use; above it libFuzzer reports a failure.
 const RSS_LIMIT_MB: u32 = 512;

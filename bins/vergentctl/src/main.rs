@@ -9,6 +9,7 @@ mod certs;
 mod cli;
 mod shell;
 mod table;
+mod words;
 
 use std::process::ExitCode;
 

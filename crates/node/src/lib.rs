@@ -26,6 +26,8 @@ pub mod clock;
 mod config;
 mod datadir;
 mod error;
+#[cfg(test)]
+mod garble;
 mod http;
 mod identity;
 mod incoming;

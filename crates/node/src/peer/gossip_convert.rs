@@ -142,6 +142,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn garbled_gossip_converts_or_is_refused_and_what_converts_round_trips() {
+        use prost::Message as _;
+        let id = |s: &str| NodeId::new(s).expect("id");
+        let member = Member {
+            id: id("m"),
+            addr: "127.0.0.1:9".into(),
+            incarnation: 4,
+            state: State::Suspect,
+        };
+        let valid: Vec<Vec<u8>> = [
+            Body::Ping {
+                seq: 1,
+                target: id("t"),
+            },
+            Body::PushPull {
+                members: vec![member.clone()],
+                is_reply: true,
+            },
+        ]
+        .into_iter()
+        .map(|body| {
+            to_wire(&Message {
+                from: Sender {
+                    id: id("a"),
+                    addr: "127.0.0.1:1".into(),
+                    incarnation: 2,
+                },
+                body,
+                updates: vec![Update {
+                    id: id("m"),
+                    addr: "127.0.0.1:9".into(),
+                    incarnation: 4,
+                    state: State::Dead,
+                    from: id("a"),
+                }],
+            })
+            .encode_to_vec()
+        })
+        .collect();
+        let (mut converted, mut refused) = (0, 0);
+        for bytes in crate::garble::inputs(7, &valid, 20_000) {
+            let Ok(wire) = pb::Gossip::decode(bytes.as_slice()) else {
+                continue;
+            };
+            match from_wire(wire) {
+                Ok(msg) => {
+                    converted += 1;
+                    assert_eq!(from_wire(to_wire(&msg)).ok(), Some(msg));
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        // Both outcomes were exercised, not only the decoder's refusals.
+        assert!(converted > 100 && refused > 100, "{converted} {refused}");
+    }
+
+    #[test]
     fn every_gossip_body_round_trips_through_the_wire() {
         let id = |s: &str| NodeId::new(s).expect("id");
         let member = Member {

@@ -546,6 +546,85 @@ mod tests {
     }
 
     #[test]
+    fn garbled_consensus_messages_convert_or_are_refused_and_what_converts_round_trips() {
+        use prost::Message as _;
+        let config = Held {
+            config: VotingConfig::joint(4, [n("a"), n("b")], [n("b"), n("c")]),
+            strict: vec![b"locks/".to_vec()],
+        };
+        let prepare = Prepare {
+            key: b"k".to_vec(),
+            ballot: b(9, "a"),
+            epoch: 4,
+            peek: false,
+        };
+        let accept = Accept {
+            key: b"k".to_vec(),
+            ballot: b(9, "a"),
+            epoch: 4,
+            value: Some(b"v".to_vec()),
+            commit: v(10, "a"),
+            base: Some(v(2, "d")),
+            next_promise: Some(b(10, "a")),
+        };
+        let promise = PrepareReply::Promise(Promise {
+            accepted: Some(Accepted {
+                ballot: b(3, "c"),
+                value: Some(b"x".to_vec()),
+                commit: v(4, "c"),
+                base: Some(v(2, "d")),
+            }),
+            committed: Some(b(2, "b")),
+            lww: Some((v(1, "a"), Some(b"x".to_vec()))),
+            prior_promise: Some(b(2, "a")),
+        });
+        let items: Vec<Vec<u8>> = [
+            Item {
+                msg: Message::Prepare(prepare),
+                config: Some(config.clone()),
+            },
+            Item {
+                msg: Message::Accept(accept),
+                config: None,
+            },
+        ]
+        .iter()
+        .map(|i| item_to(&n("a"), i).encode_to_vec())
+        .collect();
+        let replies = vec![prepare_reply_to(&n("b"), &promise, Some(&config)).encode_to_vec()];
+        let (mut converted, mut refused) = (0, 0);
+        for bytes in crate::garble::inputs(11, &items, 20_000) {
+            let Ok(wire) = pb::PaxosItem::decode(bytes.as_slice()) else {
+                continue;
+            };
+            match item_from(wire, "a") {
+                Ok(item) => {
+                    converted += 1;
+                    let back = item_from(item_to(&n("a"), &item), "a").expect("round trip");
+                    assert_eq!((back.msg, back.config), (item.msg, item.config));
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        for bytes in crate::garble::inputs(12, &replies, 20_000) {
+            let Ok(wire) = pb::PaxosPrepareReply::decode(bytes.as_slice()) else {
+                continue;
+            };
+            match prepare_reply_from(wire) {
+                Ok((from, reply, cfg)) => {
+                    converted += 1;
+                    let again = prepare_reply_from(prepare_reply_to(&from, &reply, cfg.as_ref()))
+                        .expect("round trip");
+                    assert_eq!(again, (from, reply, cfg));
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        // Both outcomes were exercised, not only the decoder's refusals.
+        assert!(converted > 100 && refused > 100, "{converted} {refused}");
+    }
+
+    #[test]
     fn a_consensus_message_missing_a_field_or_with_a_bad_id_is_an_error() {
         let mut m = pb::PaxosPrepare {
             from: "a".into(),
