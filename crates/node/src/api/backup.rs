@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::Stream;
 use tokio::io::AsyncReadExt;
@@ -21,6 +21,9 @@ use super::status::ApiError;
 
 /// Bytes of file data per message: well under the gRPC message limit.
 const CHUNK_BYTES: usize = 256 << 10;
+/// How long a client may leave the next part unread before the backup is
+/// abandoned (its checkpoint pins table files and the one backup slot).
+const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Names of checkpoint directories inside the data dir.
 const CHECKPOINT_PREFIX: &str = "backup-checkpoint-";
 
@@ -85,7 +88,7 @@ pub(crate) fn serve(
         let (dir, files) = match taken {
             Ok(t) => t,
             Err(e) => {
-                let _ = tx.send(Err(super::status::to_status(e))).await;
+                send(&tx, Err(super::status::to_status(e))).await;
                 return;
             }
         };
@@ -114,11 +117,7 @@ pub(crate) fn serve(
             "backup: checkpoint taken, streaming it"
         );
         let part = pb::backup_chunk::Part::Begin(begin);
-        if tx
-            .send(Ok(pb::BackupChunk { part: Some(part) }))
-            .await
-            .is_err()
-        {
+        if !send(&tx, Ok(pb::BackupChunk { part: Some(part) })).await {
             return;
         }
         for (index, (name, size)) in files.iter().enumerate() {
@@ -128,7 +127,7 @@ pub(crate) fn serve(
                 // The client went away; the checkpoint goes with the task.
                 Ok(false) => return,
                 Err(e) => {
-                    let _ = tx.send(Err(super::status::to_status(e))).await;
+                    send(&tx, Err(super::status::to_status(e))).await;
                     return;
                 }
             }
@@ -164,11 +163,7 @@ async fn send_file(
             file: index,
             data: buf,
         });
-        if tx
-            .send(Ok(pb::BackupChunk { part: Some(part) }))
-            .await
-            .is_err()
-        {
+        if !send(tx, Ok(pb::BackupChunk { part: Some(part) })).await {
             return Ok(false);
         }
     }
@@ -182,10 +177,22 @@ async fn send_file(
         file: index,
         sha256: digest.finish().as_ref().to_vec(),
     });
-    Ok(tx
-        .send(Ok(pb::BackupChunk { part: Some(part) }))
-        .await
-        .is_ok())
+    Ok(send(tx, Ok(pb::BackupChunk { part: Some(part) })).await)
+}
+
+/// Queues one part for the client; false when it went away or left the
+/// stream unread for [`SEND_TIMEOUT`].
+async fn send(
+    tx: &mpsc::Sender<Result<pb::BackupChunk, Status>>,
+    part: Result<pb::BackupChunk, Status>,
+) -> bool {
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(part)).await {
+        Ok(sent) => sent.is_ok(),
+        Err(_) => {
+            tracing::warn!("backup: the client read nothing for {SEND_TIMEOUT:?}; abandoned");
+            false
+        }
+    }
 }
 
 /// Checkpoints `store` into a new directory of `data_dir` (removing any a

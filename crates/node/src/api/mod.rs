@@ -593,6 +593,12 @@ impl pb::cluster_server::Cluster for ClusterApi {
         // Counted when admitted; taking and streaming it is not a latency.
         observed(&self.metrics, "backup", "", async {
             admit(self.limit.as_deref(), &req)?;
+            // A node still filling from its peers (or fenced) would back up
+            // a partial store.
+            self.kv
+                .availability()
+                .check_readable()
+                .map_err(|e| to_status(ApiError::Kv(e)))?;
             let permit = self.backup.enter().map_err(to_status)?;
             let chunks = backup::serve(
                 self.kv.store().clone(),
