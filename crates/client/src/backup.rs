@@ -36,11 +36,24 @@ pub struct Backup {
 
 /// The file being received.
 struct Receiving {
-    index: u32,
     file: File,
     path: PathBuf,
     written: u64,
     digest: ring::digest::Context,
+}
+
+impl Receiving {
+    /// Creates `name` in `dir`; an existing file is an error, not overwritten.
+    fn create(dir: &Path, name: &str) -> Result<Self, Error> {
+        let path = dir.join(name);
+        let file = File::create_new(&path).map_err(io("creating", &path))?;
+        Ok(Self {
+            file,
+            path,
+            written: 0,
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+        })
+    }
 }
 
 impl Client {
@@ -89,17 +102,7 @@ impl Client {
                         .ok_or_else(|| bad(format!("file {} was not announced", d.file)))?;
                     let r = match &mut current {
                         Some(r) => r,
-                        None => {
-                            let path = files_dir.join(&info.name);
-                            let file = File::create_new(&path).map_err(io("creating", &path))?;
-                            current.insert(Receiving {
-                                index: d.file,
-                                file,
-                                path,
-                                written: 0,
-                                digest: ring::digest::Context::new(&ring::digest::SHA256),
-                            })
-                        }
+                        None => current.insert(Receiving::create(&files_dir, &info.name)?),
                     };
                     r.written += d.data.len() as u64;
                     if r.written > info.size {
@@ -123,19 +126,8 @@ impl Client {
                     // An empty file has no data message.
                     let r = match current.take() {
                         Some(r) => r,
-                        None => {
-                            let path = files_dir.join(&info.name);
-                            let file = File::create_new(&path).map_err(io("creating", &path))?;
-                            Receiving {
-                                index: end.file,
-                                file,
-                                path,
-                                written: 0,
-                                digest: ring::digest::Context::new(&ring::digest::SHA256),
-                            }
-                        }
+                        None => Receiving::create(&files_dir, &info.name)?,
                     };
-                    debug_assert_eq!(r.index, end.file);
                     if r.written != info.size {
                         return Err(bad(format!(
                             "{} has {} bytes, {} announced",

@@ -141,9 +141,8 @@ pub(crate) fn from_wire(g: pb::Gossip) -> Result<Message, DecodeError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn garbled_gossip_converts_or_is_refused_and_what_converts_round_trips() {
-        use prost::Message as _;
+    /// One message of every body, each with a piggybacked update.
+    fn samples() -> Vec<Message> {
         let id = |s: &str| NodeId::new(s).expect("id");
         let member = Member {
             id: id("m"),
@@ -151,36 +150,57 @@ mod tests {
             incarnation: 4,
             state: State::Suspect,
         };
-        let valid: Vec<Vec<u8>> = [
+        [
             Body::Ping {
                 seq: 1,
                 target: id("t"),
             },
+            Body::Ack { seq: 2 },
+            Body::Nack { seq: 3 },
+            Body::PingReq {
+                seq: 4,
+                target: id("t"),
+                target_addr: "h:1".into(),
+            },
             Body::PushPull {
-                members: vec![member.clone()],
+                members: vec![member],
                 is_reply: true,
             },
+            Body::Gossip,
         ]
         .into_iter()
-        .map(|body| {
-            to_wire(&Message {
-                from: Sender {
-                    id: id("a"),
-                    addr: "127.0.0.1:1".into(),
-                    incarnation: 2,
-                },
-                body,
-                updates: vec![Update {
-                    id: id("m"),
-                    addr: "127.0.0.1:9".into(),
-                    incarnation: 4,
-                    state: State::Dead,
-                    from: id("a"),
-                }],
-            })
-            .encode_to_vec()
+        .map(|body| Message {
+            from: Sender {
+                id: id("a"),
+                addr: "127.0.0.1:1".into(),
+                incarnation: 7,
+            },
+            body,
+            updates: vec![Update {
+                id: id("m"),
+                addr: "127.0.0.1:9".into(),
+                incarnation: 4,
+                state: State::Dead,
+                from: id("a"),
+            }],
         })
-        .collect();
+        .collect()
+    }
+
+    #[test]
+    fn every_gossip_body_round_trips_through_the_wire() {
+        for msg in samples() {
+            assert_eq!(from_wire(to_wire(&msg)).expect("decode"), msg);
+        }
+    }
+
+    #[test]
+    fn garbled_gossip_converts_or_is_refused_and_what_converts_round_trips() {
+        use prost::Message as _;
+        let valid: Vec<Vec<u8>> = samples()
+            .iter()
+            .map(|m| to_wire(m).encode_to_vec())
+            .collect();
         let (mut converted, mut refused) = (0, 0);
         for bytes in crate::garble::inputs(7, &valid, 20_000) {
             let Ok(wire) = pb::Gossip::decode(bytes.as_slice()) else {
@@ -196,51 +216,5 @@ mod tests {
         }
         // Both outcomes were exercised, not only the decoder's refusals.
         assert!(converted > 100 && refused > 100, "{converted} {refused}");
-    }
-
-    #[test]
-    fn every_gossip_body_round_trips_through_the_wire() {
-        let id = |s: &str| NodeId::new(s).expect("id");
-        let member = Member {
-            id: id("m"),
-            addr: "127.0.0.1:9".into(),
-            incarnation: 4,
-            state: State::Suspect,
-        };
-        for body in [
-            Body::Ping {
-                seq: 1,
-                target: id("t"),
-            },
-            Body::Ack { seq: 2 },
-            Body::Nack { seq: 3 },
-            Body::PingReq {
-                seq: 4,
-                target: id("t"),
-                target_addr: "h:1".into(),
-            },
-            Body::PushPull {
-                members: vec![member.clone()],
-                is_reply: true,
-            },
-            Body::Gossip,
-        ] {
-            let msg = Message {
-                from: Sender {
-                    id: id("a"),
-                    addr: "127.0.0.1:1".into(),
-                    incarnation: 7,
-                },
-                body,
-                updates: vec![Update {
-                    id: id("m"),
-                    addr: "127.0.0.1:9".into(),
-                    incarnation: 4,
-                    state: State::Dead,
-                    from: id("a"),
-                }],
-            };
-            assert_eq!(from_wire(to_wire(&msg)).expect("decode"), msg);
-        }
     }
 }

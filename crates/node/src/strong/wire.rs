@@ -455,36 +455,62 @@ mod tests {
         Version::new(Timestamp::from_u64(t), n(s))
     }
 
-    #[test]
-    fn every_consensus_message_round_trips_through_the_peer_protocol() {
-        let config = Held {
+    /// A joint configuration with a strict prefix.
+    fn held() -> Held {
+        Held {
             config: VotingConfig::joint(4, [n("a"), n("b")], [n("b"), n("c")]),
             strict: vec![b"locks/".to_vec()],
-        };
+        }
+    }
+
+    fn prepare(peek: bool) -> Prepare {
+        Prepare {
+            key: b"k".to_vec(),
+            ballot: b(9, "a"),
+            epoch: 4,
+            peek,
+        }
+    }
+
+    fn accept() -> Accept {
+        Accept {
+            key: b"k".to_vec(),
+            ballot: b(9, "a"),
+            epoch: 4,
+            value: Some(b"v".to_vec()),
+            commit: v(10, "a"),
+            base: None,
+            next_promise: Some(b(10, "a")),
+        }
+    }
+
+    /// A promise with every field set.
+    fn full_promise() -> PrepareReply {
+        PrepareReply::Promise(Promise {
+            accepted: Some(Accepted {
+                ballot: b(3, "c"),
+                value: None,
+                commit: v(4, "c"),
+                base: Some(v(2, "d")),
+            }),
+            committed: Some(b(2, "b")),
+            lww: Some((v(1, "a"), Some(b"x".to_vec()))),
+            prior_promise: Some(b(2, "a")),
+        })
+    }
+
+    #[test]
+    fn every_consensus_message_round_trips_through_the_peer_protocol() {
+        let config = held();
         for peek in [false, true] {
-            let prepare = Prepare {
-                key: b"k".to_vec(),
-                ballot: b(9, "a"),
-                epoch: 4,
-                peek,
-            };
+            let prepare = prepare(peek);
             let (from, back, cfg) =
                 prepare_from(prepare_to(&n("a"), &prepare, Some(&config))).expect("ok");
             assert_eq!((from, back, cfg), (n("a"), prepare, Some(config.clone())));
         }
 
         for reply in [
-            PrepareReply::Promise(Promise {
-                accepted: Some(Accepted {
-                    ballot: b(3, "c"),
-                    value: None,
-                    commit: v(4, "c"),
-                    base: Some(v(2, "d")),
-                }),
-                committed: Some(b(2, "b")),
-                lww: Some((v(1, "a"), Some(b"x".to_vec()))),
-                prior_promise: Some(b(2, "a")),
-            }),
+            full_promise(),
             PrepareReply::Promise(Promise {
                 accepted: None,
                 committed: None,
@@ -508,15 +534,7 @@ mod tests {
             assert_eq!(back, reply);
         }
 
-        let accept = Accept {
-            key: b"k".to_vec(),
-            ballot: b(9, "a"),
-            epoch: 4,
-            value: Some(b"v".to_vec()),
-            commit: v(10, "a"),
-            base: None,
-            next_promise: Some(b(10, "a")),
-        };
+        let accept = accept();
         let (_, back, _) = accept_from(accept_to(&n("a"), &accept, Some(&config))).expect("ok");
         assert_eq!(back, accept);
         for reply in [
@@ -548,50 +566,22 @@ mod tests {
     #[test]
     fn garbled_consensus_messages_convert_or_are_refused_and_what_converts_round_trips() {
         use prost::Message as _;
-        let config = Held {
-            config: VotingConfig::joint(4, [n("a"), n("b")], [n("b"), n("c")]),
-            strict: vec![b"locks/".to_vec()],
-        };
-        let prepare = Prepare {
-            key: b"k".to_vec(),
-            ballot: b(9, "a"),
-            epoch: 4,
-            peek: false,
-        };
-        let accept = Accept {
-            key: b"k".to_vec(),
-            ballot: b(9, "a"),
-            epoch: 4,
-            value: Some(b"v".to_vec()),
-            commit: v(10, "a"),
-            base: Some(v(2, "d")),
-            next_promise: Some(b(10, "a")),
-        };
-        let promise = PrepareReply::Promise(Promise {
-            accepted: Some(Accepted {
-                ballot: b(3, "c"),
-                value: Some(b"x".to_vec()),
-                commit: v(4, "c"),
-                base: Some(v(2, "d")),
-            }),
-            committed: Some(b(2, "b")),
-            lww: Some((v(1, "a"), Some(b"x".to_vec()))),
-            prior_promise: Some(b(2, "a")),
-        });
+        let config = held();
         let items: Vec<Vec<u8>> = [
             Item {
-                msg: Message::Prepare(prepare),
+                msg: Message::Prepare(prepare(false)),
                 config: Some(config.clone()),
             },
             Item {
-                msg: Message::Accept(accept),
+                msg: Message::Accept(accept()),
                 config: None,
             },
         ]
         .iter()
         .map(|i| item_to(&n("a"), i).encode_to_vec())
         .collect();
-        let replies = vec![prepare_reply_to(&n("b"), &promise, Some(&config)).encode_to_vec()];
+        let replies =
+            vec![prepare_reply_to(&n("b"), &full_promise(), Some(&config)).encode_to_vec()];
         let (mut converted, mut refused) = (0, 0);
         for bytes in crate::garble::inputs(11, &items, 20_000) {
             let Ok(wire) = pb::PaxosItem::decode(bytes.as_slice()) else {
