@@ -253,3 +253,33 @@ fn the_operations_endpoint_over_tls_serves_a_client_certificate_of_the_ca_and_re
         );
     });
 }
+
+#[test]
+fn a_flood_of_idle_connections_to_the_operations_endpoint_is_capped_and_it_serves_again_after() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let certs = common::Certs::generate(&tmp.path().join("certs"));
+    let http = vergent_testkit::free_ports(1);
+    let addr = format!("127.0.0.1:{}", http[0]);
+    let _node = common::Proc::start(&certs, &tmp.path().join("data"), &["--http-addr", &addr]);
+    // 64 connections that never send a request hold every slot.
+    let idle: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    // The next one is closed at once, with nothing read or answered.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let mut extra = std::net::TcpStream::connect(&addr).expect("connect");
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 1];
+        if matches!(extra.read(&mut buf), Ok(0)) {
+            break;
+        }
+        // The accept loop may not have taken all 64 yet.
+        assert!(Instant::now() < until, "a 65th connection was kept open");
+    }
+    drop(idle);
+    wait_http(&addr, "/health", |code, body| code == 200 && body == "ok\n");
+}

@@ -52,6 +52,10 @@ fn router(state: Arc<HttpState>) -> axum::Router {
         .with_state(state)
 }
 
+/// Connections the endpoint serves at once (TLS handshakes included);
+/// more are closed at once, so a flood cannot grow tasks without bound.
+const MAX_CONNECTIONS: usize = 64;
+
 /// Serves the frontend on `listener` until `stop` is cancelled: plain HTTP,
 /// or, given `tls` (the client API's configuration, which certificate
 /// reloads update), HTTP/1.1 over mutual TLS.
@@ -62,11 +66,7 @@ pub(crate) async fn serve(
     tls: Option<watch::Receiver<Arc<rustls::ServerConfig>>>,
 ) -> std::io::Result<()> {
     let app = router(state);
-    let Some(tls) = tls else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (tcp, peer) = tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -80,43 +80,61 @@ pub(crate) async fn serve(
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(peer = %peer, "operations endpoint: {MAX_CONNECTIONS} connections open; closing a new one");
+            continue;
+        };
         // The API's configuration (same certificate, CA and client
         // verification, current after any reload) with HTTP/1.1's ALPN.
-        let mut config = rustls::ServerConfig::clone(&tls.borrow());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = tls.as_ref().map(|tls| {
+            let mut config = rustls::ServerConfig::clone(&tls.borrow());
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
         let app = app.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-                .await
-            {
-                Ok(Ok(s)) => s,
+            let _slot = slot;
+            let Some(acceptor) = acceptor else {
+                return serve_connection(tcp, app, &stop, peer).await;
+            };
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_connection(stream, app, &stop, peer).await,
                 Ok(Err(e)) => {
                     tracing::warn!(peer = %peer, error = %e, "operations endpoint: TLS handshake refused");
-                    return;
                 }
                 Err(_) => {
                     tracing::debug!(peer = %peer, "operations endpoint: TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(peer = %peer, error = %e, "operations endpoint: connection ended");
-                    }
-                }
-                () = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it ends, or gracefully until
+/// `stop` is cancelled.
+async fn serve_connection<S>(
+    stream: S,
+    app: axum::Router,
+    stop: &CancellationToken,
+    peer: std::net::SocketAddr,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(peer = %peer, error = %e, "operations endpoint: connection ended");
+            }
+        }
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 
